@@ -1,0 +1,29 @@
+# certhook — common tasks. `make run` serves on the embedded SQLite default; `make test`
+# runs every test (PostgreSQL tests use CERTHOOK_TEST_POSTGRES_URL, default
+# postgres://postgres@127.0.0.1:5432/postgres, and skip with a message when it is down
+# unless CI=true).
+CARGO ?= cargo
+
+.PHONY: run build test lint fmt bench clean
+
+run:
+	$(CARGO) run -p certhook -- serve
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+test:
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench:
+	@echo "make bench: the benchmark harness arrives with the benchmarks issue (#8)"
+
+clean:
+	$(CARGO) clean

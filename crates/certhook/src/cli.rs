@@ -1,0 +1,371 @@
+//! The command line of SPEC §6, as clap types.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// certhook: durable, signed delivery of certificate events.
+#[derive(Debug, Parser)]
+#[command(name = "certhook", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (TOML); CERTHOOK_* environment variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://certhook.db (default) or postgres://user@host/db.
+    #[arg(long, global = true, env = "CERTHOOK_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Machine-readable output on stdout: one JSON document.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the worker, the expiration scanner and the HTTP API until SIGINT/SIGTERM.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Applications: groups of certificates.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Alerts: what an application's channels subscribe to.
+    #[command(subcommand)]
+    Alert(AlertCommand),
+    /// Channels: where an alert sends.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Produce events from JSON (one, an array, or NDJSON) or from a PEM certificate.
+    Enqueue(EnqueueArgs),
+    /// Load a folder of PEM certificates into the inventory.
+    Import(ImportArgs),
+    /// Run the expiration scan once.
+    Scan(ScanArgs),
+    /// Deliveries and their attempt history.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+    /// Dead letters: inspect, replay, purge.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Queue depth per state, oldest pending age, events, channels by state.
+    Status,
+    /// A local development receiver that prints each CloudEvent and checks its signatures.
+    Listen(ListenArgs),
+}
+
+/// `certhook app …`
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an application.
+    Create {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
+    /// List applications.
+    List,
+}
+
+/// `certhook alert …`
+#[derive(Debug, Subcommand)]
+pub enum AlertCommand {
+    /// Create an alert.
+    Create {
+        /// Application id.
+        #[arg(long)]
+        app: String,
+        /// expiration, issuance, renewal or revocation.
+        #[arg(long = "type")]
+        alert_type: String,
+        /// A slug: lowercase letters, digits and single dashes, at most 63 characters.
+        #[arg(long)]
+        name: String,
+        /// Expiration alerts only: how long before notAfter (30d, 12h, 2w, 90m).
+        #[arg(long)]
+        before: Option<String>,
+        /// Free text.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List alerts.
+    List {
+        /// Only this application's.
+        #[arg(long)]
+        app: Option<String>,
+    },
+}
+
+/// `certhook channel …`
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Create a channel.
+    Create(ChannelCreateArgs),
+    /// List channels.
+    List {
+        /// Only this alert's.
+        #[arg(long)]
+        alert: Option<String>,
+    },
+    /// Show one channel.
+    Show {
+        /// Channel id.
+        id: String,
+    },
+    /// Activate a channel with the token its endpoint received.
+    Activate {
+        /// Channel id.
+        id: String,
+        /// The verification token.
+        #[arg(long)]
+        token: String,
+    },
+    /// Send a new verification token.
+    Reverify {
+        /// Channel id.
+        id: String,
+    },
+    /// Send a test event now and report status code and latency.
+    Test {
+        /// Channel id.
+        id: String,
+    },
+    /// Hold deliveries until resumed.
+    Pause {
+        /// Channel id.
+        id: String,
+    },
+    /// Send held deliveries and new ones again.
+    Resume {
+        /// Channel id.
+        id: String,
+    },
+    /// Re-enable a disabled channel.
+    Enable {
+        /// Channel id.
+        id: String,
+    },
+    /// Point a channel elsewhere (it is verified again).
+    UpdateUrl {
+        /// Channel id.
+        id: String,
+        /// The new URL.
+        #[arg(long)]
+        url: String,
+    },
+    /// Replace the signing secret, keeping the old one for a grace period.
+    RotateSecret {
+        /// Channel id.
+        id: String,
+        /// The new secret (at least 32 characters).
+        #[arg(long)]
+        secret: String,
+        /// How long the previous secret keeps signing too.
+        #[arg(long, default_value = "24h")]
+        grace: String,
+    },
+    /// Delete a channel; its pending deliveries are dead-lettered.
+    Delete {
+        /// Channel id.
+        id: String,
+    },
+}
+
+/// `certhook channel create`
+#[derive(Debug, Args)]
+pub struct ChannelCreateArgs {
+    /// Alert id.
+    #[arg(long)]
+    pub alert: String,
+    /// Destination URL (not needed for pagerduty).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Signing secret (at least 32 characters).
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// webhook, slack or pagerduty (slack is detected from hooks.slack.com URLs).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// PagerDuty routing key (32 hex characters).
+    #[arg(long)]
+    pub routing_key: Option<String>,
+    /// Content-Type of requests (default: the CloudEvents structured media type).
+    #[arg(long)]
+    pub content_type: Option<String>,
+    /// Trust the endpoint: skip the verification handshake.
+    #[arg(long)]
+    pub no_verify: bool,
+}
+
+/// `certhook enqueue`
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    /// JSON file: one event, an array, or NDJSON (`-` for standard input).
+    #[arg(long, conflicts_with_all = ["app", "event_type", "pem"])]
+    pub file: Option<PathBuf>,
+    /// Application id (with --pem).
+    #[arg(long, requires = "pem")]
+    pub app: Option<String>,
+    /// issuance, renewal or revocation (with --pem).
+    #[arg(long = "type", requires = "pem")]
+    pub event_type: Option<String>,
+    /// A PEM certificate whose fields make the event.
+    #[arg(long, requires_all = ["app", "event_type"])]
+    pub pem: Option<PathBuf>,
+}
+
+/// `certhook import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Application id.
+    #[arg(long)]
+    pub app: String,
+    /// Folder of PEM certificates (read recursively).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Send issuance alerts for what is imported.
+    #[arg(long)]
+    pub notify: bool,
+}
+
+/// `certhook scan`
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Evaluate at this instant (RFC 3339) instead of now.
+    #[arg(long)]
+    pub as_of: Option<String>,
+}
+
+/// `certhook deliveries …`
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries.
+    List {
+        /// pending, leased, retrying, held, delivered or dead.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this channel's.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Show one delivery with its attempts.
+    Show {
+        /// Delivery id.
+        id: String,
+    },
+}
+
+/// Filters shared by the dead-letter commands.
+#[derive(Debug, Args)]
+pub struct DlqFilter {
+    /// Only this channel's.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Only this alert type's.
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// Only those dead-lettered at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+/// `certhook dlq …`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters.
+    List(DlqFilter),
+    /// Put dead letters back in the queue with fresh attempts (same CloudEvent ids).
+    Replay {
+        /// One dead letter.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter that matches the filters.
+        #[arg(long)]
+        all: bool,
+        /// The filters.
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Change nothing; print what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Delete dead letters: the only way they are ever deleted.
+    Purge {
+        /// One dead letter.
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        /// Every dead letter that matches the filters.
+        #[arg(long)]
+        all: bool,
+        /// Only this channel's.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only those dead-lettered before this time (RFC 3339).
+        #[arg(long)]
+        before: Option<String>,
+        /// Change nothing; print what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `certhook listen`
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Port on 127.0.0.1.
+    #[arg(long)]
+    pub port: u16,
+    /// The channel's signing secret, to check signatures.
+    #[arg(long)]
+    pub secret: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_global_flags_after_the_command() {
+        let cli = Cli::try_parse_from(["certhook", "status", "--json", "--database-url", "sqlite://x.db"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.database_url.as_deref(), Some("sqlite://x.db"));
+        assert!(matches!(cli.command, Command::Status));
+    }
+
+    #[test]
+    fn enqueue_needs_a_file_or_a_pem_with_app_and_type() {
+        assert!(Cli::try_parse_from(["certhook", "enqueue", "--pem", "c.pem"]).is_err());
+        assert!(Cli::try_parse_from(["certhook", "enqueue", "--file", "e.json", "--pem", "c.pem"]).is_err());
+        assert!(
+            Cli::try_parse_from(["certhook", "enqueue", "--app", "a", "--type", "issuance", "--pem", "c.pem"]).is_ok()
+        );
+    }
+
+    #[test]
+    fn dlq_replay_needs_id_or_all() {
+        assert!(Cli::try_parse_from(["certhook", "dlq", "replay"]).is_err());
+        assert!(Cli::try_parse_from(["certhook", "dlq", "replay", "--id", "x", "--all"]).is_err());
+        assert!(Cli::try_parse_from(["certhook", "dlq", "replay", "--all", "--dry-run"]).is_ok());
+    }
+}

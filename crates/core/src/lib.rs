@@ -1,0 +1,30 @@
+//! certhook-core: the pure heart of certhook — no I/O, no clock reads, no network.
+//!
+//! # Layout
+//!
+//! - [`secret`]: the [`Secret`] newtype that never prints its contents.
+//! - [`time`]: RFC 3339 parsing and the millisecond UTC format of the wire.
+//! - [`duration`]: `alertBefore` windows (`30d`) and configuration durations (`250ms`).
+//! - [`event`]: the domain types of events, certificates, alerts and channels.
+//! - [`validate`]: turning producer JSON into a checked [`event::NewEvent`], or an error
+//!   naming the field.
+//! - [`render`]: the CloudEvents 1.0 body of a delivery, byte-for-byte deterministic.
+//! - [`sign`]: the `x-infisical-signature` and Standard Webhooks headers.
+//! - [`retry`]: the durable retry schedule (exponential backoff, full jitter, `Retry-After`).
+//! - [`config`]: the configuration file and its `CERTHOOK_*` environment overrides.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod duration;
+pub mod event;
+pub mod render;
+pub mod retry;
+pub mod secret;
+pub mod sign;
+pub mod time;
+pub mod validate;
+
+pub use secret::Secret;
+
+/// certhook's version, as sent in `user-agent: certhook/<version>`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

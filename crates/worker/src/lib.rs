@@ -1,0 +1,2 @@
+//! certhook-worker: the delivery loop that leases, renders, signs, sends and records.
+#![deny(missing_docs)]
