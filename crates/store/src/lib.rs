@@ -1,2 +1,231 @@
 //! certhook-store: the durable outbox on SQLite and PostgreSQL.
+//!
+//! # Layout
+//!
+//! - [`Store`]: one API over both backends, chosen once from the database URL.
+//! - `sqlite` / `postgres`: connection set-up per backend; both compile the same logic
+//!   (`backend.rs`) against their own SQL dialect (`sql.rs`).
+//! - [`model`]: rows as domain values, leases and outcomes.
+//! - [`migrate`]: the embedded migrations of `migrations/sqlite` and `migrations/postgres`.
+//! - [`error`]: what can go wrong ([`StoreError`]).
+//!
+//! A delivery moves only through named transitions: fan-out creates it `pending`, `held`
+//! or `dead`; [`Store::claim`] leases it; [`Store::record`] settles the lease as
+//! `delivered`, `retrying` or `dead` (or releases it); channel state changes hold and
+//! release; [`Store::replay`] and [`Store::purge`] are the only ways out of `dead`.
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod migrate;
+pub mod model;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use certhook_core::event::{ChannelState, NewEvent};
+use certhook_core::render::RenderSettings;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+pub use error::{Result, StoreError};
+pub use model::*;
+
+/// The outbox, on whichever backend the database URL names.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// One SQLite file.
+    Sqlite(sqlite::Backend),
+    /// A PostgreSQL database shared by any number of workers.
+    Postgres(postgres::Backend),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($b) => $e,
+            Store::Postgres($b) => $e,
+        }
+    };
+}
+
+/// Which backend a database URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// `sqlite:…`
+    Sqlite,
+    /// `postgres://…` or `postgresql://…`
+    Postgres,
+}
+
+impl BackendKind {
+    /// Reads the backend from a URL's scheme.
+    pub fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(BackendKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(BackendKind::Postgres)
+        } else {
+            Err(StoreError::BadUrl("must start with sqlite:, postgres:// or postgresql://".into()))
+        }
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` (creating a SQLite file if needed) and applies
+    /// pending migrations.
+    pub async fn connect(url: &str) -> Result<Store> {
+        let work = Arc::new(Notify::new());
+        Ok(match BackendKind::of_url(url)? {
+            BackendKind::Sqlite => Store::Sqlite(sqlite::Backend::connect(url, work).await?),
+            BackendKind::Postgres => Store::Postgres(postgres::Backend::connect(url, work).await?),
+        })
+    }
+
+    /// Which backend this is.
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Store::Sqlite(_) => BackendKind::Sqlite,
+            Store::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Resolves when this process made work due, or (PostgreSQL, once
+    /// [`Store::listen_for_work`] runs) another process did, or after `timeout`.
+    pub async fn wait_for_work(&self, timeout: Duration) {
+        let work = dispatch!(self, b => b.work.clone());
+        let _ = tokio::time::timeout(timeout, work.notified()).await;
+    }
+
+    /// PostgreSQL: starts forwarding `NOTIFY` wake-ups; SQLite: nothing (polling finds
+    /// rows that other processes inserted).
+    pub async fn listen_for_work(&self) -> Result<Option<tokio::task::JoinHandle<()>>> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            Store::Postgres(b) => b.listen_for_work().await.map(Some),
+        }
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(&self) {
+        dispatch!(self, b => b.close().await)
+    }
+
+    /// The database's clock.
+    pub async fn now(&self) -> Result<DateTime<Utc>> {
+        dispatch!(self, b => b.now().await)
+    }
+
+    /// Creates an application.
+    pub async fn create_application(&self, name: &str) -> Result<Application> {
+        dispatch!(self, b => b.create_application(name).await)
+    }
+
+    /// Every application, oldest first.
+    pub async fn list_applications(&self) -> Result<Vec<Application>> {
+        dispatch!(self, b => b.list_applications().await)
+    }
+
+    /// One application.
+    pub async fn get_application(&self, id: Uuid) -> Result<Application> {
+        dispatch!(self, b => b.get_application(id).await)
+    }
+
+    /// Creates an alert.
+    pub async fn create_alert(&self, new: &NewAlert) -> Result<Alert> {
+        dispatch!(self, b => b.create_alert(new).await)
+    }
+
+    /// Alerts, optionally of one application.
+    pub async fn list_alerts(&self, application_id: Option<Uuid>) -> Result<Vec<Alert>> {
+        dispatch!(self, b => b.list_alerts(application_id).await)
+    }
+
+    /// One alert.
+    pub async fn get_alert(&self, id: Uuid) -> Result<Alert> {
+        dispatch!(self, b => b.get_alert(id).await)
+    }
+
+    /// Creates a channel.
+    pub async fn create_channel(&self, new: &NewChannel) -> Result<Channel> {
+        dispatch!(self, b => b.create_channel(new).await)
+    }
+
+    /// Channels, optionally of one alert.
+    pub async fn list_channels(&self, alert_id: Option<Uuid>) -> Result<Vec<Channel>> {
+        dispatch!(self, b => b.list_channels(alert_id).await)
+    }
+
+    /// One channel.
+    pub async fn get_channel(&self, id: Uuid) -> Result<Channel> {
+        dispatch!(self, b => b.get_channel(id).await)
+    }
+
+    /// Moves a channel to `state`, holding or releasing its deliveries to match.
+    pub async fn set_channel_state(&self, id: Uuid, state: ChannelState) -> Result<Channel> {
+        dispatch!(self, b => b.set_channel_state(id, state).await)
+    }
+
+    /// Dead-letters a channel's waiting deliveries with `reason`.
+    pub async fn dead_letter_channel(&self, id: Uuid, reason: &str) -> Result<u64> {
+        dispatch!(self, b => b.dead_letter_channel(id, reason).await)
+    }
+
+    /// Deletes a channel; its waiting deliveries become dead letters (`channel_deleted`).
+    pub async fn delete_channel(&self, id: Uuid) -> Result<u64> {
+        dispatch!(self, b => b.delete_channel(id).await)
+    }
+
+    /// Enqueues a batch of validated events, all or nothing; ids in input order.
+    pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+        dispatch!(self, b => b.enqueue(events).await)
+    }
+
+    /// Fans out up to `limit` new outbox rows; returns how many rows it read.
+    pub async fn fan_out(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
+        dispatch!(self, b => b.fan_out(settings, limit).await)
+    }
+
+    /// Claims up to `limit` due deliveries under a lease of `lease`.
+    pub async fn claim(&self, limit: usize, lease: Duration) -> Result<Claim> {
+        dispatch!(self, b => b.claim(limit, lease).await)
+    }
+
+    /// Records outcomes in one transaction; which were accepted (not fenced off).
+    pub async fn record(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>> {
+        dispatch!(self, b => b.record(outcomes).await)
+    }
+
+    /// Deliveries matching a filter, newest first.
+    pub async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+        dispatch!(self, b => b.list_deliveries(filter).await)
+    }
+
+    /// One delivery with its attempts.
+    pub async fn get_delivery(&self, id: Uuid) -> Result<DeliveryDetail> {
+        dispatch!(self, b => b.get_delivery(id).await)
+    }
+
+    /// Replays dead letters (same CloudEvent ids, fresh attempts); the ids replayed.
+    pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
+        dispatch!(self, b => b.replay(selector, dry_run).await)
+    }
+
+    /// Purges dead letters; the ids purged.
+    pub async fn purge(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
+        dispatch!(self, b => b.purge(selector, dry_run).await)
+    }
+
+    /// Queue depth per state, oldest waiting age, events, channels by state.
+    pub async fn status(&self) -> Result<Status> {
+        dispatch!(self, b => b.status().await)
+    }
+
+    /// Deletes what `retention` allows: delivered rows, their attempts, orphaned events.
+    pub async fn prune(&self, retention: Duration) -> Result<Pruned> {
+        dispatch!(self, b => b.prune(retention).await)
+    }
+}

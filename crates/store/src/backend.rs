@@ -1,0 +1,843 @@
+// The store's logic, written once and compiled once per backend: `sqlite.rs` and
+// `postgres.rs` each `include!` this file after defining `Db`, `DbPool`, `DbRow`,
+// `Backend { pool, q, work }` and `Backend::begin_write`. The SQL differs per dialect
+// (see `sql.rs`); the Rust around it does not, and neither does its behaviour.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certhook_core::duration::AlertBefore;
+use certhook_core::event::{AlertType, Certificate, ChannelKind, ChannelState, DeliveryState, NewEvent};
+use certhook_core::render::{AlertRef, RenderSettings, render_alert_event};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::model::*;
+
+/// Rows a retention pass deletes per statement, so no statement holds the writer for long.
+const PRUNE_CHUNK: i64 = 5_000;
+
+fn millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn opt_millis(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.map(millis)
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn uuid_col(row: &DbRow, col: &str) -> Result<Uuid> {
+    let text: String = row.try_get(col)?;
+    Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{col} '{text}' is not a UUID")))
+}
+
+fn opt_uuid_col(row: &DbRow, col: &str) -> Result<Option<Uuid>> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| Uuid::parse_str(&t).map_err(|_| StoreError::Corrupt(format!("{col} '{t}' is not a UUID")))).transpose()
+}
+
+fn parse_col<T: std::str::FromStr>(row: &DbRow, col: &str) -> Result<T> {
+    let text: String = row.try_get(col)?;
+    text.parse().map_err(|_| StoreError::Corrupt(format!("{col} '{text}' is not a known value")))
+}
+
+fn application_from(row: &DbRow) -> Result<Application> {
+    Ok(Application {
+        id: uuid_col(row, "id")?,
+        name: row.try_get("name")?,
+        created_at: millis(row.try_get("created_at")?),
+    })
+}
+
+fn alert_from(row: &DbRow) -> Result<Alert> {
+    let before: Option<String> = row.try_get("alert_before")?;
+    Ok(Alert {
+        id: uuid_col(row, "id")?,
+        application_id: uuid_col(row, "application_id")?,
+        alert_type: parse_col(row, "type")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        alert_before: before
+            .map(|b| b.parse::<AlertBefore>().map_err(|e| StoreError::Corrupt(format!("alert_before: {e}"))))
+            .transpose()?,
+    })
+}
+
+fn channel_from(row: &DbRow) -> Result<Channel> {
+    let secret: Option<String> = row.try_get("secret")?;
+    Ok(Channel {
+        id: uuid_col(row, "id")?,
+        alert_id: uuid_col(row, "alert_id")?,
+        kind: parse_col::<ChannelKind>(row, "kind")?,
+        url: row.try_get("url")?,
+        state: parse_col::<ChannelState>(row, "state")?,
+        content_type: row.try_get("content_type")?,
+        has_secret: secret.is_some(),
+        created_at: millis(row.try_get("created_at")?),
+    })
+}
+
+fn delivery_from(row: &DbRow) -> Result<Delivery> {
+    let state: DeliveryState = parse_col(row, "state")?;
+    let next: i64 = row.try_get("next_attempt_at")?;
+    let waiting = matches!(state, DeliveryState::Pending | DeliveryState::Retrying);
+    Ok(Delivery {
+        id: uuid_col(row, "id")?,
+        event_id: opt_uuid_col(row, "event_id")?,
+        channel_id: uuid_col(row, "channel_id")?,
+        cloud_event_id: uuid_col(row, "message_id")?,
+        delivery_type: row.try_get("type")?,
+        state,
+        attempt_count: row.try_get::<i64, _>("attempt_count")? as u32,
+        next_attempt_at: waiting.then(|| millis(next)),
+        last_status_code: row.try_get::<Option<i64>, _>("last_status_code")?.map(|c| c as u16),
+        last_error: row.try_get("last_error")?,
+        reason: row.try_get("reason")?,
+        created_at: millis(row.try_get("created_at")?),
+        delivered_at: opt_millis(row.try_get("delivered_at")?),
+        dead_at: opt_millis(row.try_get("dead_at")?),
+    })
+}
+
+/// Where a new delivery for a channel in `state` starts, and why it is dead if it is.
+fn initial_delivery_state(state: ChannelState) -> (DeliveryState, Option<&'static str>) {
+    match state {
+        ChannelState::Active => (DeliveryState::Pending, None),
+        ChannelState::Paused | ChannelState::PendingVerification => (DeliveryState::Held, None),
+        ChannelState::Disabled => (DeliveryState::Dead, Some("channel_disabled")),
+    }
+}
+
+/// An event row waiting for fan-out.
+struct PendingEvent {
+    id: String,
+    application_id: String,
+    event_type: String,
+    certificate: Option<String>,
+    certificates: Option<String>,
+    alert_id: Option<String>,
+    occurred_at: i64,
+    created_at: i64,
+}
+
+/// What an outbox row turned out to hold.
+struct ParsedEvent {
+    alert_type: AlertType,
+    application_id: Uuid,
+    certificates: Vec<Certificate>,
+    upsert: bool,
+}
+
+/// Reads an outbox row: what the producer API wrote, or what a PKI inserted by plain SQL.
+fn parse_pending(ev: &PendingEvent) -> std::result::Result<ParsedEvent, String> {
+    let occurred = millis(ev.occurred_at);
+    if let Some(list) = &ev.certificates {
+        let certificates: Vec<Certificate> = serde_json::from_str(list).map_err(|e| format!("certificates: {e}"))?;
+        let alert_type: AlertType = ev.event_type.parse().map_err(|e| format!("type: {e}"))?;
+        let application_id =
+            Uuid::parse_str(&ev.application_id).map_err(|_| "applicationId: not a UUID".to_string())?;
+        return Ok(ParsedEvent { alert_type, application_id, certificates, upsert: false });
+    }
+    let certificate: serde_json::Value = match &ev.certificate {
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("certificate: invalid JSON: {e}"))?,
+        None => return Err("certificate: missing required field".into()),
+    };
+    let value = serde_json::json!({
+        "type": ev.event_type,
+        "applicationId": ev.application_id,
+        "certificate": certificate,
+    });
+    let NewEvent { event_type, application_id, certificate, .. } =
+        certhook_core::validate::parse_event(&value, occurred).map_err(|e| e.to_string())?;
+    let upsert = event_type != AlertType::Expiration;
+    Ok(ParsedEvent { alert_type: event_type, application_id, certificates: vec![certificate], upsert })
+}
+
+impl Backend {
+    /// The database's clock.
+    pub async fn now(&self) -> Result<DateTime<Utc>> {
+        let ms: i64 = sqlx::query_scalar(self.q.now).fetch_one(&self.pool).await?;
+        Ok(millis(ms))
+    }
+
+    /// Wakes this process's worker: new work is due.
+    fn wake(&self) {
+        self.work.notify_one();
+    }
+
+    // ---- applications, alerts, channels ----
+
+    /// Creates an application.
+    pub async fn create_application(&self, name: &str) -> Result<Application> {
+        let id = Uuid::now_v7();
+        let created: i64 =
+            sqlx::query_scalar(self.q.insert_application).bind(id.to_string()).bind(name).fetch_one(&self.pool).await?;
+        Ok(Application { id, name: name.to_string(), created_at: millis(created) })
+    }
+
+    /// Every application, oldest first.
+    pub async fn list_applications(&self) -> Result<Vec<Application>> {
+        let rows = sqlx::query(self.q.list_applications).fetch_all(&self.pool).await?;
+        rows.iter().map(application_from).collect()
+    }
+
+    /// One application.
+    pub async fn get_application(&self, id: Uuid) -> Result<Application> {
+        let row = sqlx::query(self.q.get_application).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => application_from(&row),
+            None => Err(StoreError::NotFound { kind: "application", id: id.to_string() }),
+        }
+    }
+
+    /// Creates an alert in an existing application; names are unique per application.
+    pub async fn create_alert(&self, new: &NewAlert) -> Result<Alert> {
+        let mut tx = self.begin_write().await?;
+        let app = new.application_id.to_string();
+        let exists = sqlx::query(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound { kind: "application", id: app });
+        }
+        let taken = sqlx::query(self.q.alert_name_taken).bind(&app).bind(&new.name).fetch_optional(&mut *tx).await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "name: an alert named '{}' already exists in application {app}",
+                new.name
+            )));
+        }
+        let id = Uuid::now_v7();
+        sqlx::query(self.q.insert_alert)
+            .bind(id.to_string())
+            .bind(&app)
+            .bind(new.alert_type.as_str())
+            .bind(&new.name)
+            .bind(&new.description)
+            .bind(new.alert_before.map(|b| b.to_string()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Alert {
+            id,
+            application_id: new.application_id,
+            alert_type: new.alert_type,
+            name: new.name.clone(),
+            description: new.description.clone(),
+            alert_before: new.alert_before,
+        })
+    }
+
+    /// Alerts, optionally of one application.
+    pub async fn list_alerts(&self, application_id: Option<Uuid>) -> Result<Vec<Alert>> {
+        let app = application_id.map(|a| a.to_string());
+        let rows = sqlx::query(self.q.list_alerts).bind(&app).bind(&app).fetch_all(&self.pool).await?;
+        rows.iter().map(alert_from).collect()
+    }
+
+    /// One alert.
+    pub async fn get_alert(&self, id: Uuid) -> Result<Alert> {
+        let row = sqlx::query(self.q.get_alert).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => alert_from(&row),
+            None => Err(StoreError::NotFound { kind: "alert", id: id.to_string() }),
+        }
+    }
+
+    /// Creates a channel on an existing alert.
+    pub async fn create_channel(&self, new: &NewChannel) -> Result<Channel> {
+        let mut tx = self.begin_write().await?;
+        let alert = new.alert_id.to_string();
+        if sqlx::query(self.q.get_alert).bind(&alert).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound { kind: "alert", id: alert });
+        }
+        let id = Uuid::now_v7();
+        let created: i64 = sqlx::query_scalar(self.q.insert_channel)
+            .bind(id.to_string())
+            .bind(&alert)
+            .bind(new.kind.as_str())
+            .bind(&new.url)
+            .bind(new.state.as_str())
+            .bind(&new.content_type)
+            .bind(new.secret.as_ref().map(|s| s.expose().to_string()))
+            .bind(new.routing_key.as_ref().map(|s| s.expose().to_string()))
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Channel {
+            id,
+            alert_id: new.alert_id,
+            kind: new.kind,
+            url: new.url.clone(),
+            state: new.state,
+            content_type: new.content_type.clone(),
+            has_secret: new.secret.is_some(),
+            created_at: millis(created),
+        })
+    }
+
+    /// Channels, optionally of one alert.
+    pub async fn list_channels(&self, alert_id: Option<Uuid>) -> Result<Vec<Channel>> {
+        let alert = alert_id.map(|a| a.to_string());
+        let rows = sqlx::query(self.q.list_channels).bind(&alert).bind(&alert).fetch_all(&self.pool).await?;
+        rows.iter().map(channel_from).collect()
+    }
+
+    /// One channel.
+    pub async fn get_channel(&self, id: Uuid) -> Result<Channel> {
+        let row = sqlx::query(self.q.get_channel).bind(id.to_string()).fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => channel_from(&row),
+            None => Err(StoreError::NotFound { kind: "channel", id: id.to_string() }),
+        }
+    }
+
+    /// Moves a channel to `state`, holding or releasing its deliveries to match.
+    ///
+    /// Which transitions are allowed is the caller's rule; this applies one.
+    pub async fn set_channel_state(&self, id: Uuid, state: ChannelState) -> Result<Channel> {
+        let mut tx = self.begin_write().await?;
+        let key = id.to_string();
+        let updated = sqlx::query(self.q.set_channel_state).bind(state.as_str()).bind(&key).execute(&mut *tx).await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        let release = match state {
+            ChannelState::Active => true,
+            ChannelState::Paused | ChannelState::PendingVerification => {
+                sqlx::query(self.q.hold_channel).bind(&key).execute(&mut *tx).await?;
+                false
+            }
+            ChannelState::Disabled => false,
+        };
+        if release {
+            sqlx::query(self.q.release_channel).bind(&key).execute(&mut *tx).await?;
+        }
+        let row = sqlx::query(self.q.get_channel).bind(&key).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        if release {
+            self.wake();
+        }
+        channel_from(&row)
+    }
+
+    /// Dead-letters every delivery of a channel that is not in flight or done, with `reason`.
+    pub async fn dead_letter_channel(&self, id: Uuid, reason: &str) -> Result<u64> {
+        let done =
+            sqlx::query(self.q.dead_letter_channel).bind(reason).bind(id.to_string()).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes a channel; its waiting deliveries become dead letters (`channel_deleted`).
+    pub async fn delete_channel(&self, id: Uuid) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let key = id.to_string();
+        let deleted = sqlx::query(self.q.delete_channel).bind(&key).execute(&mut *tx).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        let dead = sqlx::query(self.q.dead_letter_channel).bind("channel_deleted").bind(&key).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(dead.rows_affected())
+    }
+
+    // ---- producing ----
+
+    /// Enqueues a batch of events, all or nothing, and returns their ids in input order.
+    pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+        let mut tx = self.begin_write().await?;
+        let ids = enqueue_on(&mut tx, self.q, events).await?;
+        tx.commit().await?;
+        self.wake();
+        Ok(ids)
+    }
+
+    /// Fans out up to `limit` new outbox rows into deliveries; returns how many rows it read.
+    ///
+    /// Each row: the inventory is updated, one message is rendered per matching alert, and
+    /// one delivery is created per channel of that alert, in the state the channel allows.
+    pub async fn fan_out(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut created = 0u64;
+        for row in &rows {
+            let ev = PendingEvent {
+                id: row.try_get("id")?,
+                application_id: row.try_get("application_id")?,
+                event_type: row.try_get("type")?,
+                certificate: row.try_get("certificate")?,
+                certificates: row.try_get("certificates")?,
+                alert_id: row.try_get("alert_id")?,
+                occurred_at: row.try_get("occurred_at")?,
+                created_at: row.try_get("created_at")?,
+            };
+            let parsed = match parse_pending(&ev) {
+                Ok(p) => p,
+                Err(error) => {
+                    tracing::warn!(event_id = %ev.id, %error, "outbox row refused at fan-out");
+                    sqlx::query(self.q.mark_fanned_out).bind(Some(error)).bind(&ev.id).execute(&mut *tx).await?;
+                    continue;
+                }
+            };
+            if parsed.upsert {
+                for c in &parsed.certificates {
+                    self.upsert_certificate(&mut tx, &ev.application_id, c).await?;
+                }
+            }
+            let alerts = match &ev.alert_id {
+                Some(alert) => sqlx::query(self.q.get_alert).bind(alert).fetch_all(&mut *tx).await?,
+                None => {
+                    sqlx::query(self.q.alerts_for_event)
+                        .bind(&ev.application_id)
+                        .bind(parsed.alert_type.as_str())
+                        .fetch_all(&mut *tx)
+                        .await?
+                }
+            };
+            for alert_row in &alerts {
+                let alert = alert_from(alert_row)?;
+                created += self.fan_out_to_alert(&mut tx, settings, &ev, &parsed, &alert).await?;
+            }
+            sqlx::query(self.q.mark_fanned_out).bind(None::<String>).bind(&ev.id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if created > 0 {
+            self.wake();
+        }
+        Ok(rows.len())
+    }
+
+    async fn upsert_certificate(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Db>,
+        application_id: &str,
+        c: &Certificate,
+    ) -> Result<()> {
+        sqlx::query(self.q.upsert_certificate)
+            .bind(application_id)
+            .bind(&c.id)
+            .bind(&c.serial_number)
+            .bind(&c.common_name)
+            .bind(serde_json::to_string(&c.san).unwrap_or_else(|_| "[]".into()))
+            .bind(&c.profile_name)
+            .bind(c.not_before.timestamp_millis())
+            .bind(c.not_after.timestamp_millis())
+            .bind(c.revoked_at.map(|t| t.timestamp_millis()))
+            .bind(c.revocation_reason.map(|r| r.as_str()))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn fan_out_to_alert(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Db>,
+        settings: &RenderSettings,
+        ev: &PendingEvent,
+        parsed: &ParsedEvent,
+        alert: &Alert,
+    ) -> Result<u64> {
+        let channels = sqlx::query(self.q.channels_of_alert).bind(alert.id.to_string()).fetch_all(&mut **tx).await?;
+        if channels.is_empty() {
+            return Ok(0);
+        }
+        let message_id = Uuid::now_v7().to_string();
+        let alert_ref = AlertRef {
+            id: alert.id,
+            name: alert.name.clone(),
+            alert_type: alert.alert_type,
+            alert_before: alert.alert_before,
+            application_id: parsed.application_id,
+        };
+        let body = render_alert_event(settings, &alert_ref, &message_id, millis(ev.occurred_at), &parsed.certificates);
+        sqlx::query(self.q.insert_message)
+            .bind(&message_id)
+            .bind(&ev.id)
+            .bind(alert.id.to_string())
+            .bind(alert.alert_type.as_str())
+            .bind(body)
+            .execute(&mut **tx)
+            .await?;
+        let mut created = 0;
+        for ch in &channels {
+            let channel_id: String = ch.try_get("id")?;
+            let (state, reason) = initial_delivery_state(parse_col(ch, "state")?);
+            sqlx::query(self.q.insert_delivery)
+                .bind(Uuid::now_v7().to_string())
+                .bind(&message_id)
+                .bind(&ev.id)
+                .bind(&channel_id)
+                .bind(alert.alert_type.as_str())
+                .bind(state.as_str())
+                .bind(reason)
+                .bind(ev.created_at)
+                .bind(state.as_str())
+                .execute(&mut **tx)
+                .await?;
+            created += 1;
+        }
+        Ok(created)
+    }
+
+    // ---- the worker's side ----
+
+    /// Claims up to `limit` due deliveries (expired leases first) under one fresh lease.
+    pub async fn claim(&self, limit: usize, lease: Duration) -> Result<Claim> {
+        if limit == 0 {
+            return Ok(Claim::default());
+        }
+        let token = Uuid::new_v4();
+        let tok = token.to_string();
+        let lease_ms = duration_ms(lease);
+        let mut tx = self.begin_write().await?;
+        let expired =
+            sqlx::query(self.q.claim_expired).bind(&tok).bind(lease_ms).bind(limit as i64).fetch_all(&mut *tx).await?;
+        let taken_over = expired.len();
+        let mut rows = expired;
+        if rows.len() < limit {
+            let due = sqlx::query(self.q.claim_due)
+                .bind(&tok)
+                .bind(lease_ms)
+                .bind((limit - rows.len()) as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+            rows.extend(due);
+        }
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(Claim::default());
+        }
+        let bodies: HashMap<String, Arc<[u8]>> = sqlx::query(self.q.claimed_bodies)
+            .bind(&tok)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>("id")?, Arc::from(r.try_get::<Vec<u8>, _>("body")?))))
+            .collect::<Result<_>>()?;
+        tx.commit().await?;
+        let leases = rows
+            .iter()
+            .map(|r| {
+                let message: String = r.try_get("message_id")?;
+                let body = bodies
+                    .get(&message)
+                    .cloned()
+                    .ok_or_else(|| StoreError::Corrupt(format!("message {message} has no body")))?;
+                Ok(Lease {
+                    delivery_id: uuid_col(r, "id")?,
+                    token,
+                    channel_id: uuid_col(r, "channel_id")?,
+                    cloud_event_id: uuid_col(r, "message_id")?,
+                    delivery_type: r.try_get("type")?,
+                    attempts_before: r.try_get::<i64, _>("attempt_count")? as u32,
+                    body,
+                    enqueued_at: millis(r.try_get("enqueued_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Claim { leases, taken_over })
+    }
+
+    /// Records a batch of outcomes in one transaction. Each is accepted only if its lease
+    /// still holds the row (fencing); the result says which were, in input order.
+    pub async fn record(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>> {
+        let mut accepted = Vec::with_capacity(outcomes.len());
+        let mut released = false;
+        let mut tx = self.begin_write().await?;
+        for Outcome { lease, attempt, disposition } in outcomes {
+            let id = lease.delivery_id.to_string();
+            let token = lease.token.to_string();
+            let added = i64::from(attempt.is_some());
+            let status = attempt.as_ref().and_then(|a| a.status_code).map(i64::from);
+            let error = attempt.as_ref().and_then(|a| a.error.clone());
+            let row = match &disposition {
+                Disposition::Delivered => {
+                    sqlx::query(self.q.record_delivered).bind(added).bind(status).bind(&id).bind(&token)
+                }
+                Disposition::Retry { delay } => sqlx::query(self.q.record_retry)
+                    .bind(added)
+                    .bind(status)
+                    .bind(error)
+                    .bind(duration_ms(*delay))
+                    .bind(&id)
+                    .bind(&token),
+                Disposition::Dead { reason } => sqlx::query(self.q.record_dead)
+                    .bind(added)
+                    .bind(status)
+                    .bind(error)
+                    .bind(reason.clone())
+                    .bind(&id)
+                    .bind(&token),
+                Disposition::Released => {
+                    released = true;
+                    sqlx::query(self.q.record_released).bind(&id).bind(&token)
+                }
+            }
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                accepted.push(false);
+                continue;
+            };
+            if let Some(a) = attempt {
+                let number: i64 = row.try_get(0)?;
+                sqlx::query(self.q.insert_attempt)
+                    .bind(&id)
+                    .bind(number)
+                    .bind(a.started_at.timestamp_millis())
+                    .bind(duration_ms(a.duration))
+                    .bind(a.status_code.map(i64::from))
+                    .bind(a.error)
+                    .bind(a.response_snippet)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            accepted.push(true);
+        }
+        tx.commit().await?;
+        if released {
+            self.wake();
+        }
+        Ok(accepted)
+    }
+
+    // ---- inspection ----
+
+    /// Deliveries matching `filter`, newest first.
+    pub async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+        let state = filter.state.map(|s| s.as_str());
+        let channel = filter.channel_id.map(|c| c.to_string());
+        let since = filter.dead_since.map(|t| t.timestamp_millis());
+        let before = filter.dead_before.map(|t| t.timestamp_millis());
+        let limit = filter.limit.map(i64::from).unwrap_or(i64::MAX);
+        let rows = sqlx::query(self.q.list_deliveries)
+            .bind(state)
+            .bind(state)
+            .bind(&channel)
+            .bind(&channel)
+            .bind(&filter.delivery_type)
+            .bind(&filter.delivery_type)
+            .bind(since)
+            .bind(since)
+            .bind(before)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery_from).collect()
+    }
+
+    /// One delivery with its attempts.
+    pub async fn get_delivery(&self, id: Uuid) -> Result<DeliveryDetail> {
+        let key = id.to_string();
+        let Some(row) = sqlx::query(self.q.get_delivery).bind(&key).fetch_optional(&self.pool).await? else {
+            return Err(StoreError::NotFound { kind: "delivery", id: key });
+        };
+        let delivery = delivery_from(&row)?;
+        let attempts = sqlx::query(self.q.list_attempts)
+            .bind(&key)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Attempt {
+                    number: r.try_get::<i64, _>("number")? as u32,
+                    started_at: millis(r.try_get("started_at")?),
+                    duration_ms: r.try_get::<i64, _>("duration_ms")?.max(0) as u64,
+                    status_code: r.try_get::<Option<i64>, _>("status_code")?.map(|c| c as u16),
+                    error: r.try_get("error")?,
+                    response_snippet: r.try_get("response_snippet")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(DeliveryDetail { delivery, attempts })
+    }
+
+    async fn select_dead(&self, selector: &DeadLetterSelector) -> Result<Vec<Uuid>> {
+        match selector {
+            DeadLetterSelector::Id(id) => {
+                let d = self.get_delivery(*id).await?.delivery;
+                if d.state != DeliveryState::Dead {
+                    return Err(StoreError::NotFound { kind: "dead letter", id: id.to_string() });
+                }
+                Ok(vec![*id])
+            }
+            DeadLetterSelector::Matching(filter) => {
+                let filter = DeliveryFilter { state: Some(DeliveryState::Dead), limit: None, ..filter.clone() };
+                Ok(self.list_deliveries(&filter).await?.into_iter().map(|d| d.id).collect())
+            }
+        }
+    }
+
+    /// Puts dead letters back in the queue with fresh attempts and the same CloudEvent ids.
+    ///
+    /// Dead letters of a disabled or deleted channel stay dead (replaying them would only
+    /// dead-letter them again); naming one by id is refused with the reason.
+    pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
+        let candidates = self.select_dead(selector).await?;
+        let mut tx = self.begin_write().await?;
+        let mut replayed = Vec::with_capacity(candidates.len());
+        for id in candidates {
+            let key = id.to_string();
+            let Some(row) = sqlx::query(self.q.replayable).bind(&key).fetch_optional(&mut *tx).await? else {
+                continue;
+            };
+            let deleted: Option<i64> = row.try_get("deleted_at")?;
+            let channel_state: ChannelState = parse_col(&row, "state")?;
+            let target = match (deleted, channel_state) {
+                (None, ChannelState::Active) => DeliveryState::Pending,
+                (None, ChannelState::Paused | ChannelState::PendingVerification) => DeliveryState::Held,
+                (deleted, state) => {
+                    if matches!(selector, DeadLetterSelector::Id(_)) {
+                        let why =
+                            if deleted.is_some() { "deleted".to_string() } else { format!("{state}; enable it first") };
+                        return Err(StoreError::Conflict(format!("dead letter {id}: its channel is {why}")));
+                    }
+                    continue;
+                }
+            };
+            if !dry_run {
+                sqlx::query(self.q.replay_one).bind(target.as_str()).bind(&key).execute(&mut *tx).await?;
+            }
+            replayed.push(id);
+        }
+        tx.commit().await?;
+        if !dry_run && !replayed.is_empty() {
+            self.wake();
+        }
+        Ok(replayed)
+    }
+
+    /// Deletes dead letters and their attempts: the only way they are ever deleted.
+    pub async fn purge(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
+        let ids = self.select_dead(selector).await?;
+        if dry_run || ids.is_empty() {
+            return Ok(ids);
+        }
+        let mut tx = self.begin_write().await?;
+        let mut purged = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = id.to_string();
+            sqlx::query(self.q.purge_attempts).bind(&key).execute(&mut *tx).await?;
+            if sqlx::query(self.q.purge_one).bind(&key).execute(&mut *tx).await?.rows_affected() == 1 {
+                purged.push(id);
+            }
+        }
+        tx.commit().await?;
+        Ok(purged)
+    }
+
+    /// Queue depth per state, oldest waiting age, events, channels by state.
+    pub async fn status(&self) -> Result<Status> {
+        let mut status = Status::default();
+        for row in sqlx::query(self.q.count_deliveries).fetch_all(&self.pool).await? {
+            let n = row.try_get::<i64, _>(1)?.max(0) as u64;
+            let c = &mut status.deliveries;
+            match parse_col::<DeliveryState>(&row, "state")? {
+                DeliveryState::Pending => c.pending = n,
+                DeliveryState::Leased => c.leased = n,
+                DeliveryState::Retrying => c.retrying = n,
+                DeliveryState::Held => c.held = n,
+                DeliveryState::Delivered => c.delivered = n,
+                DeliveryState::Dead => c.dead = n,
+            }
+        }
+        for row in sqlx::query(self.q.count_channels).fetch_all(&self.pool).await? {
+            let n = row.try_get::<i64, _>(1)?.max(0) as u64;
+            let c = &mut status.channels;
+            match parse_col::<ChannelState>(&row, "state")? {
+                ChannelState::PendingVerification => c.pending_verification = n,
+                ChannelState::Active => c.active = n,
+                ChannelState::Paused => c.paused = n,
+                ChannelState::Disabled => c.disabled = n,
+            }
+        }
+        let total: i64 = sqlx::query_scalar(self.q.count_events).fetch_one(&self.pool).await?;
+        status.events.total = total.max(0) as u64;
+        let oldest: Option<i64> = sqlx::query_scalar(self.q.oldest_waiting).fetch_one(&self.pool).await?;
+        if let Some(oldest) = oldest {
+            let now: i64 = sqlx::query_scalar(self.q.now).fetch_one(&self.pool).await?;
+            status.oldest_pending_age_seconds = ((now - oldest).max(0) as f64) / 1000.0;
+        }
+        Ok(status)
+    }
+
+    /// Deletes delivered deliveries (with their attempts), and events and messages nothing
+    /// refers to any more, once they are older than `retention`. Dead letters stay.
+    pub async fn prune(&self, retention: Duration) -> Result<Pruned> {
+        let age = duration_ms(retention);
+        let mut pruned = Pruned::default();
+        loop {
+            let mut tx = self.begin_write().await?;
+            sqlx::query(self.q.prune_attempts).bind(age).bind(PRUNE_CHUNK).execute(&mut *tx).await?;
+            let n = sqlx::query(self.q.prune_delivered).bind(age).bind(PRUNE_CHUNK).execute(&mut *tx).await?;
+            tx.commit().await?;
+            pruned.deliveries += n.rows_affected();
+            if n.rows_affected() < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+        loop {
+            let n = sqlx::query(self.q.prune_messages).bind(age).bind(PRUNE_CHUNK).execute(&self.pool).await?;
+            if n.rows_affected() < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+        loop {
+            let n = sqlx::query(self.q.prune_events).bind(age).bind(PRUNE_CHUNK).execute(&self.pool).await?;
+            pruned.events += n.rows_affected();
+            if n.rows_affected() < PRUNE_CHUNK as u64 {
+                break;
+            }
+        }
+        Ok(pruned)
+    }
+}
+
+/// Enqueues `events` on an open connection or transaction (the transactional outbox):
+/// checks each application, honours idempotency keys, and returns the ids in input order.
+pub(crate) async fn enqueue_on(conn: &mut DbConn, q: &Queries, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::with_capacity(events.len());
+    let mut known_apps: Vec<Uuid> = Vec::new();
+    for (index, ev) in events.iter().enumerate() {
+        let app = ev.application_id.to_string();
+        if !known_apps.contains(&ev.application_id) {
+            if sqlx::query(q.application_exists).bind(&app).fetch_optional(&mut *conn).await?.is_none() {
+                return Err(StoreError::UnknownApplication { index, id: ev.application_id });
+            }
+            known_apps.push(ev.application_id);
+        }
+        let certificate = serde_json::to_string(&ev.certificate)
+            .map_err(|e| StoreError::Corrupt(format!("certificate does not serialize: {e}")))?;
+        let id = Uuid::now_v7();
+        let inserted: Option<String> = sqlx::query_scalar(q.insert_event)
+            .bind(id.to_string())
+            .bind(&app)
+            .bind(ev.event_type.as_str())
+            .bind(&ev.idempotency_key)
+            .bind(certificate)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let id = match inserted {
+            Some(_) => id,
+            None => {
+                // The idempotency key was seen before: answer with the first event's id.
+                let first: String = sqlx::query_scalar(q.find_idempotent)
+                    .bind(&app)
+                    .bind(&ev.idempotency_key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Uuid::parse_str(&first).map_err(|_| StoreError::Corrupt(format!("event id '{first}' is not a UUID")))?
+            }
+        };
+        ids.push(id);
+    }
+    Ok(ids)
+}

@@ -1,0 +1,36 @@
+//! The schema migrations, embedded in the binary so an installed `certhook` needs no
+//! files beside it. Both backends carry the same version numbers.
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// Name of the table that records applied migrations (prefixed, so a PKI's own sqlx
+/// migrations in the same database are left alone).
+pub const MIGRATIONS_TABLE: &str = "certhook_migrations";
+
+fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
+    let migrations = files
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                (*description).into(),
+                MigrationType::Simple,
+                sqlx::SqlSafeStr::into_sql_str(*sql),
+                false,
+            )
+        })
+        .collect();
+    let mut m = Migrator::with_migrations(migrations);
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
+
+/// The SQLite migrations.
+pub fn sqlite() -> Migrator {
+    migrator(&[(1, "init", include_str!("../../../migrations/sqlite/0001_init.sql"))])
+}
+
+/// The PostgreSQL migrations.
+pub fn postgres() -> Migrator {
+    migrator(&[(1, "init", include_str!("../../../migrations/postgres/0001_init.sql"))])
+}

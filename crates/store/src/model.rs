@@ -1,0 +1,332 @@
+//! What the store hands out and takes in: rows as domain values, leases and outcomes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use certhook_core::duration::AlertBefore;
+use certhook_core::event::{AlertType, ChannelKind, ChannelState, DeliveryState};
+use certhook_core::time::{serde_millis, serde_millis_opt};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A group of certificates: one PKI, one team, one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    /// Its id.
+    pub id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// When it was created.
+    #[serde(with = "serde_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A subscription inside an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// Its id.
+    pub id: Uuid,
+    /// The application it watches.
+    pub application_id: Uuid,
+    /// What it subscribes to.
+    #[serde(rename = "type")]
+    pub alert_type: AlertType,
+    /// A slug.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Expiration alerts' window.
+    pub alert_before: Option<AlertBefore>,
+}
+
+/// What creating an alert takes (validated by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    /// The application it watches.
+    pub application_id: Uuid,
+    /// What it subscribes to.
+    pub alert_type: AlertType,
+    /// A slug.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Expiration alerts' window.
+    pub alert_before: Option<AlertBefore>,
+}
+
+/// Where an alert sends, as shown to operators (secrets never leave the store this way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Channel {
+    /// Its id.
+    pub id: Uuid,
+    /// The alert it belongs to.
+    pub alert_id: Uuid,
+    /// webhook, slack or pagerduty.
+    pub kind: ChannelKind,
+    /// Destination (none for PagerDuty, whose address is configuration).
+    pub url: Option<String>,
+    /// Lifecycle state.
+    pub state: ChannelState,
+    /// Content-Type override.
+    pub content_type: Option<String>,
+    /// Whether requests are signed.
+    pub has_secret: bool,
+    /// When it was created.
+    #[serde(with = "serde_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// What creating a channel takes (validated by the caller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChannel {
+    /// The alert it belongs to.
+    pub alert_id: Uuid,
+    /// webhook, slack or pagerduty.
+    pub kind: ChannelKind,
+    /// Destination.
+    pub url: Option<String>,
+    /// Initial state: `pending_verification` or `active`.
+    pub state: ChannelState,
+    /// Signing secret.
+    pub secret: Option<certhook_core::Secret>,
+    /// PagerDuty routing key.
+    pub routing_key: Option<certhook_core::Secret>,
+    /// Content-Type override.
+    pub content_type: Option<String>,
+}
+
+/// One delivery: one event (or verification) for one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Its id.
+    pub id: Uuid,
+    /// The event it delivers (none for a verification).
+    pub event_id: Option<Uuid>,
+    /// The channel it goes to.
+    pub channel_id: Uuid,
+    /// The CloudEvent `id`, stable across retries and replays.
+    pub cloud_event_id: Uuid,
+    /// Alert type, or `webhook.verification`.
+    #[serde(rename = "type")]
+    pub delivery_type: String,
+    /// Where it is in its life.
+    pub state: DeliveryState,
+    /// Attempts made since it was created or last replayed.
+    pub attempt_count: u32,
+    /// When it is next due (pending, retrying).
+    #[serde(with = "serde_millis_opt")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Status code of the last attempt.
+    pub last_status_code: Option<u16>,
+    /// Error of the last attempt.
+    pub last_error: Option<String>,
+    /// Why it was dead-lettered.
+    pub reason: Option<String>,
+    /// When it was created.
+    #[serde(with = "serde_millis")]
+    pub created_at: DateTime<Utc>,
+    /// When a 2xx arrived.
+    #[serde(with = "serde_millis_opt")]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// When it was dead-lettered.
+    #[serde(skip)]
+    pub dead_at: Option<DateTime<Utc>>,
+}
+
+/// One HTTP request of a delivery, as logged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// 1 for the first attempt (since creation or the last replay).
+    pub number: u32,
+    /// When the request started.
+    #[serde(with = "serde_millis")]
+    pub started_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// The response status, if one came.
+    pub status_code: Option<u16>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// The start of the response body (at most 1 KiB).
+    pub response_snippet: Option<String>,
+}
+
+/// A delivery with its attempt history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDetail {
+    /// The delivery.
+    #[serde(flatten)]
+    pub delivery: Delivery,
+    /// Its attempts, oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+/// Filters for listing deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only this state.
+    pub state: Option<DeliveryState>,
+    /// Only this channel.
+    pub channel_id: Option<Uuid>,
+    /// Only this type (alert type or `webhook.verification`).
+    pub delivery_type: Option<String>,
+    /// Dead letters only: dead-lettered at or after.
+    pub dead_since: Option<DateTime<Utc>>,
+    /// Dead letters only: dead-lettered before.
+    pub dead_before: Option<DateTime<Utc>>,
+    /// At most this many rows (newest first); `None` for all.
+    pub limit: Option<u32>,
+}
+
+/// Which dead letters a replay or purge takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterSelector {
+    /// Exactly this one.
+    Id(Uuid),
+    /// Every dead letter matching the filter (its `state` is ignored).
+    Matching(DeliveryFilter),
+}
+
+/// A claimed delivery: the right, until `expires`, to send it and report its outcome.
+///
+/// Consumed by [`Outcome`]s, so a lease cannot be reported twice.
+#[derive(Debug)]
+pub struct Lease {
+    /// The delivery.
+    pub delivery_id: Uuid,
+    /// The fencing token: outcomes are accepted only while the row still carries it.
+    pub token: Uuid,
+    /// The channel to send to.
+    pub channel_id: Uuid,
+    /// The CloudEvent id (`webhook-id`).
+    pub cloud_event_id: Uuid,
+    /// Alert type or `webhook.verification`.
+    pub delivery_type: String,
+    /// Attempts made before this one.
+    pub attempts_before: u32,
+    /// The exact bytes to send.
+    pub body: Arc<[u8]>,
+    /// When the event was enqueued (for end-to-end latency).
+    pub enqueued_at: DateTime<Utc>,
+}
+
+/// What became of a leased delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// A 2xx arrived.
+    Delivered,
+    /// Failed; due again after `delay` (judged by the database's clock).
+    Retry {
+        /// How long to wait.
+        delay: Duration,
+    },
+    /// Failed for good.
+    Dead {
+        /// Why (`max_attempts`, `endpoint_gone`, `destination_blocked`, …).
+        reason: String,
+    },
+    /// Not attempted (shutdown): back to the queue, due at once, no attempt counted.
+    Released,
+}
+
+/// The record of one HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// When the request started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration: Duration,
+    /// The response status, if one came.
+    pub status_code: Option<u16>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// The start of the response body.
+    pub response_snippet: Option<String>,
+}
+
+/// A lease's outcome, to be recorded with others in one transaction.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The lease it settles.
+    pub lease: Lease,
+    /// What happened on the wire (none for [`Disposition::Released`] or a refusal before sending).
+    pub attempt: Option<AttemptRecord>,
+    /// What happens to the delivery now.
+    pub disposition: Disposition,
+}
+
+/// What a claim returned.
+#[derive(Debug, Default)]
+pub struct Claim {
+    /// The leases, oldest due first.
+    pub leases: Vec<Lease>,
+    /// How many of them were taken over from an expired lease.
+    pub taken_over: usize,
+}
+
+/// Counts for `certhook status` and the queue gauges.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// Event counts.
+    pub events: EventCounts,
+    /// Deliveries per state.
+    pub deliveries: DeliveryCounts,
+    /// Age of the oldest delivery still waiting to be delivered (pending, retrying, leased).
+    pub oldest_pending_age_seconds: f64,
+    /// Channels per state.
+    pub channels: ChannelCounts,
+}
+
+/// Event counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EventCounts {
+    /// Events in the outbox.
+    pub total: u64,
+}
+
+/// Deliveries per state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    /// Due or waiting to be due.
+    pub pending: u64,
+    /// Being sent.
+    pub leased: u64,
+    /// Waiting for a retry.
+    pub retrying: u64,
+    /// Held by a paused or unverified channel.
+    pub held: u64,
+    /// Delivered (until pruned).
+    pub delivered: u64,
+    /// Dead letters.
+    pub dead: u64,
+}
+
+/// Channels per state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChannelCounts {
+    /// Waiting for activation.
+    pub pending_verification: u64,
+    /// Receiving.
+    pub active: u64,
+    /// Holding.
+    pub paused: u64,
+    /// Disabled.
+    pub disabled: u64,
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Delivered deliveries (with their attempts).
+    pub deliveries: u64,
+    /// Events with nothing left to deliver.
+    pub events: u64,
+}

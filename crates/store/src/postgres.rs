@@ -1,0 +1,81 @@
+//! The PostgreSQL backend: any number of `serve` processes on any number of machines
+//! share the queue. Claims use `FOR UPDATE SKIP LOCKED` in short statements, and new work
+//! wakes listeners through `LISTEN certhook_work` (a trigger on the outbox NOTIFYs).
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use sqlx::{PgConnection as DbConn, PgPool as DbPool, Postgres as Db, postgres::PgRow as DbRow};
+use tokio::sync::Notify;
+
+use crate::sql::{POSTGRES, Queries};
+
+/// The NOTIFY channel the outbox trigger signals.
+pub const WORK_CHANNEL: &str = "certhook_work";
+
+/// The store on a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pool: DbPool,
+    q: &'static Queries,
+    pub(crate) work: Arc<Notify>,
+}
+
+impl Backend {
+    /// Connects to `url` and applies pending migrations (serialised by sqlx's advisory lock).
+    pub async fn connect(url: &str, work: Arc<Notify>) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        crate::migrate::postgres().run(&pool).await?;
+        Ok(Backend { pool, q: &POSTGRES, work })
+    }
+
+    /// The connection pool, for callers that run their own transactions (transactional outbox).
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Forwards `NOTIFY certhook_work` to this process's wake-up until the pool closes.
+    ///
+    /// The listener reconnects by itself after a database restart; notifications missed
+    /// meanwhile are covered by polling.
+    pub async fn listen_for_work(&self) -> Result<tokio::task::JoinHandle<()>> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(WORK_CHANNEL).await?;
+        let work = self.work.clone();
+        let pool = self.pool.clone();
+        Ok(tokio::spawn(async move {
+            while !pool.is_closed() {
+                match listener.recv().await {
+                    Ok(_) => work.notify_one(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "LISTEN connection lost; reconnecting");
+                        work.notify_one();
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// Enqueues events on the caller's own PostgreSQL connection or transaction, so the PKI's
+/// write and the events commit or roll back together.
+pub async fn enqueue_in_tx(conn: &mut DbConn, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+    enqueue_on(conn, &POSTGRES, events).await
+}
+
+include!("backend.rs");

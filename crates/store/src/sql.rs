@@ -1,0 +1,206 @@
+//! Every statement the store runs, written once in a neutral dialect and translated per
+//! backend: `?` placeholders become `$1…` on PostgreSQL, `NOW_MS` becomes the database's
+//! clock in unix milliseconds, and `SKIP_LOCKED` becomes `FOR UPDATE SKIP LOCKED` where
+//! the backend has it (on SQLite one `BEGIN IMMEDIATE` writer at a time makes it moot).
+
+use std::sync::LazyLock;
+
+/// The SQL dialect of a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+fn translate(sql: &str, dialect: Dialect) -> &'static str {
+    let (now, skip_locked) = match dialect {
+        Dialect::Sqlite => ("CAST(unixepoch('subsec') * 1000 AS INTEGER)", ""),
+        Dialect::Postgres => ("certhook_now_ms()", "FOR UPDATE SKIP LOCKED"),
+    };
+    let sql = sql.replace("NOW_MS", now).replace("SKIP_LOCKED", skip_locked);
+    let out = match dialect {
+        Dialect::Sqlite => sql,
+        Dialect::Postgres => {
+            let mut out = String::with_capacity(sql.len() + 16);
+            let mut n = 0;
+            for ch in sql.chars() {
+                if ch == '?' {
+                    n += 1;
+                    out.push('$');
+                    out.push_str(&n.to_string());
+                } else {
+                    out.push(ch);
+                }
+            }
+            out
+        }
+    };
+    // Built once per dialect per process (see the LazyLocks below), so the leak is bounded.
+    Box::leak(out.into_boxed_str())
+}
+
+macro_rules! queries {
+    ($($(#[$doc:meta])* $name:ident = $sql:expr;)+) => {
+        pub(crate) struct Queries {
+            $($(#[$doc])* pub $name: &'static str,)+
+        }
+
+        impl Queries {
+            fn build(dialect: Dialect) -> Queries {
+                Queries { $($name: translate(&$sql, dialect),)+ }
+            }
+        }
+    };
+}
+
+impl std::fmt::Debug for Queries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Queries")
+    }
+}
+
+/// The statements, translated for SQLite.
+pub(crate) static SQLITE: LazyLock<Queries> = LazyLock::new(|| Queries::build(Dialect::Sqlite));
+/// The statements, translated for PostgreSQL.
+pub(crate) static POSTGRES: LazyLock<Queries> = LazyLock::new(|| Queries::build(Dialect::Postgres));
+
+const DELIVERY_COLUMNS: &str = "id, event_id, channel_id, message_id, type, state, attempt_count, next_attempt_at, \
+     last_status_code, last_error, reason, created_at, delivered_at, dead_at";
+
+const LEASE_RETURNING: &str = "RETURNING id, channel_id, message_id, type, attempt_count, enqueued_at";
+
+queries! {
+    now = "SELECT NOW_MS";
+
+    insert_application = "INSERT INTO certhook_applications (id, name, created_at) VALUES (?, ?, NOW_MS) RETURNING created_at";
+    list_applications = "SELECT id, name, created_at FROM certhook_applications ORDER BY created_at, id";
+    get_application = "SELECT id, name, created_at FROM certhook_applications WHERE id = ?";
+
+    insert_alert = "INSERT INTO certhook_alerts (id, application_id, type, name, description, alert_before, created_at) \
+        VALUES (?, ?, ?, ?, ?, ?, NOW_MS)";
+    alert_name_taken = "SELECT 1 FROM certhook_alerts WHERE application_id = ? AND name = ? AND deleted_at IS NULL";
+    list_alerts = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
+        WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR application_id = ?) ORDER BY created_at, id";
+    get_alert = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
+        WHERE id = ? AND deleted_at IS NULL";
+    alerts_for_event = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
+        WHERE application_id = ? AND type = ? AND deleted_at IS NULL ORDER BY created_at, id";
+
+    insert_channel = "INSERT INTO certhook_channels (id, alert_id, kind, url, state, content_type, secret, routing_key, \
+        created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NOW_MS, NOW_MS) RETURNING created_at";
+    list_channels = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
+        WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR alert_id = ?) ORDER BY created_at, id";
+    get_channel = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
+        WHERE id = ? AND deleted_at IS NULL";
+    channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL ORDER BY created_at, id";
+    set_channel_state = "UPDATE certhook_channels SET state = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    delete_channel = "UPDATE certhook_channels SET deleted_at = NOW_MS, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    hold_channel = "UPDATE certhook_deliveries SET state = 'held', updated_at = NOW_MS \
+        WHERE channel_id = ? AND state IN ('pending', 'retrying') AND type <> 'webhook.verification'";
+    release_channel = "UPDATE certhook_deliveries SET \
+        state = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END, next_attempt_at = NOW_MS, updated_at = NOW_MS \
+        WHERE channel_id = ? AND state = 'held'";
+    dead_letter_channel = "UPDATE certhook_deliveries SET state = 'dead', reason = ?, dead_at = NOW_MS, updated_at = NOW_MS, \
+        lease_token = NULL, lease_expires_at = NULL WHERE channel_id = ? AND state IN ('pending', 'retrying', 'held')";
+
+    application_exists = "SELECT 1 FROM certhook_applications WHERE id = ?";
+    find_idempotent = "SELECT id FROM certhook_events WHERE application_id = ? AND idempotency_key = ?";
+    insert_event = "INSERT INTO certhook_events (id, application_id, type, idempotency_key, certificate, occurred_at, created_at) \
+        VALUES (?, ?, ?, ?, ?, NOW_MS, NOW_MS) \
+        ON CONFLICT (application_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
+    count_events = "SELECT COUNT(*) FROM certhook_events";
+
+    unfanned_events = "SELECT id, application_id, type, certificate, certificates, alert_id, occurred_at, created_at \
+        FROM certhook_events WHERE fanned_out_at IS NULL ORDER BY seq LIMIT ? SKIP_LOCKED";
+    mark_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = ? WHERE id = ?";
+    upsert_certificate = "INSERT INTO certhook_certificates (application_id, id, serial_number, common_name, san, profile_name, \
+        not_before, not_after, revoked_at, revocation_reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS) \
+        ON CONFLICT (application_id, id) DO UPDATE SET serial_number = excluded.serial_number, \
+        common_name = excluded.common_name, san = excluded.san, profile_name = excluded.profile_name, \
+        not_before = excluded.not_before, not_after = excluded.not_after, revoked_at = excluded.revoked_at, \
+        revocation_reason = excluded.revocation_reason, updated_at = excluded.updated_at";
+    insert_message = "INSERT INTO certhook_messages (id, event_id, alert_id, type, body, created_at) VALUES (?, ?, ?, ?, ?, NOW_MS)";
+    insert_delivery = "INSERT INTO certhook_deliveries (id, message_id, event_id, channel_id, type, state, next_attempt_at, \
+        reason, enqueued_at, created_at, updated_at, dead_at) \
+        VALUES (?, ?, ?, ?, ?, ?, NOW_MS, ?, ?, NOW_MS, NOW_MS, CASE WHEN CAST(? AS TEXT) = 'dead' THEN NOW_MS END) \
+        ON CONFLICT (message_id, channel_id) DO NOTHING";
+
+    claim_expired = const_format(&["UPDATE certhook_deliveries SET lease_token = ?, lease_expires_at = NOW_MS + ?, updated_at = NOW_MS \
+        WHERE id IN (SELECT id FROM certhook_deliveries WHERE state = 'leased' AND lease_expires_at <= NOW_MS \
+        ORDER BY lease_expires_at LIMIT ? SKIP_LOCKED) ", LEASE_RETURNING]);
+    claim_due = const_format(&["UPDATE certhook_deliveries SET state = 'leased', lease_token = ?, lease_expires_at = NOW_MS + ?, \
+        updated_at = NOW_MS WHERE id IN (SELECT id FROM certhook_deliveries WHERE state IN ('pending', 'retrying') \
+        AND next_attempt_at <= NOW_MS ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) ", LEASE_RETURNING]);
+    claimed_bodies = "SELECT id, body FROM certhook_messages WHERE id IN \
+        (SELECT message_id FROM certhook_deliveries WHERE state = 'leased' AND lease_token = ?)";
+
+    record_delivered = "UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + ?, \
+        last_status_code = ?, last_error = NULL, delivered_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL, \
+        updated_at = NOW_MS WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
+    record_retry = "UPDATE certhook_deliveries SET state = 'retrying', attempt_count = attempt_count + ?, \
+        last_status_code = ?, last_error = ?, next_attempt_at = NOW_MS + ?, lease_token = NULL, lease_expires_at = NULL, \
+        updated_at = NOW_MS WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
+    record_dead = "UPDATE certhook_deliveries SET state = 'dead', attempt_count = attempt_count + ?, \
+        last_status_code = COALESCE(?, last_status_code), last_error = COALESCE(?, last_error), reason = ?, dead_at = NOW_MS, \
+        lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS \
+        WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
+    record_released = "UPDATE certhook_deliveries SET \
+        state = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END, next_attempt_at = NOW_MS, \
+        lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS \
+        WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
+    insert_attempt = "INSERT INTO certhook_attempts (delivery_id, number, started_at, duration_ms, status_code, error, \
+        response_snippet) VALUES (?, ?, ?, ?, ?, ?, ?)";
+
+    list_deliveries = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries \
+        WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR channel_id = ?) \
+        AND (CAST(? AS TEXT) IS NULL OR type = ?) AND (CAST(? AS BIGINT) IS NULL OR dead_at >= ?) \
+        AND (CAST(? AS BIGINT) IS NULL OR dead_at < ?) ORDER BY created_at DESC, id DESC LIMIT ?"]);
+    get_delivery = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries WHERE id = ?"]);
+    list_attempts = "SELECT number, started_at, duration_ms, status_code, error, response_snippet FROM certhook_attempts \
+        WHERE delivery_id = ? ORDER BY id";
+    replayable = "SELECT d.id, c.state, c.deleted_at FROM certhook_deliveries d JOIN certhook_channels c ON c.id = d.channel_id \
+        WHERE d.id = ? AND d.state = 'dead'";
+    replay_one = "UPDATE certhook_deliveries SET state = ?, attempt_count = 0, next_attempt_at = NOW_MS, reason = NULL, \
+        dead_at = NULL, updated_at = NOW_MS WHERE id = ? AND state = 'dead'";
+    purge_attempts = "DELETE FROM certhook_attempts WHERE delivery_id = ?";
+    purge_one = "DELETE FROM certhook_deliveries WHERE id = ? AND state = 'dead'";
+
+    count_deliveries = "SELECT state, COUNT(*) FROM certhook_deliveries GROUP BY state";
+    oldest_waiting = "SELECT MIN(created_at) FROM certhook_deliveries WHERE state IN ('pending', 'retrying', 'leased')";
+    count_channels = "SELECT state, COUNT(*) FROM certhook_channels WHERE deleted_at IS NULL GROUP BY state";
+
+    prune_attempts = "DELETE FROM certhook_attempts WHERE delivery_id IN (SELECT id FROM certhook_deliveries \
+        WHERE state = 'delivered' AND delivered_at < NOW_MS - ? LIMIT ?)";
+    prune_delivered = "DELETE FROM certhook_deliveries WHERE id IN (SELECT id FROM certhook_deliveries \
+        WHERE state = 'delivered' AND delivered_at < NOW_MS - ? LIMIT ?)";
+    prune_messages = "DELETE FROM certhook_messages WHERE id IN (SELECT m.id FROM certhook_messages m \
+        WHERE m.created_at < NOW_MS - ? AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.message_id = m.id) LIMIT ?)";
+    prune_events = "DELETE FROM certhook_events WHERE id IN (SELECT e.id FROM certhook_events e \
+        WHERE e.fanned_out_at IS NOT NULL AND e.created_at < NOW_MS - ? \
+        AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.event_id = e.id) LIMIT ?)";
+}
+
+/// Joins statement fragments (the `queries!` entries are built at run time, once).
+fn const_format(parts: &[&str]) -> String {
+    parts.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_placeholders_are_numbered_and_tokens_replaced() {
+        let q = translate("SELECT ? + NOW_MS FROM t WHERE a = ? LIMIT ? SKIP_LOCKED", Dialect::Postgres);
+        assert_eq!(q, "SELECT $1 + certhook_now_ms() FROM t WHERE a = $2 LIMIT $3 FOR UPDATE SKIP LOCKED");
+        let q = translate("SELECT ? + NOW_MS LIMIT ? SKIP_LOCKED", Dialect::Sqlite);
+        assert_eq!(q, "SELECT ? + CAST(unixepoch('subsec') * 1000 AS INTEGER) LIMIT ? ");
+    }
+
+    #[test]
+    fn every_statement_translates() {
+        assert!(SQLITE.claim_due.contains("LIMIT ?"));
+        assert!(POSTGRES.claim_due.contains("FOR UPDATE SKIP LOCKED"));
+        assert!(!POSTGRES.list_deliveries.contains('?'));
+    }
+}

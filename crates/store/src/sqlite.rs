@@ -1,0 +1,61 @@
+//! The SQLite backend: one database file shared by `serve` and CLI commands, WAL mode,
+//! `synchronous = NORMAL`, a busy timeout, and every write in `BEGIN IMMEDIATE` (a
+//! deferred transaction that later upgrades to a write fails with SQLITE_BUSY at once,
+//! whatever the busy timeout).
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite as Db, SqliteConnection as DbConn, SqlitePool as DbPool, sqlite::SqliteRow as DbRow};
+use tokio::sync::Notify;
+
+use crate::sql::{Queries, SQLITE};
+
+/// How long a statement waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The store on a SQLite file.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pool: DbPool,
+    q: &'static Queries,
+    pub(crate) work: Arc<Notify>,
+}
+
+impl Backend {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    pub async fn connect(url: &str, work: Arc<Notify>) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        crate::migrate::sqlite().run(&pool).await?;
+        Ok(Backend { pool, q: &SQLITE, work })
+    }
+
+    /// The connection pool, for callers that run their own transactions (transactional outbox).
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Enqueues events on the caller's own SQLite connection or transaction, so the PKI's
+/// write and the events commit or roll back together.
+pub async fn enqueue_in_tx(conn: &mut DbConn, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+    enqueue_on(conn, &SQLITE, events).await
+}
+
+include!("backend.rs");

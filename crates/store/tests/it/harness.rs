@@ -1,0 +1,131 @@
+//! Real databases for tests: a SQLite file in a temporary directory, and a fresh
+//! PostgreSQL database per test on `CERTHOOK_TEST_POSTGRES_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`).
+//!
+//! Without PostgreSQL the PostgreSQL tests skip with a message, except under `CI=true`,
+//! where they fail: CI must never pass by skipping the backend it is meant to prove.
+
+use certhook_store::Store;
+use sqlx::Connection;
+
+/// Where the PostgreSQL server for tests is.
+pub fn postgres_admin_url() -> String {
+    std::env::var("CERTHOOK_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a postgres URL has a database path");
+    format!("{base}/{db}")
+}
+
+/// A database that exists for one test.
+pub enum TestDb {
+    /// A SQLite file, removed with its directory.
+    Sqlite { url: String, _dir: tempfile::TempDir },
+    /// A PostgreSQL database, dropped by [`TestDb::finish`].
+    Postgres { url: String, name: String },
+}
+
+impl TestDb {
+    /// A fresh SQLite file.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("certhook.db").display());
+        TestDb::Sqlite { url, _dir: dir }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (skip) when the server is unreachable outside CI.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin = postgres_admin_url();
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
+            Ok(c) => c,
+            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+                eprintln!("skipping PostgreSQL test: cannot connect to {admin}: {e}");
+                return None;
+            }
+            Err(e) => panic!("CI=true and PostgreSQL is unreachable at {admin}: {e}"),
+        };
+        let name = format!("certhook_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        Some(TestDb::Postgres { url: with_database(&admin, &name), name })
+    }
+
+    /// The database URL.
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    /// Opens a store on it (migrations included).
+    pub async fn store(&self) -> Store {
+        Store::connect(self.url()).await.expect("store connects and migrates")
+    }
+
+    /// Drops the PostgreSQL database (SQLite files go with their directory).
+    pub async fn finish(self) {
+        if let TestDb::Postgres { name, .. } = self {
+            let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("admin connection");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await
+                .expect("drop test database");
+        }
+    }
+}
+
+/// Runs a raw SQL statement (no binds) on the store's own pool.
+pub async fn exec(store: &Store, sql: &str) {
+    match store {
+        Store::Sqlite(b) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(b.pool()).await.expect("sql runs");
+        }
+        Store::Postgres(b) => {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(b.pool()).await.expect("sql runs");
+        }
+    }
+}
+
+/// Runs a raw SQL query that returns one integer.
+pub async fn scalar(store: &Store, sql: &str) -> i64 {
+    match store {
+        Store::Sqlite(b) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(b.pool()).await,
+        Store::Postgres(b) => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(b.pool()).await,
+    }
+    .expect("scalar query")
+}
+
+/// Declares one test per backend for each async `fn name(store: Store)` listed.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::harness::TestDb::sqlite();
+                    let store = db.store().await;
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                    db.finish().await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::harness::TestDb::postgres().await else { return };
+                    let store = db.store().await;
+                    super::$name(store.clone()).await;
+                    store.close().await;
+                    db.finish().await;
+                }
+            )+
+        }
+    };
+}

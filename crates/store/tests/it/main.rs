@@ -1,0 +1,8 @@
+//! The store's behavioural suite: every test in `suite` runs against a real SQLite file
+//! and a fresh PostgreSQL database; that suite is the definition of the store.
+
+mod crash;
+mod fixtures;
+mod harness;
+mod postgres_concurrency;
+mod suite;

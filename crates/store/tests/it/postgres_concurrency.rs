@@ -1,0 +1,75 @@
+//! Many workers on one PostgreSQL database: `FOR UPDATE SKIP LOCKED` hands each due row
+//! to exactly one of them.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use certhook_core::event::{AlertType, ChannelState};
+use certhook_store::{Disposition, Outcome, Store};
+
+use crate::fixtures::*;
+use crate::harness::{TestDb, exec};
+
+const ROWS: usize = 10_000;
+const WORKERS: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn four_workers_claim_disjoint_rows_and_drain_them_all() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let store = db.store().await;
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let ch = channel(&store, &alert, ChannelState::Active).await;
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_messages (id, type, body, created_at) \
+             SELECT md5('m' || i)::uuid::text, 'issuance', '\\x7b7d'::bytea, 0 FROM generate_series(1, {ROWS}) i; \
+             INSERT INTO certhook_deliveries (id, message_id, channel_id, type, state, next_attempt_at, enqueued_at, created_at, updated_at) \
+             SELECT gen_random_uuid()::text, md5('m' || i)::uuid::text, '{}', 'issuance', 'pending', 0, 0, 0, 0 \
+             FROM generate_series(1, {ROWS}) i;",
+            ch.id
+        ),
+    )
+    .await;
+
+    let mut tasks = Vec::new();
+    for _ in 0..WORKERS {
+        let worker = Store::connect(db.url()).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claim = worker.claim(50, Duration::from_secs(120)).await.unwrap();
+                if claim.leases.is_empty() {
+                    break;
+                }
+                mine.extend(claim.leases.iter().map(|l| l.delivery_id));
+                let outcomes = claim
+                    .leases
+                    .into_iter()
+                    .map(|lease| Outcome { lease, attempt: None, disposition: Disposition::Delivered })
+                    .collect();
+                let accepted = worker.record(outcomes).await.unwrap();
+                assert!(accepted.iter().all(|a| *a), "every outcome of a live lease is accepted");
+            }
+            worker.close().await;
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    let mut per_worker = Vec::new();
+    for t in tasks {
+        let mine = t.await.unwrap();
+        per_worker.push(mine.len());
+        all.extend(mine);
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), ROWS, "claimed {} rows in all (per worker: {per_worker:?})", all.len());
+    assert_eq!(unique.len(), ROWS, "no row was held by two workers");
+    let status = store.status().await.unwrap();
+    assert_eq!(status.deliveries.delivered, ROWS as u64);
+    assert_eq!(status.deliveries.pending + status.deliveries.leased, 0);
+    assert!(per_worker.iter().filter(|n| **n > 0).count() >= 2, "the work was shared: {per_worker:?}");
+    store.close().await;
+    db.finish().await;
+}

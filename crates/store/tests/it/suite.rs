@@ -1,0 +1,499 @@
+//! The behavioural suite, run on both backends.
+
+use std::time::Duration;
+
+use certhook_core::event::{AlertType, ChannelState, DeliveryState};
+use certhook_store::{
+    AttemptRecord, DeadLetterSelector, DeliveryFilter, Disposition, Lease, Outcome, Store, StoreError,
+};
+use chrono::Utc;
+
+use crate::fixtures::*;
+use crate::harness::{exec, scalar};
+
+crate::both_backends!(
+    enqueue_is_idempotent_on_key,
+    batch_with_one_bad_event_stores_nothing,
+    fan_out_creates_one_delivery_per_channel_of_each_matching_alert,
+    paused_and_unverified_channels_hold_deliveries_until_active,
+    disabled_channel_dead_letters_new_deliveries,
+    claim_leases_due_rows_once,
+    expired_lease_is_taken_over_and_the_old_owner_is_fenced_off,
+    retry_schedules_the_next_attempt_and_logs_the_attempt,
+    dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
+    replay_and_purge_by_filter_with_dry_run,
+    released_lease_is_due_again_without_an_attempt,
+    deleting_a_channel_dead_letters_its_waiting_deliveries,
+    prune_removes_old_delivered_rows_but_never_dead_letters,
+    plain_sql_insert_is_picked_up_by_fan_out,
+    malformed_plain_sql_row_is_marked_and_not_delivered,
+    transactional_outbox_commits_or_rolls_back_with_the_caller,
+    issuance_and_revocation_update_the_inventory,
+    status_counts_every_state,
+);
+
+fn attempt(status: Option<u16>, error: Option<&str>) -> Option<AttemptRecord> {
+    Some(AttemptRecord {
+        started_at: Utc::now(),
+        duration: Duration::from_millis(12),
+        status_code: status,
+        error: error.map(str::to_string),
+        response_snippet: Some("ok".into()),
+    })
+}
+
+fn outcome(lease: Lease, disposition: Disposition, status: Option<u16>) -> Outcome {
+    Outcome { lease, attempt: attempt(status, None), disposition }
+}
+
+async fn claim_one(store: &Store) -> Lease {
+    let mut claim = store.claim(10, Duration::from_secs(60)).await.expect("claim");
+    assert_eq!(claim.leases.len(), 1, "expected exactly one due delivery");
+    claim.leases.pop().unwrap()
+}
+
+async fn state_counts(store: &Store) -> certhook_store::DeliveryCounts {
+    store.status().await.expect("status").deliveries
+}
+
+async fn enqueue_is_idempotent_on_key(store: Store) {
+    let app = app(&store).await;
+    let first = store.enqueue(&[event(app.id, AlertType::Issuance, "1", Some("k-1"))]).await.unwrap();
+    let again = store.enqueue(&[event(app.id, AlertType::Issuance, "2", Some("k-1"))]).await.unwrap();
+    assert_eq!(first, again, "a repeated key answers with the first id");
+    let batch = store
+        .enqueue(&[
+            event(app.id, AlertType::Issuance, "3", Some("k-2")),
+            event(app.id, AlertType::Issuance, "4", Some("k-2")),
+            event(app.id, AlertType::Issuance, "5", None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(batch[0], batch[1], "a key repeated inside one batch also answers with the first id");
+    assert_ne!(batch[0], batch[2]);
+    assert_eq!(store.status().await.unwrap().events.total, 3);
+    // the repeat changed nothing: the stored certificate is the first one's
+    let serial = scalar(
+        &store,
+        &format!(
+            "SELECT COUNT(*) FROM certhook_events WHERE id = '{}' AND certificate LIKE '%\"serialNumber\":\"1\"%'",
+            first[0]
+        ),
+    )
+    .await;
+    assert_eq!(serial, 1);
+}
+
+async fn batch_with_one_bad_event_stores_nothing(store: Store) {
+    let app = app(&store).await;
+    let unknown = uuid::Uuid::now_v7();
+    let err = store
+        .enqueue(&[event(app.id, AlertType::Issuance, "1", None), event(unknown, AlertType::Issuance, "2", None)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownApplication { index: 1, id } if id == unknown), "{err}");
+    assert!(err.to_string().contains("events[1].applicationId"), "{err}");
+    assert!(err.is_bad_input());
+    assert_eq!(store.status().await.unwrap().events.total, 0);
+}
+
+async fn fan_out_creates_one_delivery_per_channel_of_each_matching_alert(store: Store) {
+    let app = app(&store).await;
+    let issued_a = alert(&store, &app, AlertType::Issuance, "issued-a").await;
+    let issued_b = alert(&store, &app, AlertType::Issuance, "issued-b").await;
+    let revoked = alert(&store, &app, AlertType::Revocation, "revoked").await;
+    let a1 = channel(&store, &issued_a, ChannelState::Active).await;
+    let a2 = channel(&store, &issued_a, ChannelState::Active).await;
+    let b1 = channel(&store, &issued_b, ChannelState::Active).await;
+    channel(&store, &revoked, ChannelState::Active).await;
+    let other_app = store.create_application("other").await.unwrap();
+    let other = alert(&store, &other_app, AlertType::Issuance, "issued").await;
+    channel(&store, &other, ChannelState::Active).await;
+
+    let ids = store.enqueue(&[event(app.id, AlertType::Issuance, "42", None)]).await.unwrap();
+    assert_eq!(fan_out_all(&store).await, 1);
+    assert_eq!(fan_out_all(&store).await, 0, "a fanned-out row is not fanned out again");
+
+    let all = store.list_deliveries(&DeliveryFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|d| d.event_id == Some(ids[0]) && d.state == DeliveryState::Pending));
+    let ce = |ch: uuid::Uuid| all.iter().find(|d| d.channel_id == ch).unwrap().cloud_event_id;
+    assert_eq!(ce(a1.id), ce(a2.id), "one CloudEvent id per (event, alert)");
+    assert_ne!(ce(a1.id), ce(b1.id));
+
+    let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claim.leases.len(), 3);
+    for lease in &claim.leases {
+        let v: serde_json::Value = serde_json::from_slice(&lease.body).unwrap();
+        assert_eq!(v["id"], lease.cloud_event_id.to_string());
+        assert_eq!(v["type"], "com.infisical.pki.certificate.issuance");
+        assert_eq!(v["data"]["certificates"][0]["serialNumber"], "42");
+        assert_eq!(lease.delivery_type, "issuance");
+    }
+}
+
+async fn paused_and_unverified_channels_hold_deliveries_until_active(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let paused = channel(&store, &alert, ChannelState::Active).await;
+    let unverified = channel(&store, &alert, ChannelState::PendingVerification).await;
+    store.set_channel_state(paused.id, ChannelState::Paused).await.unwrap();
+    store.enqueue(&[event(app.id, AlertType::Issuance, "1", None)]).await.unwrap();
+    fan_out_all(&store).await;
+    assert_eq!(state_counts(&store).await.held, 2);
+    assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().leases.is_empty(), "held rows are not claimable");
+
+    let resumed = store.set_channel_state(paused.id, ChannelState::Active).await.unwrap();
+    assert_eq!(resumed.state, ChannelState::Active);
+    let lease = claim_one(&store).await;
+    assert_eq!(lease.channel_id, paused.id);
+
+    store.set_channel_state(unverified.id, ChannelState::Active).await.unwrap();
+    let lease = claim_one(&store).await;
+    assert_eq!(lease.channel_id, unverified.id);
+
+    // pausing again holds what was waiting, not what is in flight
+    store.record(vec![outcome(lease, Disposition::Retry { delay: Duration::ZERO }, Some(500))]).await.unwrap();
+    store.set_channel_state(unverified.id, ChannelState::Paused).await.unwrap();
+    assert_eq!(state_counts(&store).await.held, 1);
+    store.set_channel_state(unverified.id, ChannelState::Active).await.unwrap();
+    let d =
+        store.list_deliveries(&DeliveryFilter { channel_id: Some(unverified.id), ..Default::default() }).await.unwrap();
+    assert_eq!(d[0].state, DeliveryState::Retrying, "a released row that had attempts is retrying, due now");
+    assert_eq!(d[0].attempt_count, 1);
+}
+
+async fn disabled_channel_dead_letters_new_deliveries(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let ch = channel(&store, &alert, ChannelState::Active).await;
+    store.set_channel_state(ch.id, ChannelState::Disabled).await.unwrap();
+    store.enqueue(&[event(app.id, AlertType::Issuance, "1", None)]).await.unwrap();
+    fan_out_all(&store).await;
+    let dead = store
+        .list_deliveries(&DeliveryFilter { state: Some(DeliveryState::Dead), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason.as_deref(), Some("channel_disabled"));
+    // replaying by id while disabled is refused with the reason; after enable it works
+    let err = store.replay(&DeadLetterSelector::Id(dead[0].id), false).await.unwrap_err();
+    assert!(err.to_string().contains("disabled"), "{err}");
+    store.set_channel_state(ch.id, ChannelState::Active).await.unwrap();
+    assert_eq!(store.replay(&DeadLetterSelector::Id(dead[0].id), false).await.unwrap(), vec![dead[0].id]);
+    claim_one(&store).await;
+}
+
+async fn claim_leases_due_rows_once(store: Store) {
+    queue_with(&store, 5).await;
+    let first = store.claim(3, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(first.leases.len(), 3);
+    assert_eq!(first.taken_over, 0);
+    let second = store.claim(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(second.leases.len(), 2);
+    let mut ids: Vec<_> = first.leases.iter().chain(&second.leases).map(|l| l.delivery_id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "no delivery is leased twice");
+    assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().leases.is_empty());
+    assert_eq!(state_counts(&store).await.leased, 5);
+}
+
+async fn expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Store) {
+    queue_with(&store, 1).await;
+    let old = store.claim(10, Duration::from_millis(300)).await.unwrap().leases.pop().unwrap();
+    assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().leases.is_empty(), "a live lease is not taken");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let mut claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claim.taken_over, 1);
+    let new = claim.leases.pop().unwrap();
+    assert_eq!(new.delivery_id, old.delivery_id);
+    assert_ne!(new.token, old.token);
+
+    let accepted = store.record(vec![outcome(old, Disposition::Delivered, Some(200))]).await.unwrap();
+    assert_eq!(accepted, vec![false], "an outcome under a re-taken lease is refused");
+    let detail = store.get_delivery(new.delivery_id).await.unwrap();
+    assert_eq!(detail.delivery.state, DeliveryState::Leased);
+    assert!(detail.attempts.is_empty(), "the refused outcome logged nothing");
+
+    let accepted = store.record(vec![outcome(new, Disposition::Delivered, Some(204))]).await.unwrap();
+    assert_eq!(accepted, vec![true]);
+    let detail = store.get_delivery(detail.delivery.id).await.unwrap();
+    assert_eq!(detail.delivery.state, DeliveryState::Delivered);
+    assert_eq!(detail.delivery.last_status_code, Some(204));
+    assert!(detail.delivery.delivered_at.is_some());
+}
+
+async fn retry_schedules_the_next_attempt_and_logs_the_attempt(store: Store) {
+    queue_with(&store, 1).await;
+    let lease = claim_one(&store).await;
+    let id = lease.delivery_id;
+    let before = store.now().await.unwrap();
+    let out = Outcome {
+        lease,
+        attempt: attempt(Some(503), Some("HTTP 503")),
+        disposition: Disposition::Retry { delay: Duration::from_secs(120) },
+    };
+    assert_eq!(store.record(vec![out]).await.unwrap(), vec![true]);
+    let d = store.get_delivery(id).await.unwrap();
+    assert_eq!(d.delivery.state, DeliveryState::Retrying);
+    assert_eq!(d.delivery.attempt_count, 1);
+    assert_eq!(d.delivery.last_status_code, Some(503));
+    assert_eq!(d.delivery.last_error.as_deref(), Some("HTTP 503"));
+    let wait = d.delivery.next_attempt_at.unwrap() - before;
+    assert!(wait >= chrono::Duration::seconds(119) && wait <= chrono::Duration::seconds(125), "{wait}");
+    assert_eq!(d.attempts.len(), 1);
+    assert_eq!((d.attempts[0].number, d.attempts[0].status_code), (1, Some(503)));
+    assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().leases.is_empty(), "not due yet");
+
+    // a zero delay is due at once, and attempt numbers keep counting
+    exec(&store, &format!("UPDATE certhook_deliveries SET next_attempt_at = 0 WHERE id = '{id}'")).await;
+    let lease = claim_one(&store).await;
+    assert_eq!(lease.attempts_before, 1);
+    store.record(vec![outcome(lease, Disposition::Delivered, Some(200))]).await.unwrap();
+    let d = store.get_delivery(id).await.unwrap();
+    assert_eq!(d.attempts.iter().map(|a| a.number).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(d.delivery.attempt_count, 2);
+    assert_eq!(d.delivery.last_error, None);
+}
+
+async fn dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts(store: Store) {
+    queue_with(&store, 1).await;
+    let lease = claim_one(&store).await;
+    let (id, ce, body) = (lease.delivery_id, lease.cloud_event_id, lease.body.clone());
+    store.record(vec![outcome(lease, Disposition::Dead { reason: "max_attempts".into() }, Some(500))]).await.unwrap();
+    let dead = store
+        .list_deliveries(&DeliveryFilter { state: Some(DeliveryState::Dead), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason.as_deref(), Some("max_attempts"));
+    assert_eq!(dead[0].last_status_code, Some(500));
+
+    assert_eq!(store.replay(&DeadLetterSelector::Id(id), true).await.unwrap(), vec![id]);
+    assert_eq!(state_counts(&store).await.dead, 1, "dry run changes nothing");
+    assert_eq!(store.replay(&DeadLetterSelector::Id(id), false).await.unwrap(), vec![id]);
+    let d = store.get_delivery(id).await.unwrap().delivery;
+    assert_eq!((d.state, d.attempt_count, d.reason), (DeliveryState::Pending, 0, None));
+    let again = claim_one(&store).await;
+    assert_eq!(again.cloud_event_id, ce, "replay keeps the CloudEvent id");
+    assert_eq!(again.body, body, "and the exact bytes");
+    let err = store.replay(&DeadLetterSelector::Id(id), false).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { kind: "dead letter", .. }), "{err}");
+}
+
+async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
+    let (_, ch) = queue_with(&store, 3).await;
+    let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
+    let outcomes =
+        claim.leases.into_iter().map(|l| outcome(l, Disposition::Dead { reason: "max_attempts".into() }, Some(500)));
+    store.record(outcomes.collect()).await.unwrap();
+    let all = DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(ch.id), ..Default::default() });
+    let other =
+        DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(uuid::Uuid::now_v7()), ..Default::default() });
+    assert!(store.replay(&other, false).await.unwrap().is_empty());
+    let future = DeadLetterSelector::Matching(DeliveryFilter {
+        dead_since: Some(Utc::now() + chrono::Duration::hours(1)),
+        ..Default::default()
+    });
+    assert!(store.purge(&future, false).await.unwrap().is_empty(), "--since in the future matches nothing");
+    assert_eq!(store.purge(&all, true).await.unwrap().len(), 3);
+    assert_eq!(state_counts(&store).await.dead, 3, "dry run changes nothing");
+    let replayed = store.replay(&all, false).await.unwrap();
+    assert_eq!(replayed.len(), 3);
+    let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
+    let outcomes =
+        claim.leases.into_iter().map(|l| outcome(l, Disposition::Dead { reason: "endpoint_gone".into() }, Some(410)));
+    store.record(outcomes.collect()).await.unwrap();
+    let purged = store.purge(&all, false).await.unwrap();
+    assert_eq!(purged.len(), 3);
+    assert_eq!(state_counts(&store).await.dead, 0);
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM certhook_attempts").await, 0, "attempts go with them");
+}
+
+async fn released_lease_is_due_again_without_an_attempt(store: Store) {
+    queue_with(&store, 1).await;
+    let lease = claim_one(&store).await;
+    let id = lease.delivery_id;
+    store.record(vec![Outcome { lease, attempt: None, disposition: Disposition::Released }]).await.unwrap();
+    let d = store.get_delivery(id).await.unwrap();
+    assert_eq!((d.delivery.state, d.delivery.attempt_count), (DeliveryState::Pending, 0));
+    assert!(d.attempts.is_empty());
+    claim_one(&store).await;
+}
+
+async fn deleting_a_channel_dead_letters_its_waiting_deliveries(store: Store) {
+    let (_, ch) = queue_with(&store, 2).await;
+    let in_flight = store.claim(1, Duration::from_secs(60)).await.unwrap().leases.pop().unwrap();
+    assert_eq!(store.delete_channel(ch.id).await.unwrap(), 1);
+    let dead = store
+        .list_deliveries(&DeliveryFilter { state: Some(DeliveryState::Dead), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason.as_deref(), Some("channel_deleted"));
+    assert!(matches!(store.get_channel(ch.id).await, Err(StoreError::NotFound { .. })));
+    assert!(store.list_channels(None).await.unwrap().is_empty());
+    // the in-flight one still records its outcome
+    assert_eq!(store.record(vec![outcome(in_flight, Disposition::Delivered, Some(200))]).await.unwrap(), vec![true]);
+    assert!(matches!(store.delete_channel(ch.id).await, Err(StoreError::NotFound { .. })));
+
+    let (_, ch) = queue_with(&store, 2).await;
+    assert_eq!(store.dead_letter_channel(ch.id, "endpoint_gone").await.unwrap(), 2);
+}
+
+async fn prune_removes_old_delivered_rows_but_never_dead_letters(store: Store) {
+    queue_with(&store, 2).await;
+    let mut leases = store.claim(10, Duration::from_secs(60)).await.unwrap().leases;
+    let dead = leases.pop().unwrap();
+    let done = leases.pop().unwrap();
+    store
+        .record(vec![
+            outcome(done, Disposition::Delivered, Some(200)),
+            outcome(dead, Disposition::Dead { reason: "max_attempts".into() }, Some(500)),
+        ])
+        .await
+        .unwrap();
+    let kept = store.prune(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!((kept.deliveries, kept.events), (0, 0), "nothing is younger than retention yet");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let pruned = store.prune(Duration::from_millis(1)).await.unwrap();
+    assert_eq!((pruned.deliveries, pruned.events), (1, 1));
+    let counts = state_counts(&store).await;
+    assert_eq!((counts.delivered, counts.dead), (0, 1));
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM certhook_attempts").await, 1, "the dead letter keeps its attempt");
+    assert_eq!(store.status().await.unwrap().events.total, 1, "the dead letter's event stays");
+}
+
+async fn plain_sql_insert_is_picked_up_by_fan_out(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    channel(&store, &alert, ChannelState::Active).await;
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_events (application_id, type, idempotency_key, certificate) VALUES ('{}', 'issuance', 'sql-1', \
+             '{{\"serialNumber\":\"777\",\"commonName\":\"sql.example.com\",\"notBefore\":\"2024-01-01T00:00:00Z\",\"notAfter\":\"2025-01-01T00:00:00Z\"}}')",
+            app.id
+        ),
+    )
+    .await;
+    assert_eq!(fan_out_all(&store).await, 1);
+    let lease = claim_one(&store).await;
+    let v: serde_json::Value = serde_json::from_slice(&lease.body).unwrap();
+    assert_eq!(v["data"]["certificates"][0]["serialNumber"], "777");
+    assert_eq!(v["data"]["certificates"][0]["id"], "777", "id defaults to the serial number");
+    assert_eq!(v["data"]["certificates"][0]["profileName"], serde_json::Value::Null);
+    let event_id = lease.cloud_event_id;
+    assert!(!event_id.is_nil());
+    // the plain-SQL path is idempotent too
+    let again = store.enqueue(&[event(app.id, AlertType::Issuance, "778", Some("sql-1"))]).await.unwrap();
+    let sql_id = scalar(&store, "SELECT COUNT(*) FROM certhook_events").await;
+    assert_eq!(sql_id, 1);
+    assert_eq!(store.get_delivery(lease.delivery_id).await.unwrap().delivery.event_id, Some(again[0]));
+}
+
+async fn malformed_plain_sql_row_is_marked_and_not_delivered(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    channel(&store, &alert, ChannelState::Active).await;
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_events (application_id, type, certificate) VALUES ('{}', 'issuance', '{{\"serialNumber\":\"1\"}}')",
+            app.id
+        ),
+    )
+    .await;
+    store.enqueue(&[event(app.id, AlertType::Issuance, "2", None)]).await.unwrap();
+    assert_eq!(fan_out_all(&store).await, 2);
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(*) FROM certhook_events WHERE error LIKE '%certificate.commonName%'").await,
+        1,
+        "the refusal names the field"
+    );
+    assert_eq!(store.list_deliveries(&DeliveryFilter::default()).await.unwrap().len(), 1, "the good row still flows");
+}
+
+async fn transactional_outbox_commits_or_rolls_back_with_the_caller(store: Store) {
+    let app = app(&store).await;
+    let ev = event(app.id, AlertType::Issuance, "1", None);
+    match &store {
+        Store::Sqlite(b) => {
+            let mut tx = b.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+            certhook_store::sqlite::enqueue_in_tx(&mut tx, std::slice::from_ref(&ev)).await.unwrap();
+            tx.rollback().await.unwrap();
+            let mut tx = b.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+            certhook_store::sqlite::enqueue_in_tx(&mut tx, &[ev]).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        Store::Postgres(b) => {
+            let mut tx = b.pool().begin().await.unwrap();
+            certhook_store::postgres::enqueue_in_tx(&mut tx, std::slice::from_ref(&ev)).await.unwrap();
+            tx.rollback().await.unwrap();
+            let mut tx = b.pool().begin().await.unwrap();
+            certhook_store::postgres::enqueue_in_tx(&mut tx, &[ev]).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    assert_eq!(store.status().await.unwrap().events.total, 1, "the rolled-back event is gone, the committed one stays");
+}
+
+async fn issuance_and_revocation_update_the_inventory(store: Store) {
+    let app = app(&store).await;
+    let mut revoked = event(app.id, AlertType::Revocation, "2", None);
+    revoked.certificate.id = "cert-1".into();
+    revoked.certificate.revoked_at = Some(Utc::now());
+    revoked.certificate.revocation_reason = Some(certhook_core::event::RevocationReason::KeyCompromise);
+    let mut issued = event(app.id, AlertType::Issuance, "1", None);
+    issued.certificate.id = "cert-1".into();
+    store.enqueue(&[issued]).await.unwrap();
+    fan_out_all(&store).await;
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM certhook_certificates WHERE revoked_at IS NULL").await, 1);
+    store.enqueue(&[revoked]).await.unwrap();
+    fan_out_all(&store).await;
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(*) FROM certhook_certificates WHERE revocation_reason = 'keyCompromise' AND revoked_at IS NOT NULL").await,
+        1
+    );
+    let mut renewed = event(app.id, AlertType::Renewal, "3", None);
+    renewed.certificate.id = "cert-1".into();
+    store.enqueue(&[renewed]).await.unwrap();
+    fan_out_all(&store).await;
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(*) FROM certhook_certificates WHERE serial_number = '3' AND revoked_at IS NULL")
+            .await,
+        1,
+        "a renewal replaces the certificate the id names"
+    );
+}
+
+async fn status_counts_every_state(store: Store) {
+    let (app, ch) = queue_with(&store, 4).await;
+    let held_alert = alert(&store, &app, AlertType::Revocation, "revoked").await;
+    channel(&store, &held_alert, ChannelState::PendingVerification).await;
+    store.enqueue(&[event(app.id, AlertType::Revocation, "9", None)]).await.unwrap();
+    fan_out_all(&store).await;
+    let mut leases = store.claim(3, Duration::from_secs(60)).await.unwrap().leases;
+    let a = leases.pop().unwrap();
+    let b = leases.pop().unwrap();
+    store
+        .record(vec![
+            outcome(a, Disposition::Delivered, Some(200)),
+            outcome(b, Disposition::Retry { delay: Duration::from_secs(600) }, Some(500)),
+        ])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let s = store.status().await.unwrap();
+    assert_eq!(s.events.total, 5);
+    let d = &s.deliveries;
+    assert_eq!((d.pending, d.leased, d.retrying, d.held, d.delivered, d.dead), (1, 1, 1, 1, 1, 0));
+    assert!(s.oldest_pending_age_seconds > 0.0);
+    assert_eq!((s.channels.active, s.channels.pending_verification), (1, 1));
+    store.set_channel_state(ch.id, ChannelState::Paused).await.unwrap();
+    let json = serde_json::to_value(store.status().await.unwrap()).unwrap();
+    assert_eq!(json["channels"]["paused"], 1);
+    assert!(json["oldestPendingAgeSeconds"].is_number());
+    assert_eq!(json["deliveries"]["held"], 3);
+}
