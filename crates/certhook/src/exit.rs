@@ -2,6 +2,8 @@
 
 use certhook_core::config::ConfigError;
 use certhook_core::validate::ValidationError;
+use certhook_producer::ProduceError;
+use certhook_store::StoreError;
 
 /// Input the user can fix: an unknown id, a malformed value, a refused state change.
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +19,13 @@ pub const BAD_INPUT: i32 = 2;
 
 /// Maps an error to its exit code by what caused it.
 pub fn code_for(err: &anyhow::Error) -> i32 {
-    let bad_input =
-        err.chain().any(|cause| cause.is::<BadInput>() || cause.is::<ValidationError>() || cause.is::<ConfigError>());
+    let bad_input = err.chain().any(|cause| {
+        cause.is::<BadInput>()
+            || cause.is::<ValidationError>()
+            || cause.is::<ConfigError>()
+            || cause.downcast_ref::<StoreError>().is_some_and(StoreError::is_bad_input)
+            || cause.downcast_ref::<ProduceError>().is_some_and(ProduceError::is_bad_input)
+    });
     if bad_input { BAD_INPUT } else { FAILURE }
 }
 

@@ -6,14 +6,16 @@
 //! - `cli`: the clap command tree of SPEC §6.
 //! - `settings`: configuration from file, environment and flags.
 //! - `exit`: exit codes 0/1/2 and the errors that mean "bad input".
+//! - `commands`: one function per command.
 
 mod cli;
+mod commands;
 mod exit;
 mod settings;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LogFormat};
+use crate::cli::{Cli, LogFormat};
 
 fn main() {
     let cli = Cli::parse();
@@ -39,20 +41,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
-    let _config = settings::load(cli)?;
-    let name = match &cli.command {
-        Command::Serve => "serve",
-        Command::Migrate => "migrate",
-        Command::App(_) => "app",
-        Command::Alert(_) => "alert",
-        Command::Channel(_) => "channel",
-        Command::Enqueue(_) => "enqueue",
-        Command::Import(_) => "import",
-        Command::Scan(_) => "scan",
-        Command::Deliveries(_) => "deliveries",
-        Command::Dlq(_) => "dlq",
-        Command::Status => "status",
-        Command::Listen(_) => "listen",
-    };
-    anyhow::bail!("'{name}' is not implemented yet in this build")
+    let config = settings::load(cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(commands::run(cli, config))
 }

@@ -11,6 +11,7 @@
 //! - [`render`]: the CloudEvents 1.0 body of a delivery, byte-for-byte deterministic.
 //! - [`sign`]: the `x-infisical-signature` and Standard Webhooks headers.
 //! - [`retry`]: the durable retry schedule (exponential backoff, full jitter, `Retry-After`).
+//! - [`subscription`]: validation of alerts and channels as operators define them.
 //! - [`config`]: the configuration file and its `CERTHOOK_*` environment overrides.
 #![deny(missing_docs)]
 
@@ -21,6 +22,7 @@ pub mod render;
 pub mod retry;
 pub mod secret;
 pub mod sign;
+pub mod subscription;
 pub mod time;
 pub mod validate;
 

@@ -1,2 +1,12 @@
 //! certhook-producer: what a PKI links or calls to hand certhook certificate events.
+//!
+//! # Layout
+//!
+//! - [`enqueue`]: validated enqueue of JSON or typed events on a [`certhook_store::Store`],
+//!   and the transactional outbox (`enqueue_in_sqlite_tx` / `enqueue_in_postgres_tx`) on
+//!   the caller's own sqlx transaction.
 #![deny(missing_docs)]
+
+pub mod enqueue;
+
+pub use enqueue::{ProduceError, Producer, enqueue_in_postgres_tx, enqueue_in_sqlite_tx};

@@ -73,3 +73,39 @@ async fn four_workers_claim_disjoint_rows_and_drain_them_all() {
     store.close().await;
     db.finish().await;
 }
+
+/// A row inserted by another process (here: plain SQL on another connection) wakes a
+/// worker waiting on `LISTEN certhook_work` long before its poll interval ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_elsewhere_wakes_a_listening_worker() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let worker = db.store().await;
+    let listener = worker.listen_for_work().await.unwrap().expect("PostgreSQL listens");
+    let producer = Store::connect(db.url()).await.unwrap();
+    let app = app(&producer).await;
+    let poll = Duration::from_secs(30);
+    let waiter = tokio::spawn({
+        let worker = worker.clone();
+        async move {
+            let started = std::time::Instant::now();
+            worker.wait_for_work(poll).await;
+            started.elapsed()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    exec(
+        &producer,
+        &format!(
+            "INSERT INTO certhook_events (application_id, type, certificate) VALUES ('{}', 'issuance', \
+             '{{\"serialNumber\":\"1\",\"commonName\":\"a\",\"notBefore\":\"2024-01-01T00:00:00Z\",\"notAfter\":\"2025-01-01T00:00:00Z\"}}')",
+            app.id
+        ),
+    )
+    .await;
+    let waited = waiter.await.unwrap();
+    assert!(waited < poll / 2, "woken by NOTIFY after {waited:?}, not by the {poll:?} poll");
+    listener.abort();
+    producer.close().await;
+    worker.close().await;
+    db.finish().await;
+}

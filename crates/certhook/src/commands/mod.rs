@@ -1,0 +1,69 @@
+//! One function per command; each prints its result as text, or as one JSON document
+//! with `--json`.
+
+mod admin;
+mod queue;
+
+use std::str::FromStr;
+
+use certhook_core::config::Config;
+use certhook_store::Store;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::cli::{Cli, Command};
+use crate::exit::BadInput;
+
+/// Runs the parsed command line with its configuration.
+pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
+    let out = Output { json: cli.json };
+    match &cli.command {
+        Command::Migrate => queue::migrate(&config, &out).await,
+        Command::App(cmd) => admin::app(&open(&config).await?, cmd, &out).await,
+        Command::Alert(cmd) => admin::alert(&open(&config).await?, cmd, &out).await,
+        Command::Channel(cmd) => admin::channel(&open(&config).await?, &config, cmd, &out).await,
+        Command::Enqueue(args) => queue::enqueue(&open(&config).await?, &config, args, &out).await,
+        Command::Deliveries(cmd) => queue::deliveries(&open(&config).await?, cmd, &out).await,
+        Command::Dlq(cmd) => queue::dlq(&open(&config).await?, cmd, &out).await,
+        Command::Status => queue::status(&open(&config).await?, &out).await,
+        Command::Serve | Command::Import(_) | Command::Scan(_) | Command::Listen(_) => {
+            anyhow::bail!("this command is not implemented yet in this build")
+        }
+    }
+}
+
+/// Opens the database, creating it (SQLite) and applying pending migrations first.
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::connect(&config.database_url).await?)
+}
+
+/// Where results go: text lines for people, or one JSON document for programs.
+pub struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// Prints `value` as JSON with `--json`, else the text `lines` makes of it.
+    pub fn emit<T: Serialize>(&self, value: &T, lines: impl FnOnce(&T) -> Vec<String>) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            for line in lines(value) {
+                println!("{line}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses an id given on the command line, naming what it should identify.
+pub fn parse_id(kind: &str, text: &str) -> Result<Uuid, BadInput> {
+    Uuid::from_str(text.trim()).map_err(|_| BadInput(format!("{kind} id '{text}' is not a UUID")))
+}
+
+/// Parses an RFC 3339 time given on the command line, naming the flag.
+pub fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, BadInput> {
+    certhook_core::time::parse_rfc3339(text)
+        .map_err(|_| BadInput(format!("{flag}: '{text}' is not an RFC 3339 time such as 2024-01-15T10:30:00Z")))
+}

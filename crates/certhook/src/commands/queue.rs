@@ -1,0 +1,156 @@
+//! The queue: migrate, enqueue, deliveries, dead letters, status.
+
+use std::io::Read;
+
+use certhook_core::config::Config;
+use certhook_core::event::DeliveryState;
+use certhook_producer::Producer;
+use certhook_store::{DeadLetterSelector, Delivery, DeliveryFilter, Store};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{Output, parse_id, parse_time};
+use crate::cli::{DeliveriesCommand, DlqCommand, DlqFilter, EnqueueArgs};
+use crate::exit::BadInput;
+
+/// `certhook migrate`: connecting applies pending migrations.
+pub async fn migrate(config: &Config, out: &Output) -> anyhow::Result<()> {
+    let store = Store::connect(&config.database_url).await?;
+    store.close().await;
+    out.emit(&serde_json::json!({"migrated": true}), |_| vec!["migrations applied".to_string()])
+}
+
+#[derive(Serialize)]
+struct Ids {
+    ids: Vec<Uuid>,
+}
+
+/// `certhook enqueue --file F` (`-` reads standard input).
+pub async fn enqueue(store: &Store, config: &Config, args: &EnqueueArgs, out: &Output) -> anyhow::Result<()> {
+    let Some(path) = &args.file else {
+        anyhow::bail!("enqueue --pem is not implemented yet in this build");
+    };
+    let input = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        buf
+    } else {
+        std::fs::read(path).map_err(|e| BadInput(format!("--file {}: {e}", path.display())))?
+    };
+    let producer = Producer::new(store.clone(), config.max_event_bytes);
+    let ids = producer.enqueue_json(&input).await?;
+    out.emit(&Ids { ids }, |r| r.ids.iter().map(Uuid::to_string).collect())
+}
+
+fn delivery_line(d: &Delivery) -> String {
+    let mut line = format!(
+        "{}  {:<9}  {:<10}  attempts={}  channel={}",
+        d.id, d.state, d.delivery_type, d.attempt_count, d.channel_id
+    );
+    if let Some(code) = d.last_status_code {
+        line.push_str(&format!("  last={code}"));
+    }
+    if let Some(reason) = &d.reason {
+        line.push_str(&format!("  reason={reason}"));
+    }
+    line
+}
+
+/// `certhook deliveries …`
+pub async fn deliveries(store: &Store, cmd: &DeliveriesCommand, out: &Output) -> anyhow::Result<()> {
+    match cmd {
+        DeliveriesCommand::List { status, channel } => {
+            let state = status
+                .as_deref()
+                .map(|s| s.parse::<DeliveryState>().map_err(|e| BadInput(format!("--status: {e}"))))
+                .transpose()?;
+            let channel_id = channel.as_deref().map(|c| parse_id("channel", c)).transpose()?;
+            let filter = DeliveryFilter { state, channel_id, limit: Some(1000), ..Default::default() };
+            out.emit(&store.list_deliveries(&filter).await?, |l| l.iter().map(delivery_line).collect())
+        }
+        DeliveriesCommand::Show { id } => {
+            let detail = store.get_delivery(parse_id("delivery", id)?).await?;
+            out.emit(&detail, |d| {
+                let mut lines = vec![delivery_line(&d.delivery)];
+                lines.extend(d.attempts.iter().map(|a| {
+                    let status = a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+                    let error = a.error.as_deref().unwrap_or("");
+                    format!("  #{} {} {}ms status={status} {error}", a.number, a.started_at.to_rfc3339(), a.duration_ms)
+                }));
+                lines
+            })
+        }
+    }
+}
+
+fn dlq_filter(f: &DlqFilter) -> anyhow::Result<DeliveryFilter> {
+    Ok(DeliveryFilter {
+        channel_id: f.channel.as_deref().map(|c| parse_id("channel", c)).transpose()?,
+        delivery_type: f.event_type.clone(),
+        dead_since: f.since.as_deref().map(|s| parse_time("--since", s)).transpose()?,
+        ..Default::default()
+    })
+}
+
+#[derive(Serialize)]
+struct Counted {
+    count: usize,
+    ids: Vec<Uuid>,
+}
+
+fn selector(id: &Option<String>, filter: DeliveryFilter) -> anyhow::Result<DeadLetterSelector> {
+    Ok(match id {
+        Some(id) => DeadLetterSelector::Id(parse_id("dead letter", id)?),
+        None => DeadLetterSelector::Matching(filter),
+    })
+}
+
+/// `certhook dlq …`
+pub async fn dlq(store: &Store, cmd: &DlqCommand, out: &Output) -> anyhow::Result<()> {
+    match cmd {
+        DlqCommand::List(f) => {
+            let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..dlq_filter(f)? };
+            out.emit(&store.list_deliveries(&filter).await?, |l| l.iter().map(delivery_line).collect())
+        }
+        DlqCommand::Replay { id, filter, dry_run, .. } => {
+            let ids = store.replay(&selector(id, dlq_filter(filter)?)?, *dry_run).await?;
+            let verb = if *dry_run { "would replay" } else { "replayed" };
+            out.emit(&Counted { count: ids.len(), ids }, |c| {
+                std::iter::once(format!("{verb} {}", c.count)).chain(c.ids.iter().map(Uuid::to_string)).collect()
+            })
+        }
+        DlqCommand::Purge { id, channel, before, dry_run, .. } => {
+            let filter = DeliveryFilter {
+                channel_id: channel.as_deref().map(|c| parse_id("channel", c)).transpose()?,
+                dead_before: before.as_deref().map(|b| parse_time("--before", b)).transpose()?,
+                ..Default::default()
+            };
+            let ids = store.purge(&selector(id, filter)?, *dry_run).await?;
+            let verb = if *dry_run { "would purge" } else { "purged" };
+            out.emit(&Counted { count: ids.len(), ids }, |c| {
+                std::iter::once(format!("{verb} {}", c.count)).chain(c.ids.iter().map(Uuid::to_string)).collect()
+            })
+        }
+    }
+}
+
+/// `certhook status`
+pub async fn status(store: &Store, out: &Output) -> anyhow::Result<()> {
+    let s = store.status().await?;
+    out.emit(&s, |s| {
+        let d = &s.deliveries;
+        let c = &s.channels;
+        vec![
+            format!("events          {}", s.events.total),
+            format!(
+                "deliveries      pending={} leased={} retrying={} held={} delivered={} dead={}",
+                d.pending, d.leased, d.retrying, d.held, d.delivered, d.dead
+            ),
+            format!("oldest pending  {:.1}s", s.oldest_pending_age_seconds),
+            format!(
+                "channels        pending_verification={} active={} paused={} disabled={}",
+                c.pending_verification, c.active, c.paused, c.disabled
+            ),
+        ]
+    })
+}

@@ -1,0 +1,259 @@
+//! Validation of what operators configure: alerts and channels (SPEC §1, §4).
+//!
+//! Each refusal names the field, as producer input does.
+
+use crate::duration::AlertBefore;
+use crate::event::{AlertType, ChannelKind};
+use crate::sign::validate_secret;
+use crate::validate::ValidationError;
+
+/// Longest alert name.
+pub const MAX_ALERT_NAME_LEN: usize = 63;
+
+fn invalid(field: &str, reason: impl Into<String>) -> ValidationError {
+    ValidationError::InvalidField { field: field.to_string(), reason: reason.into() }
+}
+
+/// A checked alert definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertSpec {
+    /// What it subscribes to.
+    pub alert_type: AlertType,
+    /// A slug.
+    pub name: String,
+    /// Expiration alerts' window.
+    pub alert_before: Option<AlertBefore>,
+    /// Free text.
+    pub description: Option<String>,
+}
+
+/// Checks an alert: known type, slug name, `alertBefore` on expiration alerts only.
+pub fn check_alert(
+    alert_type: &str,
+    name: &str,
+    alert_before: Option<&str>,
+    description: Option<&str>,
+) -> Result<AlertSpec, ValidationError> {
+    let alert_type: AlertType =
+        alert_type.parse().map_err(|e: crate::event::UnknownValue| invalid("type", e.to_string()))?;
+    check_slug(name)?;
+    let alert_before = match (alert_type, alert_before) {
+        (AlertType::Expiration, None) => {
+            return Err(ValidationError::MissingField("alertBefore".into()));
+        }
+        (AlertType::Expiration, Some(b)) => {
+            Some(b.parse::<AlertBefore>().map_err(|e| invalid("alertBefore", e.to_string()))?)
+        }
+        (_, Some(_)) => return Err(invalid("alertBefore", "only expiration alerts have a window")),
+        (_, None) => None,
+    };
+    if description.is_some_and(|d| d.chars().count() > 1024) {
+        return Err(invalid("description", "must be at most 1024 characters"));
+    }
+    Ok(AlertSpec { alert_type, name: name.to_string(), alert_before, description: description.map(str::to_string) })
+}
+
+fn check_slug(name: &str) -> Result<(), ValidationError> {
+    let well_formed = !name.is_empty()
+        && name
+            .split('-')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    if !well_formed {
+        return Err(invalid(
+            "name",
+            format!(
+                "'{name}' must be lowercase letters and digits in words joined by single dashes (e.g. tls-expiry-alert)"
+            ),
+        ));
+    }
+    if name.len() > MAX_ALERT_NAME_LEN {
+        return Err(invalid("name", format!("must be at most {MAX_ALERT_NAME_LEN} characters")));
+    }
+    Ok(())
+}
+
+/// A checked channel definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelSpec {
+    /// Where it sends.
+    pub kind: ChannelKind,
+    /// Destination (none for PagerDuty).
+    pub url: Option<String>,
+    /// Signing secret.
+    pub secret: Option<crate::Secret>,
+    /// PagerDuty routing key.
+    pub routing_key: Option<crate::Secret>,
+    /// Content-Type override.
+    pub content_type: Option<String>,
+}
+
+/// What a channel definition may give.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelInput<'a> {
+    /// `webhook`, `slack` or `pagerduty`; detected from the URL when absent.
+    pub kind: Option<&'a str>,
+    /// Destination URL.
+    pub url: Option<&'a str>,
+    /// Signing secret.
+    pub secret: Option<&'a str>,
+    /// PagerDuty routing key.
+    pub routing_key: Option<&'a str>,
+    /// Content-Type override.
+    pub content_type: Option<&'a str>,
+}
+
+/// Slack incoming webhooks live here; such URLs make a Slack channel without `--kind`.
+pub const SLACK_PREFIX: &str = "https://hooks.slack.com/";
+
+/// Checks a channel: kind, URL scheme, secret length, routing key, content type.
+pub fn check_channel(input: &ChannelInput<'_>, allow_insecure_http: bool) -> Result<ChannelSpec, ValidationError> {
+    let kind = match input.kind {
+        Some(k) => k.parse::<ChannelKind>().map_err(|e| invalid("kind", e.to_string()))?,
+        None if input.url.is_some_and(|u| u.starts_with(SLACK_PREFIX)) => ChannelKind::Slack,
+        None if input.routing_key.is_some() && input.url.is_none() => ChannelKind::Pagerduty,
+        None => ChannelKind::Webhook,
+    };
+    let url = match (kind, input.url) {
+        (ChannelKind::Pagerduty, Some(u)) => Some(check_url(u, allow_insecure_http)?),
+        (ChannelKind::Pagerduty, None) => None,
+        (_, Some(u)) => Some(check_url(u, allow_insecure_http)?),
+        (_, None) => return Err(ValidationError::MissingField("url".into())),
+    };
+    let routing_key = match (kind, input.routing_key) {
+        (ChannelKind::Pagerduty, Some(k)) => {
+            if k.len() != 32 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid("routingKey", "must be 32 hexadecimal characters"));
+            }
+            Some(crate::Secret::new(k))
+        }
+        (ChannelKind::Pagerduty, None) => return Err(ValidationError::MissingField("routingKey".into())),
+        (_, Some(_)) => return Err(invalid("routingKey", "only pagerduty channels have a routing key")),
+        (_, None) => None,
+    };
+    let secret = match input.secret {
+        Some(_) if kind != ChannelKind::Webhook => {
+            return Err(invalid(
+                "secret",
+                format!("{kind} channels are not signed; only webhook channels take a secret"),
+            ));
+        }
+        Some(s) => {
+            validate_secret(s)
+                .map_err(|e| invalid("secret", e.to_string().trim_start_matches("secret: ").to_string()))?;
+            Some(crate::Secret::new(s))
+        }
+        None => None,
+    };
+    let content_type = match input.content_type {
+        Some(t) => {
+            let ok = t.contains('/') && !t.contains(['\r', '\n']) && t.is_ascii();
+            if !ok {
+                return Err(invalid("contentType", format!("'{t}' is not a media type such as application/json")));
+            }
+            Some(t.to_string())
+        }
+        None => None,
+    };
+    Ok(ChannelSpec { kind, url, secret, routing_key, content_type })
+}
+
+/// Checks a destination URL: `https://` (or `http://` when allowed) with a host.
+pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, ValidationError> {
+    let rest = if let Some(rest) = url.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        if !allow_insecure_http {
+            return Err(invalid(
+                "url",
+                format!("'{url}' is not https:// (http:// is accepted only with allow_insecure_http = true)"),
+            ));
+        }
+        rest
+    } else {
+        return Err(invalid("url", format!("'{url}' must be an https:// URL")));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) || url.contains(char::is_whitespace) {
+        return Err(invalid("url", format!("'{url}' has no valid host")));
+    }
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(e: ValidationError) -> String {
+        e.field().unwrap()
+    }
+
+    #[test]
+    fn alerts_need_a_known_type_and_a_slug_name() {
+        let a = check_alert("expiration", "tls-expiry-alert", Some("30d"), None).unwrap();
+        assert_eq!(a.alert_before.unwrap().to_string(), "30d");
+        assert_eq!(check_alert("issuance", "prod-issuance-notify", None, Some("d")).unwrap().alert_before, None);
+        assert_eq!(field(check_alert("issued", "a", None, None).unwrap_err()), "type");
+        for bad in ["", "Tls", "tls_expiry", "-tls", "tls-", "tls--expiry", "tls expiry", &"a".repeat(64)] {
+            assert_eq!(field(check_alert("issuance", bad, None, None).unwrap_err()), "name", "{bad:?}");
+        }
+        assert!(check_alert("issuance", &"a".repeat(63), None, None).is_ok());
+    }
+
+    #[test]
+    fn alert_before_only_and_always_on_expiration() {
+        assert_eq!(field(check_alert("expiration", "x", None, None).unwrap_err()), "alertBefore");
+        assert_eq!(field(check_alert("expiration", "x", Some("30s"), None).unwrap_err()), "alertBefore");
+        assert_eq!(field(check_alert("issuance", "x", Some("30d"), None).unwrap_err()), "alertBefore");
+    }
+
+    #[test]
+    fn channels_need_https_unless_insecure_is_allowed() {
+        let input = ChannelInput { url: Some("http://127.0.0.1:9000/hook"), ..Default::default() };
+        let e = check_channel(&input, false).unwrap_err();
+        assert_eq!(field(e.clone()), "url");
+        assert!(e.to_string().contains("allow_insecure_http"), "{e}");
+        assert_eq!(check_channel(&input, true).unwrap().kind, ChannelKind::Webhook);
+        for bad in ["ftp://x", "https://", "example.com/hook", "https:// x"] {
+            let input = ChannelInput { url: Some(bad), ..Default::default() };
+            assert_eq!(field(check_channel(&input, true).unwrap_err()), "url", "{bad}");
+        }
+        assert_eq!(field(check_channel(&ChannelInput::default(), false).unwrap_err()), "url");
+    }
+
+    #[test]
+    fn slack_is_detected_and_pagerduty_needs_a_routing_key() {
+        let slack = ChannelInput { url: Some("https://hooks.slack.com/services/T/B/X"), ..Default::default() };
+        assert_eq!(check_channel(&slack, false).unwrap().kind, ChannelKind::Slack);
+        let pd = ChannelInput {
+            kind: Some("pagerduty"),
+            routing_key: Some("0123456789abcdef0123456789ABCDEF"),
+            ..Default::default()
+        };
+        let spec = check_channel(&pd, false).unwrap();
+        assert_eq!((spec.kind, spec.url), (ChannelKind::Pagerduty, None));
+        let short = ChannelInput { kind: Some("pagerduty"), routing_key: Some("abc"), ..Default::default() };
+        assert_eq!(field(check_channel(&short, false).unwrap_err()), "routingKey");
+        let missing = ChannelInput { kind: Some("pagerduty"), ..Default::default() };
+        assert_eq!(field(check_channel(&missing, false).unwrap_err()), "routingKey");
+        let bad_kind = ChannelInput { kind: Some("email"), url: Some("https://x.test"), ..Default::default() };
+        assert_eq!(field(check_channel(&bad_kind, false).unwrap_err()), "kind");
+    }
+
+    #[test]
+    fn secrets_and_content_types_are_checked() {
+        let short = ChannelInput { url: Some("https://x.test"), secret: Some("too-short"), ..Default::default() };
+        let e = check_channel(&short, false).unwrap_err();
+        assert_eq!(field(e.clone()), "secret");
+        assert!(!e.to_string().contains("too-short"), "the secret is never echoed: {e}");
+        let ok = ChannelInput {
+            url: Some("https://x.test"),
+            secret: Some(&"s".repeat(32)),
+            content_type: Some("application/json"),
+            ..Default::default()
+        };
+        let spec = check_channel(&ok, false).unwrap();
+        assert!(spec.secret.is_some());
+        let ct = ChannelInput { url: Some("https://x.test"), content_type: Some("json"), ..Default::default() };
+        assert_eq!(field(check_channel(&ct, false).unwrap_err()), "contentType");
+    }
+}

@@ -1,0 +1,127 @@
+//! The command line on the embedded SQLite default: creating things, producing events,
+//! exit codes and `--json` shapes (SPEC §6).
+
+use crate::support::{Env, failure};
+
+fn event(app: &str, cn: &str, key: Option<&str>) -> serde_json::Value {
+    let mut e = serde_json::json!({
+        "type": "issuance", "applicationId": app,
+        "certificate": { "serialNumber": "42", "commonName": cn,
+                         "notBefore": "2024-01-01T00:00:00Z", "notAfter": "2025-01-01T00:00:00Z" }
+    });
+    if let Some(k) = key {
+        e["idempotencyKey"] = k.into();
+    }
+    e
+}
+
+#[test]
+fn a_fresh_database_is_created_and_migrated_by_any_command() {
+    let env = Env::new();
+    let status = env.json(&["status"]);
+    assert_eq!(status["events"]["total"], 0);
+    assert_eq!(status["deliveries"]["pending"], 0);
+    assert_eq!(status["channels"]["active"], 0);
+    assert!(env.path("certhook.db").exists());
+    assert!(env.run(&["migrate"]).status.success(), "migrate is idempotent");
+}
+
+#[test]
+fn create_list_and_json_shapes() {
+    let env = Env::new();
+    let app = env.json(&["app", "create", "--name", "pki-prod"]);
+    let app_id = app["id"].as_str().unwrap();
+    assert_eq!(app["name"], "pki-prod");
+    assert!(app["createdAt"].as_str().unwrap().ends_with('Z'));
+    let alert = env.json(&[
+        "alert",
+        "create",
+        "--app",
+        app_id,
+        "--type",
+        "expiration",
+        "--name",
+        "tls-expiry",
+        "--before",
+        "30d",
+    ]);
+    assert_eq!(alert["type"], "expiration");
+    assert_eq!(alert["alertBefore"], "30d");
+    assert_eq!(alert["applicationId"], app_id);
+    let alerts = env.json(&["alert", "list", "--app", app_id]);
+    assert_eq!(alerts.as_array().unwrap().len(), 1);
+    let channel = env.json(&[
+        "channel",
+        "create",
+        "--alert",
+        alert["id"].as_str().unwrap(),
+        "--url",
+        "https://hooks.example.com/x",
+        "--secret",
+        "0123456789abcdef0123456789abcdef",
+    ]);
+    assert_eq!(channel["state"], "pending_verification");
+    assert_eq!(channel["hasSecret"], true);
+    assert_eq!(channel["kind"], "webhook");
+    let text = serde_json::to_string(&env.json(&["channel", "list"])).unwrap();
+    assert!(!text.contains("0123456789abcdef"), "secrets are never printed");
+}
+
+#[test]
+fn enqueue_prints_ids_in_order_and_is_idempotent() {
+    let env = Env::new();
+    let app = env.json(&["app", "create", "--name", "a"]);
+    let app_id = app["id"].as_str().unwrap();
+    let batch = serde_json::json!([event(app_id, "a.example", Some("k1")), event(app_id, "b.example", None)]);
+    std::fs::write(env.path("batch.json"), batch.to_string()).unwrap();
+    let first = env.json(&["enqueue", "--file", "batch.json"]);
+    assert_eq!(first["ids"].as_array().unwrap().len(), 2);
+    let nd = format!("{}\n{}\n", event(app_id, "c.example", Some("k1")), event(app_id, "d.example", None));
+    std::fs::write(env.path("events.ndjson"), nd).unwrap();
+    let second = env.json(&["enqueue", "--file", "events.ndjson"]);
+    assert_eq!(second["ids"][0], first["ids"][0], "a repeated idempotency key answers with the first id");
+    assert_eq!(env.json(&["status"])["events"]["total"], 3);
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_field_and_stores_nothing() {
+    let env = Env::new();
+    let app = env.json(&["app", "create", "--name", "a"]);
+    let app_id = app["id"].as_str().unwrap();
+    let mut bad = event(app_id, "b.example", None);
+    bad["certificate"]["notAfter"] = "2023-01-01T00:00:00Z".into();
+    let batch = serde_json::json!([event(app_id, "a.example", None), bad]);
+    std::fs::write(env.path("batch.json"), batch.to_string()).unwrap();
+    let (code, err) = failure(&env.run(&["enqueue", "--file", "batch.json"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("events[1]: certificate.notAfter: must be after certificate.notBefore"), "{err}");
+
+    let unknown =
+        serde_json::json!([event(app_id, "a.example", None), event("01a20ee0-0000-7000-8000-000000000000", "b", None)]);
+    std::fs::write(env.path("unknown.json"), unknown.to_string()).unwrap();
+    let (code, err) = failure(&env.run(&["enqueue", "--file", "unknown.json"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("events[1].applicationId: unknown application"), "{err}");
+    assert_eq!(env.json(&["status"])["events"]["total"], 0);
+
+    let (code, err) = failure(&env.run(&["channel", "show", "01a20ee0-0000-7000-8000-000000000000"]));
+    assert_eq!((code, err.contains("unknown channel")), (2, true), "{err}");
+    let (code, err) = failure(
+        &env.run(&["alert", "create", "--app", app_id, "--type", "issuance", "--name", "x", "--before", "30d"]),
+    );
+    assert_eq!((code, err.contains("alertBefore")), (2, true), "{err}");
+    let (code, _) = failure(&env.run(&["dlq", "replay"]));
+    assert_eq!(code, 2, "bad usage exits 2");
+}
+
+#[test]
+fn unknown_configuration_keys_are_refused() {
+    let env = Env::new();
+    std::fs::write(env.path("certhook.toml"), "[delivery]\nmax_attempt = 3\n").unwrap();
+    let (code, err) = failure(&env.run(&["--config", "certhook.toml", "status"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown configuration key 'delivery.max_attempt'"), "{err}");
+    let (code, err) = failure(&env.command().env("CERTHOOK_DELIVERY__BOGUS", "1").arg("status").output().unwrap());
+    assert_eq!(code, 2);
+    assert!(err.contains("CERTHOOK_DELIVERY__BOGUS"), "{err}");
+}

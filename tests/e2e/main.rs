@@ -1,0 +1,5 @@
+//! End-to-end tests: the real `certhook` binary against real databases and receivers on
+//! 127.0.0.1.
+
+mod cli;
+mod support;
