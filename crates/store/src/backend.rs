@@ -325,6 +325,51 @@ impl Backend {
         channel_from(&row)
     }
 
+    /// Everything the worker needs to send to each live channel, secrets included.
+    ///
+    /// The previous secret is included only while its grace period lasts.
+    pub async fn channel_targets(&self) -> Result<Vec<ChannelTarget>> {
+        let now = self.now().await?;
+        let rows = sqlx::query(self.q.channel_targets).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let mut secrets = Vec::new();
+                if let Some(s) = r.try_get::<Option<String>, _>("secret")? {
+                    secrets.push(certhook_core::Secret::new(s));
+                }
+                let previous: Option<String> = r.try_get("previous_secret")?;
+                let until = opt_millis(r.try_get("previous_secret_expires_at")?);
+                if let (Some(p), Some(until)) = (previous, until)
+                    && until > now
+                {
+                    secrets.push(certhook_core::Secret::new(p));
+                }
+                Ok(ChannelTarget {
+                    id: uuid_col(r, "id")?,
+                    alert_id: uuid_col(r, "alert_id")?,
+                    application_id: uuid_col(r, "application_id")?,
+                    kind: parse_col(r, "kind")?,
+                    url: r.try_get("url")?,
+                    state: parse_col(r, "state")?,
+                    content_type: r.try_get("content_type")?,
+                    secrets,
+                    routing_key: r.try_get::<Option<String>, _>("routing_key")?.map(certhook_core::Secret::new),
+                })
+            })
+            .collect()
+    }
+
+    /// A `410 Gone`: disables the channel and dead-letters its waiting deliveries with
+    /// `endpoint_gone`, in one transaction. Returns how many were dead-lettered.
+    pub async fn channel_gone(&self, id: Uuid) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let key = id.to_string();
+        sqlx::query(self.q.set_channel_state).bind(ChannelState::Disabled.as_str()).bind(&key).execute(&mut *tx).await?;
+        let dead = sqlx::query(self.q.dead_letter_channel).bind("endpoint_gone").bind(&key).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(dead.rows_affected())
+    }
+
     /// Dead-letters every delivery of a channel that is not in flight or done, with `reason`.
     pub async fn dead_letter_channel(&self, id: Uuid, reason: &str) -> Result<u64> {
         let done =
@@ -488,14 +533,19 @@ impl Backend {
 
     // ---- the worker's side ----
 
-    /// Claims up to `limit` due deliveries (expired leases first) under one fresh lease.
-    pub async fn claim(&self, limit: usize, lease: Duration) -> Result<Claim> {
+    /// Claims up to `limit` due deliveries (expired leases first) under one fresh lease,
+    /// at most `per_channel` per channel and none of the `exclude`d channels.
+    pub async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim> {
+        let limit = request.limit;
         if limit == 0 {
             return Ok(Claim::default());
         }
         let token = Uuid::new_v4();
         let tok = token.to_string();
-        let lease_ms = duration_ms(lease);
+        let lease_ms = duration_ms(request.lease);
+        let exclude = serde_json::to_string(&request.exclude.iter().map(Uuid::to_string).collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
+        let window = (limit * 4).max(64) as i64;
         let mut tx = self.begin_write().await?;
         let expired =
             sqlx::query(self.q.claim_expired).bind(&tok).bind(lease_ms).bind(limit as i64).fetch_all(&mut *tx).await?;
@@ -505,6 +555,9 @@ impl Backend {
             let due = sqlx::query(self.q.claim_due)
                 .bind(&tok)
                 .bind(lease_ms)
+                .bind(&exclude)
+                .bind(window)
+                .bind(request.per_channel.max(1) as i64)
                 .bind((limit - rows.len()) as i64)
                 .fetch_all(&mut *tx)
                 .await?;

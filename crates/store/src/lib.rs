@@ -189,9 +189,24 @@ impl Store {
         dispatch!(self, b => b.fan_out(settings, limit).await)
     }
 
-    /// Claims up to `limit` due deliveries under a lease of `lease`.
+    /// Claims due deliveries as `request` allows (expired leases first).
+    pub async fn claim_with(&self, request: &ClaimRequest<'_>) -> Result<Claim> {
+        dispatch!(self, b => b.claim(request).await)
+    }
+
+    /// Claims up to `limit` due deliveries of any channel under a lease of `lease`.
     pub async fn claim(&self, limit: usize, lease: Duration) -> Result<Claim> {
-        dispatch!(self, b => b.claim(limit, lease).await)
+        self.claim_with(&ClaimRequest::simple(limit, lease)).await
+    }
+
+    /// Every live channel with what sending to it takes (secrets included).
+    pub async fn channel_targets(&self) -> Result<Vec<ChannelTarget>> {
+        dispatch!(self, b => b.channel_targets().await)
+    }
+
+    /// A `410 Gone`: disables the channel and dead-letters its waiting deliveries.
+    pub async fn channel_gone(&self, id: Uuid) -> Result<u64> {
+        dispatch!(self, b => b.channel_gone(id).await)
     }
 
     /// Records outcomes in one transaction; which were accepted (not fenced off).

@@ -262,6 +262,49 @@ pub struct Outcome {
     pub disposition: Disposition,
 }
 
+/// What a claim asks for.
+#[derive(Debug, Clone)]
+pub struct ClaimRequest<'a> {
+    /// At most this many leases (the worker's free sending slots).
+    pub limit: usize,
+    /// How long the leases last.
+    pub lease: Duration,
+    /// At most this many new leases per channel.
+    pub per_channel: usize,
+    /// Channels with no free sending slot.
+    pub exclude: &'a [Uuid],
+}
+
+impl ClaimRequest<'_> {
+    /// A plain claim: `limit` rows, any channel.
+    pub fn simple(limit: usize, lease: Duration) -> ClaimRequest<'static> {
+        ClaimRequest { limit, lease, per_channel: limit.max(1), exclude: &[] }
+    }
+}
+
+/// What the worker needs to send to a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelTarget {
+    /// Channel id.
+    pub id: Uuid,
+    /// Its alert.
+    pub alert_id: Uuid,
+    /// Its alert's application.
+    pub application_id: Uuid,
+    /// webhook, slack or pagerduty.
+    pub kind: ChannelKind,
+    /// Destination.
+    pub url: Option<String>,
+    /// Lifecycle state.
+    pub state: ChannelState,
+    /// Content-Type override.
+    pub content_type: Option<String>,
+    /// Active signing secrets, newest first.
+    pub secrets: Vec<certhook_core::Secret>,
+    /// PagerDuty routing key.
+    pub routing_key: Option<certhook_core::Secret>,
+}
+
 /// What a claim returned.
 #[derive(Debug, Default)]
 pub struct Claim {

@@ -1,7 +1,8 @@
 //! Every statement the store runs, written once in a neutral dialect and translated per
 //! backend: `?` placeholders become `$1…` on PostgreSQL, `NOW_MS` becomes the database's
-//! clock in unix milliseconds, and `SKIP_LOCKED` becomes `FOR UPDATE SKIP LOCKED` where
-//! the backend has it (on SQLite one `BEGIN IMMEDIATE` writer at a time makes it moot).
+//! clock in unix milliseconds, `SKIP_LOCKED` becomes `FOR UPDATE SKIP LOCKED` where
+//! the backend has it (on SQLite one `BEGIN IMMEDIATE` writer at a time makes it moot),
+//! and `JSON_LIST(?)` becomes a subquery over the elements of a bound JSON array of strings.
 
 use std::sync::LazyLock;
 
@@ -13,11 +14,13 @@ pub(crate) enum Dialect {
 }
 
 fn translate(sql: &str, dialect: Dialect) -> &'static str {
-    let (now, skip_locked) = match dialect {
-        Dialect::Sqlite => ("CAST(unixepoch('subsec') * 1000 AS INTEGER)", ""),
-        Dialect::Postgres => ("certhook_now_ms()", "FOR UPDATE SKIP LOCKED"),
+    let (now, skip_locked, json_list) = match dialect {
+        Dialect::Sqlite => ("CAST(unixepoch('subsec') * 1000 AS INTEGER)", "", "(SELECT value FROM json_each(?))"),
+        Dialect::Postgres => {
+            ("certhook_now_ms()", "FOR UPDATE SKIP LOCKED", "(SELECT json_array_elements_text(CAST(? AS json)))")
+        }
     };
-    let sql = sql.replace("NOW_MS", now).replace("SKIP_LOCKED", skip_locked);
+    let sql = sql.replace("NOW_MS", now).replace("SKIP_LOCKED", skip_locked).replace("JSON_LIST(?)", json_list);
     let out = match dialect {
         Dialect::Sqlite => sql,
         Dialect::Postgres => {
@@ -92,6 +95,9 @@ queries! {
         WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR alert_id = ?) ORDER BY created_at, id";
     get_channel = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
         WHERE id = ? AND deleted_at IS NULL";
+    channel_targets = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
+        c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
+        JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
     channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL ORDER BY created_at, id";
     set_channel_state = "UPDATE certhook_channels SET state = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     delete_channel = "UPDATE certhook_channels SET deleted_at = NOW_MS, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
@@ -128,9 +134,15 @@ queries! {
     claim_expired = const_format(&["UPDATE certhook_deliveries SET lease_token = ?, lease_expires_at = NOW_MS + ?, updated_at = NOW_MS \
         WHERE id IN (SELECT id FROM certhook_deliveries WHERE state = 'leased' AND lease_expires_at <= NOW_MS \
         ORDER BY lease_expires_at LIMIT ? SKIP_LOCKED) ", LEASE_RETURNING]);
+    // The innermost query walks the due index (bounded by a window of rows, skipping
+    // channels that have no free sending slot); the window function then gives no channel
+    // more rows than it may have in flight, so a leased row is sent, not left waiting.
     claim_due = const_format(&["UPDATE certhook_deliveries SET state = 'leased', lease_token = ?, lease_expires_at = NOW_MS + ?, \
-        updated_at = NOW_MS WHERE id IN (SELECT id FROM certhook_deliveries WHERE state IN ('pending', 'retrying') \
-        AND next_attempt_at <= NOW_MS ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) ", LEASE_RETURNING]);
+        updated_at = NOW_MS WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at, \
+        ROW_NUMBER() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, id) AS rn FROM \
+        (SELECT id, channel_id, next_attempt_at FROM certhook_deliveries WHERE state IN ('pending', 'retrying') \
+        AND next_attempt_at <= NOW_MS AND channel_id NOT IN JSON_LIST(?) ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) due) ranked \
+        WHERE rn <= ? ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
     claimed_bodies = "SELECT id, body FROM certhook_messages WHERE id IN \
         (SELECT message_id FROM certhook_deliveries WHERE state = 'leased' AND lease_token = ?)";
 

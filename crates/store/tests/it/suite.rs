@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use certhook_core::event::{AlertType, ChannelState, DeliveryState};
 use certhook_store::{
-    AttemptRecord, DeadLetterSelector, DeliveryFilter, Disposition, Lease, Outcome, Store, StoreError,
+    AttemptRecord, ClaimRequest, DeadLetterSelector, DeliveryFilter, Disposition, Lease, Outcome, Store, StoreError,
 };
 use chrono::Utc;
 
@@ -18,6 +18,7 @@ crate::both_backends!(
     paused_and_unverified_channels_hold_deliveries_until_active,
     disabled_channel_dead_letters_new_deliveries,
     claim_leases_due_rows_once,
+    claim_respects_per_channel_caps_and_skips_full_channels,
     expired_lease_is_taken_over_and_the_old_owner_is_fenced_off,
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
@@ -496,4 +497,23 @@ async fn status_counts_every_state(store: Store) {
     assert_eq!(json["channels"]["paused"], 1);
     assert!(json["oldestPendingAgeSeconds"].is_number());
     assert_eq!(json["deliveries"]["held"], 3);
+}
+
+async fn claim_respects_per_channel_caps_and_skips_full_channels(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let a = channel(&store, &alert, ChannelState::Active).await;
+    let b = channel(&store, &alert, ChannelState::Active).await;
+    let events: Vec<_> = (0..5).map(|i| event(app.id, AlertType::Issuance, &i.to_string(), None)).collect();
+    store.enqueue(&events).await.unwrap();
+    fan_out_all(&store).await;
+    let lease = Duration::from_secs(60);
+    let claim = store.claim_with(&ClaimRequest { limit: 10, lease, per_channel: 2, exclude: &[] }).await.unwrap();
+    let on = |ch: uuid::Uuid| claim.leases.iter().filter(|l| l.channel_id == ch).count();
+    assert_eq!((on(a.id), on(b.id)), (2, 2), "no channel gets more than its cap");
+    let claim = store.claim_with(&ClaimRequest { limit: 10, lease, per_channel: 8, exclude: &[a.id] }).await.unwrap();
+    assert_eq!(claim.leases.len(), 3);
+    assert!(claim.leases.iter().all(|l| l.channel_id == b.id), "a full channel is skipped");
+    let claim = store.claim_with(&ClaimRequest { limit: 10, lease, per_channel: 8, exclude: &[] }).await.unwrap();
+    assert_eq!(claim.leases.len(), 3);
 }
