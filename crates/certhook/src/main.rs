@@ -7,10 +7,13 @@
 //! - `settings`: configuration from file, environment and flags.
 //! - `exit`: exit codes 0/1/2 and the errors that mean "bad input".
 //! - `commands`: one function per command.
+//! - `serve`: the long-running process; `api`: its HTTP API.
 
+mod api;
 mod cli;
 mod commands;
 mod exit;
+mod serve;
 mod settings;
 
 use clap::Parser;
@@ -33,7 +36,8 @@ fn main() {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -600,7 +600,7 @@ impl Backend {
 
     /// Records a batch of outcomes in one transaction. Each is accepted only if its lease
     /// still holds the row (fencing); the result says which were, in input order.
-    pub async fn record(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>> {
+    pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
         let mut accepted = Vec::with_capacity(outcomes.len());
         let mut released = false;
         let mut tx = self.begin_write().await?;
@@ -610,7 +610,7 @@ impl Backend {
             let added = i64::from(attempt.is_some());
             let status = attempt.as_ref().and_then(|a| a.status_code).map(i64::from);
             let error = attempt.as_ref().and_then(|a| a.error.clone());
-            let row = match &disposition {
+            let row = match disposition {
                 Disposition::Delivered => {
                     sqlx::query(self.q.record_delivered).bind(added).bind(status).bind(&id).bind(&token)
                 }
@@ -647,8 +647,8 @@ impl Backend {
                     .bind(a.started_at.timestamp_millis())
                     .bind(duration_ms(a.duration))
                     .bind(a.status_code.map(i64::from))
-                    .bind(a.error)
-                    .bind(a.response_snippet)
+                    .bind(&a.error)
+                    .bind(&a.response_snippet)
                     .execute(&mut *tx)
                     .await?;
             }

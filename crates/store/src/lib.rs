@@ -210,7 +210,10 @@ impl Store {
     }
 
     /// Records outcomes in one transaction; which were accepted (not fenced off).
-    pub async fn record(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>> {
+    ///
+    /// Recording the same outcomes again after success changes nothing: the lease token
+    /// was cleared, so every repeat is refused as fenced.
+    pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
         dispatch!(self, b => b.record(outcomes).await)
     }
 

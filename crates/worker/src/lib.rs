@@ -1,2 +1,26 @@
-//! certhook-worker: the delivery loop that leases, renders, signs, sends and records.
+//! certhook-worker: the delivery loop that leases, signs, sends and records.
+//!
+//! # Layout
+//!
+//! - [`worker`]: the loop: fan out, claim within free slots, send, settle.
+//! - [`deliver`]: one HTTP attempt over the shared client (signing at send time).
+//! - [`classify`]: what a result means, and what becomes of the delivery (pure).
+//! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
+//! - [`breaker`]: the per-channel circuit breaker (pure).
+//! - [`targets`]: the channel cache the loop sends with.
+//! - [`record`]: batched outcome writes.
+//! - [`metrics`]: every Prometheus family.
 #![deny(missing_docs)]
+
+pub mod breaker;
+pub mod classify;
+pub mod deliver;
+pub mod guard;
+pub mod metrics;
+pub mod record;
+pub mod targets;
+pub mod worker;
+
+pub use deliver::{Sender, SenderConfig};
+pub use metrics::Metrics;
+pub use worker::{Worker, WorkerConfig};

@@ -27,7 +27,8 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         Command::Deliveries(cmd) => queue::deliveries(&open(&config).await?, cmd, &out).await,
         Command::Dlq(cmd) => queue::dlq(&open(&config).await?, cmd, &out).await,
         Command::Status => queue::status(&open(&config).await?, &out).await,
-        Command::Serve | Command::Import(_) | Command::Scan(_) | Command::Listen(_) => {
+        Command::Serve => crate::serve::serve(config).await,
+        Command::Import(_) | Command::Scan(_) | Command::Listen(_) => {
             anyhow::bail!("this command is not implemented yet in this build")
         }
     }

@@ -44,12 +44,12 @@ async fn four_workers_claim_disjoint_rows_and_drain_them_all() {
                     break;
                 }
                 mine.extend(claim.leases.iter().map(|l| l.delivery_id));
-                let outcomes = claim
+                let outcomes: Vec<Outcome> = claim
                     .leases
                     .into_iter()
                     .map(|lease| Outcome { lease, attempt: None, disposition: Disposition::Delivered })
                     .collect();
-                let accepted = worker.record(outcomes).await.unwrap();
+                let accepted = worker.record(&outcomes).await.unwrap();
                 assert!(accepted.iter().all(|a| *a), "every outcome of a live lease is accepted");
             }
             worker.close().await;

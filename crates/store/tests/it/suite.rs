@@ -154,7 +154,7 @@ async fn paused_and_unverified_channels_hold_deliveries_until_active(store: Stor
     assert_eq!(lease.channel_id, unverified.id);
 
     // pausing again holds what was waiting, not what is in flight
-    store.record(vec![outcome(lease, Disposition::Retry { delay: Duration::ZERO }, Some(500))]).await.unwrap();
+    store.record(&[outcome(lease, Disposition::Retry { delay: Duration::ZERO }, Some(500))]).await.unwrap();
     store.set_channel_state(unverified.id, ChannelState::Paused).await.unwrap();
     assert_eq!(state_counts(&store).await.held, 1);
     store.set_channel_state(unverified.id, ChannelState::Active).await.unwrap();
@@ -211,13 +211,13 @@ async fn expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Stor
     assert_eq!(new.delivery_id, old.delivery_id);
     assert_ne!(new.token, old.token);
 
-    let accepted = store.record(vec![outcome(old, Disposition::Delivered, Some(200))]).await.unwrap();
+    let accepted = store.record(&[outcome(old, Disposition::Delivered, Some(200))]).await.unwrap();
     assert_eq!(accepted, vec![false], "an outcome under a re-taken lease is refused");
     let detail = store.get_delivery(new.delivery_id).await.unwrap();
     assert_eq!(detail.delivery.state, DeliveryState::Leased);
     assert!(detail.attempts.is_empty(), "the refused outcome logged nothing");
 
-    let accepted = store.record(vec![outcome(new, Disposition::Delivered, Some(204))]).await.unwrap();
+    let accepted = store.record(&[outcome(new, Disposition::Delivered, Some(204))]).await.unwrap();
     assert_eq!(accepted, vec![true]);
     let detail = store.get_delivery(detail.delivery.id).await.unwrap();
     assert_eq!(detail.delivery.state, DeliveryState::Delivered);
@@ -235,7 +235,7 @@ async fn retry_schedules_the_next_attempt_and_logs_the_attempt(store: Store) {
         attempt: attempt(Some(503), Some("HTTP 503")),
         disposition: Disposition::Retry { delay: Duration::from_secs(120) },
     };
-    assert_eq!(store.record(vec![out]).await.unwrap(), vec![true]);
+    assert_eq!(store.record(&[out]).await.unwrap(), vec![true]);
     let d = store.get_delivery(id).await.unwrap();
     assert_eq!(d.delivery.state, DeliveryState::Retrying);
     assert_eq!(d.delivery.attempt_count, 1);
@@ -251,7 +251,7 @@ async fn retry_schedules_the_next_attempt_and_logs_the_attempt(store: Store) {
     exec(&store, &format!("UPDATE certhook_deliveries SET next_attempt_at = 0 WHERE id = '{id}'")).await;
     let lease = claim_one(&store).await;
     assert_eq!(lease.attempts_before, 1);
-    store.record(vec![outcome(lease, Disposition::Delivered, Some(200))]).await.unwrap();
+    store.record(&[outcome(lease, Disposition::Delivered, Some(200))]).await.unwrap();
     let d = store.get_delivery(id).await.unwrap();
     assert_eq!(d.attempts.iter().map(|a| a.number).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(d.delivery.attempt_count, 2);
@@ -262,7 +262,7 @@ async fn dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts(store: 
     queue_with(&store, 1).await;
     let lease = claim_one(&store).await;
     let (id, ce, body) = (lease.delivery_id, lease.cloud_event_id, lease.body.clone());
-    store.record(vec![outcome(lease, Disposition::Dead { reason: "max_attempts".into() }, Some(500))]).await.unwrap();
+    store.record(&[outcome(lease, Disposition::Dead { reason: "max_attempts".into() }, Some(500))]).await.unwrap();
     let dead = store
         .list_deliveries(&DeliveryFilter { state: Some(DeliveryState::Dead), ..Default::default() })
         .await
@@ -288,7 +288,7 @@ async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
     let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
     let outcomes =
         claim.leases.into_iter().map(|l| outcome(l, Disposition::Dead { reason: "max_attempts".into() }, Some(500)));
-    store.record(outcomes.collect()).await.unwrap();
+    store.record(&outcomes.collect::<Vec<_>>()).await.unwrap();
     let all = DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(ch.id), ..Default::default() });
     let other =
         DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(uuid::Uuid::now_v7()), ..Default::default() });
@@ -305,7 +305,7 @@ async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
     let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
     let outcomes =
         claim.leases.into_iter().map(|l| outcome(l, Disposition::Dead { reason: "endpoint_gone".into() }, Some(410)));
-    store.record(outcomes.collect()).await.unwrap();
+    store.record(&outcomes.collect::<Vec<_>>()).await.unwrap();
     let purged = store.purge(&all, false).await.unwrap();
     assert_eq!(purged.len(), 3);
     assert_eq!(state_counts(&store).await.dead, 0);
@@ -316,7 +316,7 @@ async fn released_lease_is_due_again_without_an_attempt(store: Store) {
     queue_with(&store, 1).await;
     let lease = claim_one(&store).await;
     let id = lease.delivery_id;
-    store.record(vec![Outcome { lease, attempt: None, disposition: Disposition::Released }]).await.unwrap();
+    store.record(&[Outcome { lease, attempt: None, disposition: Disposition::Released }]).await.unwrap();
     let d = store.get_delivery(id).await.unwrap();
     assert_eq!((d.delivery.state, d.delivery.attempt_count), (DeliveryState::Pending, 0));
     assert!(d.attempts.is_empty());
@@ -336,7 +336,7 @@ async fn deleting_a_channel_dead_letters_its_waiting_deliveries(store: Store) {
     assert!(matches!(store.get_channel(ch.id).await, Err(StoreError::NotFound { .. })));
     assert!(store.list_channels(None).await.unwrap().is_empty());
     // the in-flight one still records its outcome
-    assert_eq!(store.record(vec![outcome(in_flight, Disposition::Delivered, Some(200))]).await.unwrap(), vec![true]);
+    assert_eq!(store.record(&[outcome(in_flight, Disposition::Delivered, Some(200))]).await.unwrap(), vec![true]);
     assert!(matches!(store.delete_channel(ch.id).await, Err(StoreError::NotFound { .. })));
 
     let (_, ch) = queue_with(&store, 2).await;
@@ -349,7 +349,7 @@ async fn prune_removes_old_delivered_rows_but_never_dead_letters(store: Store) {
     let dead = leases.pop().unwrap();
     let done = leases.pop().unwrap();
     store
-        .record(vec![
+        .record(&[
             outcome(done, Disposition::Delivered, Some(200)),
             outcome(dead, Disposition::Dead { reason: "max_attempts".into() }, Some(500)),
         ])
@@ -479,7 +479,7 @@ async fn status_counts_every_state(store: Store) {
     let a = leases.pop().unwrap();
     let b = leases.pop().unwrap();
     store
-        .record(vec![
+        .record(&[
             outcome(a, Disposition::Delivered, Some(200)),
             outcome(b, Disposition::Retry { delay: Duration::from_secs(600) }, Some(500)),
         ])

@@ -1,0 +1,369 @@
+//! The HTTP API (SPEC §6): ingest, deliveries, dead letters, status, health and metrics.
+//!
+//! Errors are JSON `{"error": {"code", "message", "field"}}`; database details never
+//! reach a response (they are logged instead).
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use certhook_core::Secret;
+use certhook_core::event::DeliveryState;
+use certhook_core::validate::ValidationError;
+use certhook_producer::{ProduceError, Producer};
+use certhook_store::{DeadLetterSelector, DeliveryFilter, Store, StoreError};
+use certhook_worker::Metrics;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Largest batch `POST /v1/events/batch` takes.
+pub const MAX_BATCH: usize = 1000;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The outbox.
+    pub store: Store,
+    /// Validating enqueue.
+    pub producer: Producer,
+    /// Process metrics.
+    pub metrics: Metrics,
+    /// Bearer token for `/v1`; `None` leaves `/v1` open (allowed on loopback only).
+    pub admin_token: Option<Arc<Secret>>,
+    /// Per-event size limit.
+    pub max_event_bytes: usize,
+}
+
+/// An API error: a status and the JSON body SPEC §6 describes.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into(), field: None }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        let (status, code) = match &e {
+            ValidationError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ValidationError::InBatch { source, .. } if matches!(**source, ValidationError::TooLarge { .. }) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+            }
+            ValidationError::Json(_) | ValidationError::Empty => (StatusCode::BAD_REQUEST, "invalid_json"),
+            _ => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
+        };
+        ApiError { status, code, message: e.to_string(), field: e.field() }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::UnknownApplication { index, .. } => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "unknown_application",
+                message: e.to_string(),
+                field: Some(format!("events[{index}].applicationId")),
+            },
+            StoreError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            _ => {
+                tracing::error!(error = %e, "store error in API request");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
+            }
+        }
+    }
+}
+
+impl From<ProduceError> for ApiError {
+    fn from(e: ProduceError) -> Self {
+        match e {
+            ProduceError::Invalid(v) => v.into(),
+            ProduceError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The router with every route and the auth layer on `/v1`.
+pub fn router(state: ApiState) -> Router {
+    // A batch may hold MAX_BATCH events of max_event_bytes each; the per-event limit is
+    // checked on each event, this only bounds what is read at all.
+    let body_limit = state.max_event_bytes.saturating_mul(MAX_BATCH).min(256 * 1024 * 1024);
+    let v1 = Router::new()
+        .route("/events", post(enqueue_one))
+        .route("/events/batch", post(enqueue_batch))
+        .route("/deliveries", get(list_deliveries))
+        .route("/deliveries/{id}", get(get_delivery))
+        .route("/dead-letters", get(list_dead_letters))
+        .route("/dead-letters/replay", post(replay))
+        .route("/dead-letters/purge", post(purge))
+        .route("/status", get(status))
+        .layer(from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// A router with `/metrics` only, for `metrics_listen`.
+pub fn metrics_router(state: ApiState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.admin_token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong bearer token")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Serialize)]
+struct Ids {
+    ids: Vec<Uuid>,
+}
+
+fn count_enqueued(state: &ApiState, body: &[u8]) {
+    // Counting by type needs the types; they were validated already, so re-reading the
+    // small JSON is cheap and cannot fail in a way that matters for the response.
+    let types = certhook_core::validate::parse_events(body, usize::MAX, chrono::Utc::now())
+        .map(|evs| evs.into_iter().map(|e| e.event_type).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for t in types {
+        state.metrics.events_enqueued.with_label_values(&[t.as_str()]).inc();
+    }
+}
+
+async fn enqueue_one(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
+    if trimmed != Some(&b'{') {
+        return Err(ApiError::bad_request("body must be one JSON event object (use /v1/events/batch for several)"));
+    }
+    let ids = state.producer.enqueue_json(&body).await?;
+    count_enqueued(&state, &body);
+    Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
+}
+
+async fn enqueue_batch(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("batch of {} events exceeds the maximum of {MAX_BATCH}", items.len()),
+        ));
+    }
+    let ids = state.producer.enqueue_json(&body).await?;
+    count_enqueued(&state, &body);
+    Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
+}
+
+#[derive(Deserialize)]
+struct DeliveryQuery {
+    status: Option<String>,
+    channel: Option<String>,
+    #[serde(rename = "type")]
+    delivery_type: Option<String>,
+    since: Option<String>,
+    before: Option<String>,
+    limit: Option<u32>,
+}
+
+fn parse_uuid(field: &str, text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_field",
+        message: format!("{field}: '{text}' is not a UUID"),
+        field: Some(field.to_string()),
+    })
+}
+
+fn parse_time(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    certhook_core::time::parse_rfc3339(text).map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_field",
+        message: format!("{field}: '{text}' is not an RFC 3339 time"),
+        field: Some(field.to_string()),
+    })
+}
+
+impl DeliveryQuery {
+    fn filter(&self) -> Result<DeliveryFilter, ApiError> {
+        Ok(DeliveryFilter {
+            state: self
+                .status
+                .as_deref()
+                .map(|s| {
+                    s.parse::<DeliveryState>().map_err(|e| ApiError {
+                        status: StatusCode::BAD_REQUEST,
+                        code: "invalid_field",
+                        message: format!("status: {e}"),
+                        field: Some("status".into()),
+                    })
+                })
+                .transpose()?,
+            channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
+            delivery_type: self.delivery_type.clone(),
+            dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+            dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
+            limit: Some(self.limit.unwrap_or(1000).min(10_000)),
+        })
+    }
+}
+
+async fn list_deliveries(
+    State(state): State<ApiState>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Vec<certhook_store::Delivery>>, ApiError> {
+    Ok(Json(state.store.list_deliveries(&q.filter()?).await?))
+}
+
+async fn get_delivery(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<certhook_store::DeliveryDetail>, ApiError> {
+    Ok(Json(state.store.get_delivery(parse_uuid("id", &id)?).await?))
+}
+
+async fn list_dead_letters(
+    State(state): State<ApiState>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Vec<certhook_store::Delivery>>, ApiError> {
+    let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..q.filter()? };
+    Ok(Json(state.store.list_deliveries(&filter).await?))
+}
+
+/// Body of replay and purge: one id, or `all` with filters.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeadLetterAction {
+    id: Option<String>,
+    #[serde(default)]
+    all: bool,
+    channel: Option<String>,
+    #[serde(rename = "type")]
+    delivery_type: Option<String>,
+    since: Option<String>,
+    before: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl DeadLetterAction {
+    fn selector(&self) -> Result<DeadLetterSelector, ApiError> {
+        match (&self.id, self.all) {
+            (Some(id), false) => Ok(DeadLetterSelector::Id(parse_uuid("id", id)?)),
+            (None, true) => Ok(DeadLetterSelector::Matching(DeliveryFilter {
+                channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
+                delivery_type: self.delivery_type.clone(),
+                dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+                dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
+                ..Default::default()
+            })),
+            _ => Err(ApiError {
+                field: Some("id".into()),
+                ..ApiError::bad_request("give exactly one of id or all: true")
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Counted {
+    count: usize,
+    ids: Vec<Uuid>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
+}
+
+async fn replay(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
+    let action: DeadLetterAction = json_body(&body)?;
+    let ids = state.store.replay(&action.selector()?, action.dry_run).await?;
+    if !action.dry_run {
+        state.metrics.replays.inc_by(ids.len() as u64);
+    }
+    Ok(Json(Counted { count: ids.len(), ids }))
+}
+
+async fn purge(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
+    let action: DeadLetterAction = json_body(&body)?;
+    let ids = state.store.purge(&action.selector()?, action.dry_run).await?;
+    Ok(Json(Counted { count: ids.len(), ids }))
+}
+
+async fn status(State(state): State<ApiState>) -> Result<Json<certhook_store::Status>, ApiError> {
+    Ok(Json(state.store.status().await?))
+}
+
+async fn readyz(State(state): State<ApiState>) -> Response {
+    match state.store.now().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check: database unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    match state.store.status().await {
+        Ok(s) => state.metrics.observe_status(&s),
+        Err(e) => tracing::warn!(error = %e, "metrics: reading queue gauges failed"),
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8".parse().expect("static header"));
+    (headers, state.metrics.render()).into_response()
+}

@@ -1,0 +1,127 @@
+//! `certhook serve`: the worker, retention pruning and the HTTP API in one process, until
+//! SIGINT or SIGTERM; then it stops claiming, finishes in-flight deliveries, and exits 0.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use certhook_core::config::Config;
+use certhook_producer::Producer;
+use certhook_store::Store;
+use certhook_worker::guard::Guard;
+use certhook_worker::{Metrics, Sender, SenderConfig, Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiState};
+use crate::exit::BadInput;
+
+/// Runs `serve` until a signal arrives.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    if !config.listen.ip().is_loopback() && config.admin_token.is_none() {
+        return Err(BadInput(format!(
+            "admin_token: required to listen on the non-loopback address {} (set admin_token or CERTHOOK_ADMIN_TOKEN)",
+            config.listen
+        ))
+        .into());
+    }
+    let store = Store::connect(&config.database_url).await?;
+    let notify_task = store.listen_for_work().await.context("listening for PostgreSQL notifications")?;
+    let metrics = Metrics::new();
+    let sender = Sender::new(&SenderConfig {
+        request_timeout: config.delivery.request_timeout,
+        connect_timeout: config.delivery.connect_timeout,
+        signature_header: config.signature_header.clone(),
+        guard: Arc::new(Guard::new(config.allowed_networks.clone())),
+    })?;
+    let worker = Worker::new(
+        store.clone(),
+        sender,
+        WorkerConfig {
+            render: config.render_settings(),
+            retry: config.retry_policy(),
+            lease: config.delivery.lease_duration,
+            poll_interval: config.delivery.poll_interval,
+            concurrency: config.delivery.concurrency,
+            channel_concurrency: config.delivery.channel_concurrency,
+            breaker_threshold: config.delivery.circuit_breaker_threshold,
+            pagerduty_url: config.pagerduty_url.clone(),
+        },
+        metrics.clone(),
+    );
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(wait_for_signal(shutdown.clone()));
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+    let prune_task = tokio::spawn(prune_periodically(store.clone(), config.retention, shutdown.clone()));
+
+    let state = ApiState {
+        store: store.clone(),
+        producer: Producer::new(store.clone(), config.max_event_bytes),
+        metrics,
+        admin_token: config.admin_token.clone().map(Arc::new),
+        max_event_bytes: config.max_event_bytes,
+    };
+    if let Some(addr) = config.metrics_listen {
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics_listen: binding {addr}"))?;
+        let app = api::metrics_router(state.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listen: binding {}", config.listen))?;
+    let bound = listener.local_addr()?;
+    // Tests and scripts read this line to find the port when `listen` ends in :0.
+    eprintln!("certhook: listening on http://{bound}");
+    tracing::info!(%bound, database = store_kind(&store), "serving");
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+
+    worker_task.await.context("worker task")?;
+    prune_task.abort();
+    if let Some(task) = notify_task {
+        task.abort();
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn store_kind(store: &Store) -> &'static str {
+    match store.kind() {
+        certhook_store::BackendKind::Sqlite => "sqlite",
+        certhook_store::BackendKind::Postgres => "postgres",
+    }
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+    shutdown.cancel();
+}
+
+async fn prune_periodically(store: Store, retention: Duration, shutdown: CancellationToken) {
+    let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match store.prune(retention).await {
+            Ok(p) if p.deliveries + p.events > 0 => {
+                tracing::info!(deliveries = p.deliveries, events = p.events, "pruned past retention")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+        }
+    }
+}

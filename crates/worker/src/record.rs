@@ -1,0 +1,89 @@
+//! The recorder: writes outcomes in batches (one transaction per batch), and applies a
+//! `410 Gone` to its channel. If the database is briefly away, it keeps retrying a batch
+//! for up to a lease; after that the leases expire and the deliveries are sent again.
+
+use std::time::{Duration, Instant};
+
+use certhook_core::event::ChannelKind;
+use certhook_store::{Disposition, Lease, Outcome, Store};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Outcomes written per transaction at most.
+const RECORD_BATCH: usize = 256;
+
+/// A settled lease on its way to the store.
+#[derive(Debug)]
+pub struct Settled {
+    /// The channel it was for.
+    pub channel_id: Uuid,
+    /// Whether the endpoint answered 2xx (`None`: no attempt reached it).
+    pub success: Option<bool>,
+    /// A `410 Gone`: disable the channel.
+    pub gone: bool,
+    /// What to record.
+    pub outcome: Outcome,
+}
+
+impl Settled {
+    /// Dead-lettered without an attempt (the channel is gone or disabled).
+    pub fn without_attempt(lease: Lease, _kind: ChannelKind, reason: &str) -> Settled {
+        Settled {
+            channel_id: lease.channel_id,
+            success: None,
+            gone: false,
+            outcome: Outcome { lease, attempt: None, disposition: Disposition::Dead { reason: reason.into() } },
+        }
+    }
+
+    /// Given back unsent.
+    pub fn released(lease: Lease) -> Settled {
+        Settled {
+            channel_id: lease.channel_id,
+            success: None,
+            gone: false,
+            outcome: Outcome { lease, attempt: None, disposition: Disposition::Released },
+        }
+    }
+}
+
+/// Drains `rx` until every sender is dropped, recording in batches.
+pub async fn run_recorder(store: Store, mut rx: mpsc::Receiver<Settled>, give_up_after: Duration) {
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
+    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        let gone: Vec<Uuid> = batch.iter().filter(|s| s.gone).map(|s| s.channel_id).collect();
+        let outcomes: Vec<Outcome> = batch.drain(..).map(|s| s.outcome).collect();
+        record_with_retry(&store, outcomes, give_up_after).await;
+        for channel in gone {
+            match store.channel_gone(channel).await {
+                Ok(n) => tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled"),
+                Err(e) => tracing::error!(channel_id = %channel, error = %e, "disabling a gone channel failed"),
+            }
+        }
+    }
+}
+
+async fn record_with_retry(store: &Store, outcomes: Vec<Outcome>, give_up_after: Duration) {
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match store.record(&outcomes).await {
+            Ok(accepted) => {
+                let fenced = accepted.iter().filter(|a| !**a).count();
+                if fenced > 0 {
+                    tracing::info!(fenced, "outcomes refused: their leases were taken over");
+                }
+                return;
+            }
+            Err(e) if started.elapsed() < give_up_after => {
+                tracing::warn!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; their leases will expire and the deliveries be sent again");
+                return;
+            }
+        }
+    }
+}

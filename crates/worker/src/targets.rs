@@ -1,0 +1,55 @@
+//! The worker's view of channels: where to send, how to sign, refreshed from the store
+//! every `poll_interval` so CLI changes (pause, rotate-secret, …) take effect.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use certhook_core::sign::SigningKey;
+use certhook_store::{ChannelTarget, Store, StoreError};
+use uuid::Uuid;
+
+/// A channel ready to send to: its row and its prepared signing keys.
+#[derive(Debug)]
+pub struct Target {
+    /// The channel as stored.
+    pub channel: ChannelTarget,
+    /// Signing keys, newest first.
+    pub keys: Vec<SigningKey>,
+}
+
+/// Every live channel by id.
+#[derive(Debug, Default)]
+pub struct Targets {
+    by_id: HashMap<Uuid, Arc<Target>>,
+}
+
+impl Targets {
+    /// Loads every live channel.
+    pub async fn load(store: &Store) -> Result<Targets, StoreError> {
+        let by_id = store
+            .channel_targets()
+            .await?
+            .into_iter()
+            .map(|channel| {
+                let keys = channel
+                    .secrets
+                    .iter()
+                    .filter_map(|s| match SigningKey::new(s) {
+                        Ok(k) => Some(k),
+                        Err(e) => {
+                            tracing::warn!(channel_id = %channel.id, error = %e, "unusable signing secret skipped");
+                            None
+                        }
+                    })
+                    .collect();
+                (channel.id, Arc::new(Target { channel, keys }))
+            })
+            .collect();
+        Ok(Targets { by_id })
+    }
+
+    /// The channel, if it is live.
+    pub fn get(&self, id: &Uuid) -> Option<Arc<Target>> {
+        self.by_id.get(id).cloned()
+    }
+}
