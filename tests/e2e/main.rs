@@ -1,5 +1,9 @@
 //! End-to-end tests: the real `certhook` binary against real databases and receivers on
 //! 127.0.0.1.
 
+mod api;
 mod cli;
+mod delivery;
+mod receiver;
+mod resilience;
 mod support;

@@ -1,0 +1,112 @@
+//! The HTTP API: authentication, error shapes, size limits, and metrics that count what
+//! the test caused.
+
+use std::time::Duration;
+
+use crate::receiver::{Receiver, Reply};
+use crate::support::{Env, Serve, event};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no series {series}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_needs_the_bearer_token_and_errors_are_json() {
+    let mut env = Env::fast();
+    env.set("CERTHOOK_ADMIN_TOKEN", TOKEN);
+    env.set("CERTHOOK_MAX_EVENT_BYTES", "2048");
+    let app = env.json(&["app", "create", "--name", "a"])["id"].as_str().unwrap().to_string();
+    let serve = Serve::start(&env).await;
+    let http = serve.http();
+
+    let resp = http.get(serve.url("/v1/status")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let resp = http.get(serve.url("/v1/status")).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(http.get(serve.url("/healthz")).send().await.unwrap().status(), 200, "health needs no token");
+    assert_eq!(http.get(serve.url("/readyz")).send().await.unwrap().status(), 200);
+
+    let post = |body: String| http.post(serve.url("/v1/events")).bearer_auth(TOKEN).body(body).send();
+    let mut bad = event(&app, "1");
+    bad["certificate"]["notBefore"] = "yesterday".into();
+    let resp = post(bad.to_string()).await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "certificate.notBefore");
+    assert_eq!(body["error"]["code"], "invalid_field");
+
+    let mut big = event(&app, "1");
+    big["certificate"]["commonName"] = "x".repeat(3000).into();
+    let resp = post(big.to_string()).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("exceeds max_event_bytes 2048"), "{body}");
+
+    let resp = post("{not json".into()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = post(event("01a20ee0-0000-7000-8000-000000000000", "1").to_string()).await.unwrap();
+    assert_eq!(resp.status(), 422);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_application");
+
+    let resp = http
+        .get(serve.url("/v1/deliveries/01a20ee0-0000-7000-8000-000000000000"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = http
+        .post(serve.url("/v1/events/batch"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!([event(&app, "1"), event(&app, "2")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["ids"].as_array().unwrap().len(), 2);
+    let status: serde_json::Value =
+        http.get(serve.url("/v1/status")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(status["events"]["total"], 2, "refused requests stored nothing");
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_loopback_listen_without_a_token_is_refused() {
+    let mut env = Env::fast();
+    env.set("CERTHOOK_LISTEN", "0.0.0.0:0");
+    let out = env.run(&["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin_token"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_exactly_what_happened() {
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    receiver.script([Reply::Status(500)]);
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    let before = serve.http().get(serve.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&before, "certhook_events_enqueued_total{type=\"issuance\"}"), 0.0);
+    serve.enqueue(&event(&app, "1")).await;
+    serve.enqueue(&event(&app, "2")).await;
+    serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["delivered"] == 2).await;
+    let text = serve.http().get(serve.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric(&text, "certhook_events_enqueued_total{type=\"issuance\"}"), 2.0);
+    assert_eq!(metric(&text, "certhook_delivery_attempts_total{result=\"2xx\"}"), 2.0);
+    assert_eq!(metric(&text, "certhook_delivery_attempts_total{result=\"5xx\"}"), 1.0);
+    assert_eq!(metric(&text, "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"delivered\"}"), 2.0);
+    assert_eq!(metric(&text, "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"retried\"}"), 1.0);
+    assert_eq!(metric(&text, "certhook_end_to_end_latency_seconds_count"), 2.0);
+    assert_eq!(metric(&text, "certhook_queue_depth{state=\"pending\"}"), 0.0);
+    assert_eq!(metric(&text, "certhook_channels{state=\"active\"}"), 1.0);
+    serve.terminate().await;
+}

@@ -1,0 +1,213 @@
+//! Delivery end to end: `certhook serve` sending to real receivers on 127.0.0.1.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{KeyInit, Mac};
+
+use crate::receiver::{Receiver, Reply};
+use crate::support::{Env, Serve, event};
+
+const SECRET: &str = "e2e-signing-secret-0123456789abcdef";
+const WAIT: Duration = Duration::from_secs(20);
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = HmacSha256::new_from_slice(key).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Checks both signature schemes of a request with an HMAC computed here, not by certhook.
+fn assert_signed(r: &crate::receiver::Received) {
+    let header = r.header("x-infisical-signature");
+    let (t, v1) = header.split_once(",v1=").expect("t=..,v1=..");
+    let t = t.strip_prefix("t=").unwrap();
+    let expected = hex::encode(hmac(SECRET.as_bytes(), &[t.as_bytes(), b".", &r.body]));
+    assert_eq!(v1, expected, "x-infisical-signature");
+    let id = r.header("webhook-id");
+    let ts = r.header("webhook-timestamp");
+    assert_eq!(ts, (t.parse::<i64>().unwrap() / 1000).to_string(), "both schemes sign the same instant");
+    let b64 = base64::engine::general_purpose::STANDARD
+        .encode(hmac(SECRET.as_bytes(), &[id.as_bytes(), b".", ts.as_bytes(), b".", &r.body]));
+    assert_eq!(r.header("webhook-signature"), format!("v1,{b64}"), "webhook-signature");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_a_signed_cloudevent_that_verifies_independently() {
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), Some(SECRET));
+    let serve = Serve::start(&env).await;
+    let event_id = serve.enqueue(&event(&app, "1001")).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    let r = &got[0];
+    assert_eq!(r.path, "/hook");
+    assert_eq!(r.header("content-type"), "application/cloudevents+json; charset=utf-8");
+    assert_eq!(r.header("user-agent"), format!("certhook/{}", env!("CARGO_PKG_VERSION")));
+    assert_signed(r);
+    let ce = r.json();
+    assert_eq!(ce["specversion"], "1.0");
+    assert_eq!(ce["type"], "com.infisical.pki.certificate.issuance");
+    assert_eq!(ce["id"], r.header("webhook-id"));
+    assert_eq!(ce["data"]["certificates"][0]["serialNumber"], "1001");
+    serve.wait_status(WAIT, |s| s["deliveries"]["delivered"] == 1).await;
+    let deliveries = serve.get("/v1/deliveries").await;
+    assert_eq!(deliveries[0]["eventId"], event_id);
+    assert_eq!(deliveries[0]["attemptCount"], 1);
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_resend_the_identical_body_with_a_fresh_signature() {
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    receiver.script([Reply::Status(500), Reply::Status(502)]);
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), Some(SECRET));
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "7")).await;
+    let got = receiver.wait_for(3, WAIT).await;
+    serve.wait_status(WAIT, |s| s["deliveries"]["delivered"] == 1).await;
+    assert_eq!(receiver.received().len(), 3, "exactly three attempts");
+    assert!(got.iter().all(|r| r.body == got[0].body), "byte-for-byte identical bodies");
+    assert!(got.iter().all(|r| r.header("webhook-id") == got[0].header("webhook-id")));
+    for r in &got {
+        assert_signed(r);
+    }
+    let sigs: std::collections::HashSet<_> = got.iter().map(|r| r.header("x-infisical-signature")).collect();
+    assert_eq!(sigs.len(), 3, "each attempt is signed afresh");
+    let list = serve.get("/v1/deliveries").await;
+    let detail = serve.get(&format!("/v1/deliveries/{}", list[0]["id"].as_str().unwrap())).await;
+    let codes: Vec<_> = detail["attempts"].as_array().unwrap().iter().map(|a| a["statusCode"].clone()).collect();
+    assert_eq!(codes, vec![500, 502, 204]);
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_after_max_attempts_and_replay_keeps_the_cloudevent_id() {
+    let receiver = Receiver::start(Reply::Status(500)).await;
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "9")).await;
+    serve.wait_status(WAIT, |s| s["deliveries"]["dead"] == 1).await;
+    assert_eq!(receiver.received().len(), 3, "max_attempts = 3 in all");
+    let dead = serve.get("/v1/dead-letters").await;
+    assert_eq!(dead[0]["reason"], "max_attempts");
+    assert_eq!(dead[0]["lastStatusCode"], 500);
+    assert_eq!(dead[0]["attemptCount"], 3);
+
+    receiver.set_default(Reply::Status(200));
+    let replay = env.json(&["dlq", "replay", "--all"]);
+    assert_eq!(replay["count"], 1);
+    serve.wait_status(WAIT, |s| s["deliveries"]["delivered"] == 1).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[3].header("webhook-id"), got[0].header("webhook-id"), "replay keeps the CloudEvent id");
+    assert_eq!(got[3].body, got[0].body);
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_respected() {
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    receiver.script([Reply::WithHeader(503, "retry-after", "1".into())]);
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    // Retry-After is capped at max_backoff: raise the cap so the 1 s wish stands.
+    let mut env = env;
+    env.set("CERTHOOK_DELIVERY__MAX_BACKOFF", "5s");
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "3")).await;
+    let got = receiver.wait_for(2, WAIT).await;
+    let gap = got[1].at - got[0].at;
+    assert!(gap >= Duration::from_millis(900), "retried after {gap:?}, before the 1 s Retry-After");
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_disables_the_channel_and_dead_letters_what_follows() {
+    let receiver = Receiver::start(Reply::Status(410)).await;
+    let env = Env::fast();
+    let (app, channel) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "1")).await;
+    serve.wait_status(WAIT, |s| s["channels"]["disabled"] == 1 && s["deliveries"]["dead"] == 1).await;
+    let dead = serve.get("/v1/dead-letters").await;
+    assert_eq!(dead[0]["reason"], "endpoint_gone");
+    assert_eq!(env.json(&["channel", "show", &channel])["state"], "disabled");
+    serve.enqueue(&event(&app, "2")).await;
+    serve.wait_status(WAIT, |s| s["deliveries"]["dead"] == 2).await;
+    let reasons: Vec<_> =
+        serve.get("/v1/dead-letters").await.as_array().unwrap().iter().map(|d| d["reason"].clone()).collect();
+    assert!(reasons.contains(&"channel_disabled".into()), "{reasons:?}");
+    assert_eq!(receiver.received().len(), 1, "nothing more is sent to a gone endpoint");
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_not_followed_and_big_answers_are_cut() {
+    let receiver = Receiver::start(Reply::Body(200, 200 * 1024)).await;
+    receiver.script([Reply::WithHeader(302, "location", "/elsewhere".into())]);
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "1")).await;
+    serve.wait_status(WAIT, |s| s["deliveries"]["delivered"] == 1).await;
+    let got = receiver.received();
+    assert!(got.iter().all(|r| r.path == "/hook"), "the redirect target was never requested");
+    let list = serve.get("/v1/deliveries").await;
+    let detail = serve.get(&format!("/v1/deliveries/{}", list[0]["id"].as_str().unwrap())).await;
+    let attempts = detail["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["statusCode"], 302, "a 3xx is a failed attempt");
+    assert_eq!(attempts[1]["statusCode"], 200);
+    assert_eq!(attempts[1]["responseSnippet"].as_str().unwrap().len(), 1024, "stored truncated to 1 KiB");
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_channel_does_not_hold_up_a_healthy_one() {
+    let healthy = Receiver::start(Reply::Status(204)).await;
+    let black_hole = Receiver::start(Reply::Hang).await;
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &healthy.url("/ok"), None);
+    let alert = env.json(&["alert", "list", "--app", &app])[0]["id"].as_str().unwrap().to_string();
+    env.channel(&alert, &black_hole.url("/void"), None);
+    let serve = Serve::start(&env).await;
+    for i in 0..30 {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    let got = healthy.wait_for(30, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 30);
+    assert!(!black_hole.received().is_empty(), "the black hole was tried too");
+    serve.kill9().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_destinations_are_blocked_unless_allowed() {
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    let mut env = Env::fast();
+    env.set("CERTHOOK_ALLOWED_NETWORKS", "[]");
+    // A name, not an IP literal: the check happens at resolution, and the connection goes
+    // only to the addresses that passed it.
+    let by_name = format!("http://localhost:{}/hook", receiver.addr.port());
+    let (app, _) = env.webhook("issuance", &by_name, None);
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "1")).await;
+    serve.wait_status(WAIT, |s| s["deliveries"]["dead"] == 1).await;
+    let dead = serve.get("/v1/dead-letters").await;
+    assert_eq!(dead[0]["reason"], "destination_blocked");
+    assert_eq!(dead[0]["attemptCount"], 1);
+    assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
+    serve.terminate().await;
+
+    env.set("CERTHOOK_ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]");
+    let serve = Serve::start(&env).await;
+    assert_eq!(env.json(&["dlq", "replay", "--all"])["count"], 1);
+    receiver.wait_for(1, WAIT).await;
+    serve.wait_status(WAIT, |s| s["deliveries"]["delivered"] == 1).await;
+    serve.terminate().await;
+}

@@ -1,0 +1,62 @@
+//! Crashes and shutdowns: nothing accepted is ever lost.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::receiver::{Receiver, Reply};
+use crate::support::{Env, Serve, event};
+
+const EVENTS: usize = 40;
+
+fn serials(receiver: &Receiver) -> HashSet<String> {
+    receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["data"]["certificates"][0]["serialNumber"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_stream_then_restart_delivers_every_event() {
+    // Slow answers keep requests in flight when the process dies.
+    let receiver = Receiver::start(Reply::Delay(Duration::from_millis(100), 204)).await;
+    let mut env = Env::fast();
+    env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "3s");
+    env.set("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "1s");
+    env.set("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "20");
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    for i in 0..EVENTS {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    receiver.wait_for(3, Duration::from_secs(20)).await;
+    serve.kill9().await;
+    let before = receiver.received().len();
+
+    let serve = Serve::start(&env).await;
+    serve.wait_status(Duration::from_secs(60), |s| s["deliveries"]["delivered"] == EVENTS).await;
+    let got = serials(&receiver);
+    assert_eq!(got.len(), EVENTS, "every event arrived at least once (had {before} before the kill)");
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_slow_requests_in_flight_exits_0_and_loses_nothing() {
+    let receiver = Receiver::start(Reply::Delay(Duration::from_millis(800), 204)).await;
+    let env = Env::fast();
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    for i in 0..5 {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let code = serve.terminate().await;
+    assert_eq!(code, 0, "a signal is a clean stop");
+    let status = env.json(&["status"]);
+    assert_eq!(status["deliveries"]["leased"], 0, "in-flight requests finished and were recorded: {status}");
+
+    let serve = Serve::start(&env).await;
+    serve.wait_status(Duration::from_secs(30), |s| s["deliveries"]["delivered"] == 5).await;
+    assert_eq!(serials(&receiver).len(), 5);
+    serve.terminate().await;
+}
