@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod delivery;
+mod postgres;
 mod receiver;
 mod resilience;
 mod support;

@@ -1,5 +1,6 @@
-//! `certhook serve`: the worker, retention pruning and the HTTP API in one process, until
-//! SIGINT or SIGTERM; then it stops claiming, finishes in-flight deliveries, and exits 0.
+//! `certhook serve`: the worker, housekeeping (pruning, disabling failing channels) and
+//! the HTTP API in one process, until SIGINT or SIGTERM; then it stops claiming, finishes
+//! in-flight deliveries, and exits 0.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +53,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
-    let prune_task = tokio::spawn(prune_periodically(store.clone(), config.retention, shutdown.clone()));
+    let housekeeping =
+        tokio::spawn(housekeeping(store.clone(), config.retention, config.delivery.disable_after, shutdown.clone()));
 
     let state = ApiState {
         store: store.clone(),
@@ -78,7 +80,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
 
     worker_task.await.context("worker task")?;
-    prune_task.abort();
+    housekeeping.abort();
     if let Some(task) = notify_task {
         task.abort();
     }
@@ -109,13 +111,28 @@ async fn wait_for_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-async fn prune_periodically(store: Store, retention: Duration, shutdown: CancellationToken) {
-    let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(600));
+/// Background chores: disable channels failing without a success for `disable_after`
+/// (checked every 30 s), and prune what `retention` allows (every few minutes).
+async fn housekeeping(store: Store, retention: Duration, disable_after: Duration, shutdown: CancellationToken) {
+    let prune_every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(600));
+    let mut last_prune = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
         }
+        match store.disable_failing(disable_after).await {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::warn!(channel_id = %id, "channel disabled: no successful delivery within disable_after");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "checking failing channels failed; will try again"),
+        }
+        if last_prune.elapsed() < prune_every {
+            continue;
+        }
+        last_prune = tokio::time::Instant::now();
         match store.prune(retention).await {
             Ok(p) if p.deliveries + p.events > 0 => {
                 tracing::info!(deliveries = p.deliveries, events = p.events, "pruned past retention")

@@ -370,6 +370,21 @@ impl Backend {
         Ok(dead.rows_affected())
     }
 
+    /// Disables active channels that have failed without a single success for `after`,
+    /// dead-lettering their waiting deliveries (`channel_disabled`). Returns their ids.
+    pub async fn disable_failing(&self, after: Duration) -> Result<Vec<Uuid>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(self.q.disable_failing).bind(duration_ms(after)).fetch_all(&mut *tx).await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            sqlx::query(self.q.dead_letter_channel).bind("channel_disabled").bind(&id).execute(&mut *tx).await?;
+            ids.push(uuid_col(row, "id")?);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// Dead-letters every delivery of a channel that is not in flight or done, with `reason`.
     pub async fn dead_letter_channel(&self, id: Uuid, reason: &str) -> Result<u64> {
         let done =
@@ -603,6 +618,8 @@ impl Backend {
     pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
         let mut accepted = Vec::with_capacity(outcomes.len());
         let mut released = false;
+        // Per channel: did any attempt in this batch succeed, or did all fail?
+        let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
         let mut tx = self.begin_write().await?;
         for Outcome { lease, attempt, disposition } in outcomes {
             let id = lease.delivery_id.to_string();
@@ -640,6 +657,8 @@ impl Backend {
                 continue;
             };
             if let Some(a) = attempt {
+                let ok = matches!(disposition, Disposition::Delivered);
+                *channel_health.entry(lease.channel_id).or_insert(false) |= ok;
                 let number: i64 = row.try_get(0)?;
                 sqlx::query(self.q.insert_attempt)
                     .bind(&id)
@@ -653,6 +672,10 @@ impl Backend {
                     .await?;
             }
             accepted.push(true);
+        }
+        for (channel, ok) in channel_health {
+            let q = if ok { self.q.channel_succeeded } else { self.q.channel_failed };
+            sqlx::query(q).bind(channel.to_string()).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if released {

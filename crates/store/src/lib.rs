@@ -169,6 +169,11 @@ impl Store {
         dispatch!(self, b => b.set_channel_state(id, state).await)
     }
 
+    /// Disables channels failing without a success for `after`; their ids.
+    pub async fn disable_failing(&self, after: Duration) -> Result<Vec<Uuid>> {
+        dispatch!(self, b => b.disable_failing(after).await)
+    }
+
     /// Dead-letters a channel's waiting deliveries with `reason`.
     pub async fn dead_letter_channel(&self, id: Uuid, reason: &str) -> Result<u64> {
         dispatch!(self, b => b.dead_letter_channel(id, reason).await)

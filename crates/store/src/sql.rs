@@ -160,6 +160,10 @@ queries! {
         state = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END, next_attempt_at = NOW_MS, \
         lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS \
         WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
+    channel_succeeded = "UPDATE certhook_channels SET last_success_at = NOW_MS, failing_since = NULL WHERE id = ?";
+    channel_failed = "UPDATE certhook_channels SET failing_since = COALESCE(failing_since, NOW_MS) WHERE id = ?";
+    disable_failing = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
+        WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_MS - ? RETURNING id";
     insert_attempt = "INSERT INTO certhook_attempts (delivery_id, number, started_at, duration_ms, status_code, error, \
         response_snippet) VALUES (?, ?, ?, ?, ?, ?, ?)";
 

@@ -31,6 +31,7 @@ crate::both_backends!(
     transactional_outbox_commits_or_rolls_back_with_the_caller,
     issuance_and_revocation_update_the_inventory,
     status_counts_every_state,
+    channels_failing_without_success_for_disable_after_are_disabled,
 );
 
 fn attempt(status: Option<u16>, error: Option<&str>) -> Option<AttemptRecord> {
@@ -516,4 +517,31 @@ async fn claim_respects_per_channel_caps_and_skips_full_channels(store: Store) {
     assert!(claim.leases.iter().all(|l| l.channel_id == b.id), "a full channel is skipped");
     let claim = store.claim_with(&ClaimRequest { limit: 10, lease, per_channel: 8, exclude: &[] }).await.unwrap();
     assert_eq!(claim.leases.len(), 3);
+}
+
+async fn channels_failing_without_success_for_disable_after_are_disabled(store: Store) {
+    let (_, ch) = queue_with(&store, 3).await;
+    let mut leases = store.claim(1, Duration::from_secs(60)).await.unwrap().leases;
+    let first = leases.pop().unwrap();
+    store.record(&[outcome(first, Disposition::Retry { delay: Duration::from_secs(600) }, Some(500))]).await.unwrap();
+    assert!(store.disable_failing(Duration::from_secs(3600)).await.unwrap().is_empty(), "not failing long enough");
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(store.disable_failing(Duration::from_millis(10)).await.unwrap(), vec![ch.id]);
+    assert_eq!(store.get_channel(ch.id).await.unwrap().state, ChannelState::Disabled);
+    let dead = store
+        .list_deliveries(&DeliveryFilter { state: Some(DeliveryState::Dead), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 3, "its waiting deliveries, the retrying one included, are dead-lettered");
+    assert!(dead.iter().all(|d| d.reason.as_deref() == Some("channel_disabled")));
+
+    // a success clears the failure clock
+    let (_, ch) = queue_with(&store, 2).await;
+    let mut leases = store.claim(2, Duration::from_secs(60)).await.unwrap().leases;
+    let (a, b) = (leases.pop().unwrap(), leases.pop().unwrap());
+    store.record(&[outcome(a, Disposition::Retry { delay: Duration::from_secs(600) }, Some(500))]).await.unwrap();
+    store.record(&[outcome(b, Disposition::Delivered, Some(200))]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(store.disable_failing(Duration::from_millis(10)).await.unwrap().is_empty());
+    assert_eq!(store.get_channel(ch.id).await.unwrap().state, ChannelState::Active);
 }

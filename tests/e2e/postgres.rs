@@ -1,0 +1,69 @@
+//! `serve` on PostgreSQL, several processes sharing one queue.
+//!
+//! Skips without PostgreSQL on a developer machine; fails under CI=true.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::Connection;
+
+use crate::receiver::{Receiver, Reply};
+use crate::support::{Env, Serve, event};
+
+fn admin_url() -> String {
+    std::env::var("CERTHOOK_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database for one test, or `None` to skip.
+async fn fresh_database() -> Option<(String, String)> {
+    let admin = admin_url();
+    let mut conn = match sqlx::PgConnection::connect(&admin).await {
+        Ok(c) => c,
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipping PostgreSQL test: cannot connect to {admin}: {e}");
+            return None;
+        }
+        Err(e) => panic!("CI=true and PostgreSQL is unreachable at {admin}: {e}"),
+    };
+    let name = format!("certhook_e2e_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    Some((format!("{base}/{name}"), name))
+}
+
+async fn drop_database(name: &str) {
+    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_share_one_postgres_queue() {
+    let Some((url, name)) = fresh_database().await else { return };
+    let receiver = Receiver::start(Reply::Delay(Duration::from_millis(20), 204)).await;
+    let mut env = Env::fast();
+    env.database_url = url;
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let a = Serve::start(&env).await;
+    let b = Serve::start(&env).await;
+    const N: usize = 60;
+    for i in 0..N {
+        let serve = if i % 2 == 0 { &a } else { &b };
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    a.wait_status(Duration::from_secs(30), |s| s["deliveries"]["delivered"] == N).await;
+    let got = receiver.received();
+    let mut per_serial: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_serial
+            .entry(r.json()["data"]["certificates"][0]["serialNumber"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert_eq!(per_serial.len(), N, "every event arrived");
+    assert!(per_serial.values().all(|n| *n == 1), "no delivery was sent twice without a crash");
+    assert_eq!(a.terminate().await, 0);
+    assert_eq!(b.terminate().await, 0);
+    drop_database(&name).await;
+}
