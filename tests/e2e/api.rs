@@ -110,3 +110,33 @@ async fn metrics_count_exactly_what_happened() {
     assert_eq!(metric(&text, "certhook_channels{state=\"active\"}"), 1.0);
     serve.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_describes_every_v1_route() {
+    let mut env = Env::fast();
+    env.set("CERTHOOK_ADMIN_TOKEN", TOKEN);
+    let serve = Serve::start(&env).await;
+    let resp = serve.http().get(serve.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "the document needs no token");
+    let doc: serde_json::Value = resp.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, method) in [
+        ("/v1/events", "post"),
+        ("/v1/events/batch", "post"),
+        ("/v1/deliveries", "get"),
+        ("/v1/deliveries/{id}", "get"),
+        ("/v1/dead-letters", "get"),
+        ("/v1/dead-letters/replay", "post"),
+        ("/v1/dead-letters/purge", "post"),
+        ("/v1/status", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
+    }
+    let schemas = &doc["components"]["schemas"];
+    for name in ["Delivery", "DeliveryDetail", "Attempt", "Status", "EventInput", "ErrorBody", "DeliveryState"] {
+        assert!(schemas[name].is_object(), "schema {name} missing");
+    }
+    assert_eq!(schemas["Delivery"]["properties"]["cloudEventId"]["type"], "string");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    serve.terminate().await;
+}

@@ -18,6 +18,7 @@ use certhook_producer::{ProduceError, Producer};
 use certhook_store::{DeadLetterSelector, DeliveryFilter, Store, StoreError};
 use certhook_worker::Metrics;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 /// Largest batch `POST /v1/events/batch` takes.
@@ -47,17 +48,19 @@ pub struct ApiError {
     field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+struct ErrorBody {
+    error: ErrorDetail,
 }
 
-#[derive(Serialize)]
-struct ErrorDetail<'a> {
-    code: &'a str,
-    message: &'a str,
+/// What went wrong: a stable code, a message for people, and the offending field.
+#[derive(Serialize, ToSchema)]
+struct ErrorDetail {
+    code: &'static str,
+    message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -72,8 +75,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         (self.status, Json(body)).into_response()
     }
 }
@@ -140,6 +142,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -168,7 +171,8 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
     next.run(request).await
 }
 
-#[derive(Serialize)]
+/// Event ids in input order (the first event's id again for a repeated idempotency key).
+#[derive(Serialize, ToSchema)]
 struct Ids {
     ids: Vec<Uuid>,
 }
@@ -184,6 +188,8 @@ fn count_enqueued(state: &ApiState, body: &[u8]) {
     }
 }
 
+#[utoipa::path(post, path = "/v1/events", request_body = EventInput, security(("bearer" = [])),
+    responses((status = 202, body = Ids), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn enqueue_one(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let trimmed = body.iter().find(|b| !b.is_ascii_whitespace());
     if trimmed != Some(&b'{') {
@@ -194,6 +200,8 @@ async fn enqueue_one(State(state): State<ApiState>, body: axum::body::Bytes) -> 
     Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
 }
 
+#[utoipa::path(post, path = "/v1/events/batch", request_body = Vec<EventInput>, security(("bearer" = [])),
+    responses((status = 202, body = Ids), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn enqueue_batch(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?;
@@ -209,14 +217,23 @@ async fn enqueue_batch(State(state): State<ApiState>, body: axum::body::Bytes) -
     Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
 }
 
-#[derive(Deserialize)]
+/// Filters of the delivery listings.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeliveryQuery {
+    /// pending, leased, retrying, held, delivered or dead.
     status: Option<String>,
+    /// Only this channel's.
     channel: Option<String>,
+    /// Only this alert type's (or `webhook.verification`).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     delivery_type: Option<String>,
+    /// Dead letters dead-lettered at or after this RFC 3339 time.
     since: Option<String>,
+    /// Dead letters dead-lettered before this RFC 3339 time.
     before: Option<String>,
+    /// At most this many rows, newest first (default 1000, at most 10000).
     limit: Option<u32>,
 }
 
@@ -262,6 +279,8 @@ impl DeliveryQuery {
     }
 }
 
+#[utoipa::path(get, path = "/v1/deliveries", params(DeliveryQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_deliveries(
     State(state): State<ApiState>,
     Query(q): Query<DeliveryQuery>,
@@ -269,6 +288,8 @@ async fn list_deliveries(
     Ok(Json(state.store.list_deliveries(&q.filter()?).await?))
 }
 
+#[utoipa::path(get, path = "/v1/deliveries/{id}", params(("id" = String, Path, description = "delivery id")),
+    security(("bearer" = [])), responses((status = 200, body = certhook_store::DeliveryDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_delivery(
     State(state): State<ApiState>,
     Path(id): Path<String>,
@@ -276,6 +297,8 @@ async fn get_delivery(
     Ok(Json(state.store.get_delivery(parse_uuid("id", &id)?).await?))
 }
 
+#[utoipa::path(get, path = "/v1/dead-letters", params(DeliveryQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list_dead_letters(
     State(state): State<ApiState>,
     Query(q): Query<DeliveryQuery>,
@@ -284,8 +307,8 @@ async fn list_dead_letters(
     Ok(Json(state.store.list_deliveries(&filter).await?))
 }
 
-/// Body of replay and purge: one id, or `all` with filters.
-#[derive(Deserialize, Default)]
+/// Body of replay and purge: one `id`, or `all: true` with filters.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DeadLetterAction {
     id: Option<String>,
@@ -319,7 +342,8 @@ impl DeadLetterAction {
     }
 }
 
-#[derive(Serialize)]
+/// What a replay or purge did (or, with `dryRun`, would do).
+#[derive(Serialize, ToSchema)]
 struct Counted {
     count: usize,
     ids: Vec<Uuid>,
@@ -329,6 +353,8 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError>
     serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
 }
 
+#[utoipa::path(post, path = "/v1/dead-letters/replay", request_body = DeadLetterAction, security(("bearer" = [])),
+    responses((status = 200, body = Counted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn replay(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
     let action: DeadLetterAction = json_body(&body)?;
     let ids = state.store.replay(&action.selector()?, action.dry_run).await?;
@@ -338,16 +364,21 @@ async fn replay(State(state): State<ApiState>, body: axum::body::Bytes) -> Resul
     Ok(Json(Counted { count: ids.len(), ids }))
 }
 
+#[utoipa::path(post, path = "/v1/dead-letters/purge", request_body = DeadLetterAction, security(("bearer" = [])),
+    responses((status = 200, body = Counted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn purge(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
     let action: DeadLetterAction = json_body(&body)?;
     let ids = state.store.purge(&action.selector()?, action.dry_run).await?;
     Ok(Json(Counted { count: ids.len(), ids }))
 }
 
+#[utoipa::path(get, path = "/v1/status", security(("bearer" = [])),
+    responses((status = 200, body = certhook_store::Status), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn status(State(state): State<ApiState>) -> Result<Json<certhook_store::Status>, ApiError> {
     Ok(Json(state.store.status().await?))
 }
 
+#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "database reachable"), (status = 503, description = "database unreachable")))]
 async fn readyz(State(state): State<ApiState>) -> Response {
     match state.store.now().await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
@@ -358,6 +389,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Response {
     match state.store.status().await {
         Ok(s) => state.metrics.observe_status(&s),
@@ -366,4 +398,66 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8".parse().expect("static header"));
     (headers, state.metrics.render()).into_response()
+}
+
+/// A certificate in producer input (SPEC §5); defaults apply to what is omitted.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // documentation only: input is validated field by field, not deserialized into this
+struct CertificateInput {
+    /// Defaults to the serial number.
+    id: Option<String>,
+    serial_number: String,
+    common_name: String,
+    /// Defaults to `[]`.
+    san: Option<Vec<String>>,
+    profile_name: Option<String>,
+    /// RFC 3339.
+    not_before: String,
+    /// RFC 3339, after notBefore.
+    not_after: String,
+    /// Revocation only; defaults to the time of enqueue.
+    revoked_at: Option<String>,
+    /// Revocation only: an RFC 5280 reason in camelCase; defaults to `unspecified`.
+    revocation_reason: Option<String>,
+}
+
+/// One event as a producer hands it in (SPEC §5).
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // documentation only, as above
+struct EventInput {
+    /// issuance, renewal, revocation (or expiration).
+    #[serde(rename = "type")]
+    event_type: String,
+    application_id: Uuid,
+    /// A repeat with the same key returns the first event's id and changes nothing.
+    idempotency_key: Option<String>,
+    certificate: CertificateInput,
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers and their types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "certhook", description = "Durable, signed delivery of certificate events"),
+    paths(enqueue_one, enqueue_batch, list_deliveries, get_delivery, list_dead_letters, replay, purge, status, readyz, metrics),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }

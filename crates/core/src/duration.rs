@@ -85,6 +85,18 @@ impl<'de> Deserialize<'de> for AlertBefore {
     }
 }
 
+impl utoipa::PartialSchema for AlertBefore {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[1-9][0-9]*[mhdw]$"))
+            .examples(["30d"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AlertBefore {}
+
 /// Parses a configuration duration such as `250ms`, `5s`, `30m`, `6h` or `7d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
