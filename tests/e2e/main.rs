@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod delivery;
+mod lifecycle;
 mod postgres;
 mod receiver;
 mod resilience;

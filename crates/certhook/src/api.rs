@@ -37,6 +37,8 @@ pub struct ApiState {
     pub admin_token: Option<Arc<Secret>>,
     /// Per-event size limit.
     pub max_event_bytes: usize,
+    /// The configuration (channel operations need it).
+    pub config: Arc<certhook_core::config::Config>,
 }
 
 /// An API error: a status and the JSON body SPEC §6 describes.
@@ -50,7 +52,7 @@ pub struct ApiError {
 
 /// The body of every error response.
 #[derive(Serialize, ToSchema)]
-struct ErrorBody {
+pub struct ErrorBody {
     error: ErrorDetail,
 }
 
@@ -70,6 +72,20 @@ impl ApiError {
 
     fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// A 422 naming `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            field: Some(field.into()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        }
+    }
+
+    /// A 500 whose details go to the log, not the client.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error in API request");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
     }
 }
 
@@ -105,10 +121,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            _ => {
-                tracing::error!(error = %e, "store error in API request");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log")
-            }
+            _ => ApiError::internal(e),
         }
     }
 }
@@ -136,6 +149,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/dead-letters/replay", post(replay))
         .route("/dead-letters/purge", post(purge))
         .route("/status", get(status))
+        .merge(crate::api_admin::routes())
         .layer(from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/v1", v1)
@@ -237,7 +251,8 @@ struct DeliveryQuery {
     limit: Option<u32>,
 }
 
-fn parse_uuid(field: &str, text: &str) -> Result<Uuid, ApiError> {
+/// Parses a UUID from a path or query, naming the field on failure.
+pub fn parse_uuid(field: &str, text: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(text).map_err(|_| ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_field",
@@ -349,7 +364,8 @@ struct Counted {
     ids: Vec<Uuid>,
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+/// Parses a JSON request body (400 with the parser's message on failure).
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
 }
 
@@ -459,5 +475,7 @@ impl utoipa::Modify for BearerAuth {
 pub struct ApiDoc;
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::api_admin::AdminDoc::openapi());
+    Json(doc)
 }

@@ -1,6 +1,8 @@
 //! Exit codes (SPEC §6): 0 success, 2 bad usage or bad input, 1 anything else.
 
 use certhook_core::config::ConfigError;
+
+use crate::channels::ChannelError;
 use certhook_core::validate::ValidationError;
 use certhook_producer::ProduceError;
 use certhook_store::StoreError;
@@ -25,6 +27,7 @@ pub fn code_for(err: &anyhow::Error) -> i32 {
             || cause.is::<ConfigError>()
             || cause.downcast_ref::<StoreError>().is_some_and(StoreError::is_bad_input)
             || cause.downcast_ref::<ProduceError>().is_some_and(ProduceError::is_bad_input)
+            || cause.downcast_ref::<ChannelError>().is_some_and(ChannelError::is_bad_input)
     });
     if bad_input { BAD_INPUT } else { FAILURE }
 }

@@ -10,6 +10,8 @@
 //! - `serve`: the long-running process; `api`: its HTTP API.
 
 mod api;
+mod api_admin;
+mod channels;
 mod cli;
 mod commands;
 mod exit;

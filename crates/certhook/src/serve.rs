@@ -62,6 +62,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics,
         admin_token: config.admin_token.clone().map(Arc::new),
         max_event_bytes: config.max_event_bytes,
+        config: Arc::new(config.clone()),
     };
     if let Some(addr) = config.metrics_listen {
         let listener =

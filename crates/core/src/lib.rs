@@ -6,6 +6,7 @@
 //! - [`time`]: RFC 3339 parsing and the millisecond UTC format of the wire.
 //! - [`duration`]: `alertBefore` windows (`30d`) and configuration durations (`250ms`).
 //! - [`event`]: the domain types of events, certificates, alerts and channels.
+//! - [`lifecycle`]: channel state transitions and verification tokens.
 //! - [`validate`]: turning producer JSON into a checked [`event::NewEvent`], or an error
 //!   naming the field.
 //! - [`render`]: the CloudEvents 1.0 body of a delivery, byte-for-byte deterministic.
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod duration;
 pub mod event;
+pub mod lifecycle;
 pub mod render;
 pub mod retry;
 pub mod secret;

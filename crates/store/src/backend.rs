@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use certhook_core::duration::AlertBefore;
 use certhook_core::event::{AlertType, Certificate, ChannelKind, ChannelState, DeliveryState, NewEvent};
+use certhook_core::lifecycle::ChannelAction;
 use certhook_core::render::{AlertRef, RenderSettings, render_alert_event};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -19,6 +20,9 @@ use crate::model::*;
 
 /// Rows a retention pass deletes per statement, so no statement holds the writer for long.
 const PRUNE_CHUNK: i64 = 5_000;
+
+/// The delivery type of verification events.
+const VERIFICATION_TYPE: &str = "webhook.verification";
 
 fn millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
@@ -248,16 +252,16 @@ impl Backend {
         }
     }
 
-    /// Creates a channel on an existing alert.
-    pub async fn create_channel(&self, new: &NewChannel) -> Result<Channel> {
+    /// Creates a channel on an existing alert, with its verification event when given.
+    pub async fn create_channel(&self, new: &NewChannel, verification: Option<&Verification>) -> Result<Channel> {
         let mut tx = self.begin_write().await?;
         let alert = new.alert_id.to_string();
         if sqlx::query(self.q.get_alert).bind(&alert).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "alert", id: alert });
         }
-        let id = Uuid::now_v7();
+        let id = new.id.to_string();
         let created: i64 = sqlx::query_scalar(self.q.insert_channel)
-            .bind(id.to_string())
+            .bind(&id)
             .bind(&alert)
             .bind(new.kind.as_str())
             .bind(&new.url)
@@ -265,11 +269,19 @@ impl Backend {
             .bind(&new.content_type)
             .bind(new.secret.as_ref().map(|s| s.expose().to_string()))
             .bind(new.routing_key.as_ref().map(|s| s.expose().to_string()))
+            .bind(verification.map(|v| v.token_hash.clone()))
+            .bind(verification.map(|v| v.expires_at.timestamp_millis()))
             .fetch_one(&mut *tx)
             .await?;
+        if let Some(v) = verification {
+            self.insert_verification(&mut tx, &id, v).await?;
+        }
         tx.commit().await?;
+        if verification.is_some() {
+            self.wake();
+        }
         Ok(Channel {
-            id,
+            id: new.id,
             alert_id: new.alert_id,
             kind: new.kind,
             url: new.url.clone(),
@@ -278,6 +290,110 @@ impl Backend {
             has_secret: new.secret.is_some(),
             created_at: millis(created),
         })
+    }
+
+    async fn insert_verification(
+        &self,
+        tx: &mut sqlx::Transaction<'static, Db>,
+        channel_id: &str,
+        v: &Verification,
+    ) -> Result<()> {
+        let message = v.message_id.to_string();
+        sqlx::query(self.q.insert_message)
+            .bind(&message)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(VERIFICATION_TYPE)
+            .bind(&v.body)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query(self.q.insert_delivery)
+            .bind(Uuid::now_v7().to_string())
+            .bind(&message)
+            .bind(None::<String>)
+            .bind(channel_id)
+            .bind(VERIFICATION_TYPE)
+            .bind(DeliveryState::Pending.as_str())
+            .bind(None::<String>)
+            .bind(Utc::now().timestamp_millis())
+            .bind(DeliveryState::Pending.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a channel (back) into `pending_verification` with a new token and sends it the
+    /// verification event; `new_url` re-points it first. Its other deliveries are held.
+    pub async fn start_verification(&self, id: Uuid, new_url: Option<&str>, v: &Verification) -> Result<Channel> {
+        let mut tx = self.begin_write().await?;
+        let key = id.to_string();
+        let updated = sqlx::query(self.q.start_verification)
+            .bind(&v.token_hash)
+            .bind(v.expires_at.timestamp_millis())
+            .bind(new_url)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        sqlx::query(self.q.hold_channel).bind(&key).execute(&mut *tx).await?;
+        self.insert_verification(&mut tx, &key, v).await?;
+        let row = sqlx::query(self.q.get_channel).bind(&key).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        self.wake();
+        channel_from(&row)
+    }
+
+    /// Activates a `pending_verification` channel whose endpoint received `token` (judged
+    /// against the stored hash and expiry by the database's clock); held deliveries go out.
+    pub async fn activate_channel(&self, id: Uuid, token: &str) -> Result<Channel> {
+        let key = id.to_string();
+        let now = self.now().await?;
+        let Some(row) = sqlx::query(self.q.channel_verification).bind(&key).fetch_optional(&self.pool).await? else {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        };
+        let state: ChannelState = parse_col(&row, "state")?;
+        certhook_core::lifecycle::transition(state, ChannelAction::Activate).map_err(StoreError::Conflict)?;
+        let stored: Option<String> = row.try_get("verification_token")?;
+        let expires = opt_millis(row.try_get("verification_expires_at")?);
+        certhook_core::lifecycle::check_token(token, stored.as_deref(), expires, now)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let channel = self.set_channel_state(id, ChannelState::Active).await?;
+        sqlx::query(self.q.clear_verification).bind(&key).execute(&self.pool).await?;
+        Ok(channel)
+    }
+
+    /// Applies an operator action (pause, resume, enable) if the channel's state allows it.
+    pub async fn apply_channel_action(&self, id: Uuid, action: ChannelAction) -> Result<Channel> {
+        let current = self.get_channel(id).await?;
+        let next = certhook_core::lifecycle::transition(current.state, action).map_err(StoreError::Conflict)?;
+        self.set_channel_state(id, next).await
+    }
+
+    /// Replaces the signing secret; the previous one keeps signing for `grace`.
+    pub async fn rotate_secret(&self, id: Uuid, secret: &certhook_core::Secret, grace: Duration) -> Result<Channel> {
+        let key = id.to_string();
+        let done = sqlx::query(self.q.rotate_secret)
+            .bind(duration_ms(grace))
+            .bind(secret.expose())
+            .bind(&key)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        self.get_channel(id).await
+    }
+
+    /// Re-points a channel without verification (Slack, PagerDuty, or `--no-verify` use).
+    pub async fn set_channel_url(&self, id: Uuid, url: &str) -> Result<Channel> {
+        let key = id.to_string();
+        let done = sqlx::query(self.q.set_channel_url).bind(url).bind(&key).execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        self.get_channel(id).await
     }
 
     /// Channels, optionally of one alert.
@@ -307,7 +423,11 @@ impl Backend {
             return Err(StoreError::NotFound { kind: "channel", id: key });
         }
         let release = match state {
-            ChannelState::Active => true,
+            ChannelState::Active => {
+                // A fresh start: failures before this do not count towards disable_after.
+                sqlx::query(self.q.clear_failing).bind(&key).execute(&mut *tx).await?;
+                true
+            }
             ChannelState::Paused | ChannelState::PendingVerification => {
                 sqlx::query(self.q.hold_channel).bind(&key).execute(&mut *tx).await?;
                 false
@@ -390,6 +510,30 @@ impl Backend {
         let done =
             sqlx::query(self.q.dead_letter_channel).bind(reason).bind(id.to_string()).execute(&self.pool).await?;
         Ok(done.rows_affected())
+    }
+
+    /// Deletes an alert and its channels; their waiting deliveries become dead letters
+    /// (`channel_deleted`). Returns how many were dead-lettered.
+    pub async fn delete_alert(&self, id: Uuid) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let key = id.to_string();
+        let channels = sqlx::query(self.q.channels_of_alert).bind(&key).fetch_all(&mut *tx).await?;
+        if sqlx::query(self.q.delete_alert).bind(&key).execute(&mut *tx).await?.rows_affected() == 0 {
+            return Err(StoreError::NotFound { kind: "alert", id: key });
+        }
+        let mut dead = 0;
+        for ch in &channels {
+            let channel: String = ch.try_get("id")?;
+            sqlx::query(self.q.delete_channel).bind(&channel).execute(&mut *tx).await?;
+            dead += sqlx::query(self.q.dead_letter_channel)
+                .bind("channel_deleted")
+                .bind(&channel)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(dead)
     }
 
     /// Deletes a channel; its waiting deliveries become dead letters (`channel_deleted`).

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certhook_core::event::{ChannelState, NewEvent};
+use certhook_core::lifecycle::ChannelAction;
 use certhook_core::render::RenderSettings;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
@@ -149,9 +150,34 @@ impl Store {
         dispatch!(self, b => b.get_alert(id).await)
     }
 
-    /// Creates a channel.
-    pub async fn create_channel(&self, new: &NewChannel) -> Result<Channel> {
-        dispatch!(self, b => b.create_channel(new).await)
+    /// Creates a channel, with its verification event when given.
+    pub async fn create_channel(&self, new: &NewChannel, verification: Option<&Verification>) -> Result<Channel> {
+        dispatch!(self, b => b.create_channel(new, verification).await)
+    }
+
+    /// Puts a channel into verification with a new token (and URL), sending the event.
+    pub async fn start_verification(&self, id: Uuid, new_url: Option<&str>, v: &Verification) -> Result<Channel> {
+        dispatch!(self, b => b.start_verification(id, new_url, v).await)
+    }
+
+    /// Activates a channel with the token its endpoint received.
+    pub async fn activate_channel(&self, id: Uuid, token: &str) -> Result<Channel> {
+        dispatch!(self, b => b.activate_channel(id, token).await)
+    }
+
+    /// Pause, resume or enable, if the channel's state allows it.
+    pub async fn apply_channel_action(&self, id: Uuid, action: ChannelAction) -> Result<Channel> {
+        dispatch!(self, b => b.apply_channel_action(id, action).await)
+    }
+
+    /// Replaces the signing secret; the previous one keeps signing for `grace`.
+    pub async fn rotate_secret(&self, id: Uuid, secret: &certhook_core::Secret, grace: Duration) -> Result<Channel> {
+        dispatch!(self, b => b.rotate_secret(id, secret, grace).await)
+    }
+
+    /// Re-points a channel without verification.
+    pub async fn set_channel_url(&self, id: Uuid, url: &str) -> Result<Channel> {
+        dispatch!(self, b => b.set_channel_url(id, url).await)
     }
 
     /// Channels, optionally of one alert.
@@ -177,6 +203,11 @@ impl Store {
     /// Dead-letters a channel's waiting deliveries with `reason`.
     pub async fn dead_letter_channel(&self, id: Uuid, reason: &str) -> Result<u64> {
         dispatch!(self, b => b.dead_letter_channel(id, reason).await)
+    }
+
+    /// Deletes an alert and its channels (their waiting deliveries are dead-lettered).
+    pub async fn delete_alert(&self, id: Uuid) -> Result<u64> {
+        dispatch!(self, b => b.delete_alert(id).await)
     }
 
     /// Deletes a channel; its waiting deliveries become dead letters (`channel_deleted`).

@@ -86,6 +86,8 @@ pub struct Channel {
 /// What creating a channel takes (validated by the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChannel {
+    /// Its id, chosen by the caller so a verification event can name it before it exists.
+    pub id: Uuid,
     /// The alert it belongs to.
     pub alert_id: Uuid,
     /// webhook, slack or pagerduty.
@@ -100,6 +102,19 @@ pub struct NewChannel {
     pub routing_key: Option<certhook_core::Secret>,
     /// Content-Type override.
     pub content_type: Option<String>,
+}
+
+/// A verification to send: the token's hash to keep, and the rendered event carrying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// SHA-256 of the token (the token itself is never stored).
+    pub token_hash: String,
+    /// When the token stops being accepted.
+    pub expires_at: DateTime<Utc>,
+    /// The CloudEvent id of the verification event.
+    pub message_id: Uuid,
+    /// The rendered verification event.
+    pub body: Vec<u8>,
 }
 
 /// One delivery: one event (or verification) for one channel.

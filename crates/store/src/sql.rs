@@ -90,7 +90,17 @@ queries! {
         WHERE application_id = ? AND type = ? AND deleted_at IS NULL ORDER BY created_at, id";
 
     insert_channel = "INSERT INTO certhook_channels (id, alert_id, kind, url, state, content_type, secret, routing_key, \
-        created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NOW_MS, NOW_MS) RETURNING created_at";
+        verification_token, verification_expires_at, created_at, updated_at) \
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS, NOW_MS) RETURNING created_at";
+    start_verification = "UPDATE certhook_channels SET state = 'pending_verification', verification_token = ?, \
+        verification_expires_at = ?, url = COALESCE(?, url), updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    channel_verification = "SELECT state, verification_token, verification_expires_at FROM certhook_channels \
+        WHERE id = ? AND deleted_at IS NULL";
+    clear_verification = "UPDATE certhook_channels SET verification_token = NULL, verification_expires_at = NULL WHERE id = ?";
+    clear_failing = "UPDATE certhook_channels SET failing_since = NULL WHERE id = ?";
+    rotate_secret = "UPDATE certhook_channels SET previous_secret = secret, previous_secret_expires_at = NOW_MS + ?, \
+        secret = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    set_channel_url = "UPDATE certhook_channels SET url = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     list_channels = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
         WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR alert_id = ?) ORDER BY created_at, id";
     get_channel = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
@@ -100,6 +110,7 @@ queries! {
         JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
     channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL ORDER BY created_at, id";
     set_channel_state = "UPDATE certhook_channels SET state = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    delete_alert = "UPDATE certhook_alerts SET deleted_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     delete_channel = "UPDATE certhook_channels SET deleted_at = NOW_MS, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     hold_channel = "UPDATE certhook_deliveries SET state = 'held', updated_at = NOW_MS \
         WHERE channel_id = ? AND state IN ('pending', 'retrying') AND type <> 'webhook.verification'";

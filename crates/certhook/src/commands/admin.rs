@@ -1,10 +1,13 @@
 //! Applications, alerts and channels.
 
+use certhook_core::config::Config;
 use certhook_core::event::ChannelState;
-use certhook_core::subscription::{ChannelInput, check_alert, check_channel};
-use certhook_store::{Alert, Application, Channel, NewAlert, NewChannel, Store};
+use certhook_core::lifecycle::ChannelAction;
+use certhook_core::subscription::{ChannelInput, check_alert};
+use certhook_store::{Alert, Application, Channel, NewAlert, Store};
 
 use super::{Output, parse_id};
+use crate::channels;
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
 
 fn app_line(a: &Application) -> String {
@@ -60,50 +63,75 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
     }
 }
 
-/// `certhook channel …` (the verification handshake and test sends arrive with the
-/// channel-lifecycle work; until then `--no-verify` channels are the ones that deliver).
-pub async fn channel(
-    store: &Store,
-    config: &certhook_core::config::Config,
-    cmd: &ChannelCommand,
-    out: &Output,
-) -> anyhow::Result<()> {
+/// `certhook channel …`
+pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: &Output) -> anyhow::Result<()> {
+    let show = |c: &Channel| vec![channel_line(c)];
     match cmd {
         ChannelCommand::Create(args) => {
             let alert_id = parse_id("alert", &args.alert)?;
-            let spec = check_channel(
-                &ChannelInput {
-                    kind: args.kind.as_deref(),
-                    url: args.url.as_deref(),
-                    secret: args.secret.as_deref(),
-                    routing_key: args.routing_key.as_deref(),
-                    content_type: args.content_type.as_deref(),
-                },
-                config.allow_insecure_http,
-            )?;
-            let verify = !args.no_verify && spec.kind == certhook_core::event::ChannelKind::Webhook;
-            let state = if verify { ChannelState::PendingVerification } else { ChannelState::Active };
-            let channel = store
-                .create_channel(&NewChannel {
-                    alert_id,
-                    kind: spec.kind,
-                    url: spec.url,
-                    state,
-                    secret: spec.secret,
-                    routing_key: spec.routing_key,
-                    content_type: spec.content_type,
-                })
-                .await?;
-            out.emit(&channel, |c| vec![channel_line(c)])
+            let input = ChannelInput {
+                kind: args.kind.as_deref(),
+                url: args.url.as_deref(),
+                secret: args.secret.as_deref(),
+                routing_key: args.routing_key.as_deref(),
+                content_type: args.content_type.as_deref(),
+            };
+            let channel = channels::create(store, config, alert_id, &input, args.no_verify).await?;
+            out.emit(&channel, |c| {
+                let mut lines = show(c);
+                if c.state == ChannelState::PendingVerification {
+                    lines.push(format!(
+                        "a verification event is on its way to the endpoint (sent by `certhook serve`); \
+                         activate with: certhook channel activate {} --token <token from the event>",
+                        c.id
+                    ));
+                }
+                lines
+            })
         }
         ChannelCommand::List { alert } => {
             let alert = alert.as_deref().map(|a| parse_id("alert", a)).transpose()?;
             out.emit(&store.list_channels(alert).await?, |l| l.iter().map(channel_line).collect())
         }
-        ChannelCommand::Show { id } => {
-            let channel = store.get_channel(parse_id("channel", id)?).await?;
-            out.emit(&channel, |c| vec![channel_line(c)])
+        ChannelCommand::Show { id } => out.emit(&store.get_channel(parse_id("channel", id)?).await?, show),
+        ChannelCommand::Activate { id, token } => {
+            out.emit(&store.activate_channel(parse_id("channel", id)?, token).await?, show)
         }
-        _ => anyhow::bail!("this channel command is not implemented yet in this build"),
+        ChannelCommand::Reverify { id } => {
+            out.emit(&channels::reverify(store, config, parse_id("channel", id)?).await?, show)
+        }
+        ChannelCommand::Test { id } => {
+            let report = channels::test(store, config, parse_id("channel", id)?).await?;
+            out.emit(&report, |r| {
+                let status = r.status_code.map(|s| s.to_string()).unwrap_or_else(|| "no response".into());
+                let error = r.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
+                vec![format!("{}: {status} in {} ms{error}", if r.ok { "ok" } else { "failed" }, r.latency_ms)]
+            })?;
+            if !report.ok {
+                anyhow::bail!("test delivery to channel {} failed", report.channel_id);
+            }
+            Ok(())
+        }
+        ChannelCommand::Pause { id } => out.emit(&action(store, id, ChannelAction::Pause).await?, show),
+        ChannelCommand::Resume { id } => out.emit(&action(store, id, ChannelAction::Resume).await?, show),
+        ChannelCommand::Enable { id } => out.emit(&action(store, id, ChannelAction::Enable).await?, show),
+        ChannelCommand::UpdateUrl { id, url } => {
+            out.emit(&channels::update_url(store, config, parse_id("channel", id)?, url).await?, show)
+        }
+        ChannelCommand::RotateSecret { id, secret, grace } => {
+            out.emit(&channels::rotate_secret(store, parse_id("channel", id)?, secret, grace).await?, show)
+        }
+        ChannelCommand::Delete { id } => {
+            let id = parse_id("channel", id)?;
+            let dead = store.delete_channel(id).await?;
+            let report = serde_json::json!({"id": id, "deleted": true, "deadLettered": dead});
+            out.emit(&report, |_| {
+                vec![format!("deleted {id}; {dead} waiting deliveries dead-lettered (channel_deleted)")]
+            })
+        }
     }
+}
+
+async fn action(store: &Store, id: &str, action: ChannelAction) -> anyhow::Result<Channel> {
+    Ok(store.apply_channel_action(parse_id("channel", id)?, action).await?)
 }

@@ -30,15 +30,19 @@ pub async fn alert(store: &Store, app: &Application, alert_type: AlertType, name
 
 pub async fn channel(store: &Store, alert: &Alert, state: ChannelState) -> Channel {
     store
-        .create_channel(&NewChannel {
-            alert_id: alert.id,
-            kind: ChannelKind::Webhook,
-            url: Some("https://receiver.test/hook".into()),
-            state,
-            secret: None,
-            routing_key: None,
-            content_type: None,
-        })
+        .create_channel(
+            &NewChannel {
+                id: Uuid::now_v7(),
+                alert_id: alert.id,
+                kind: ChannelKind::Webhook,
+                url: Some("https://receiver.test/hook".into()),
+                state,
+                secret: None,
+                routing_key: None,
+                content_type: None,
+            },
+            None,
+        )
         .await
         .expect("create channel")
 }

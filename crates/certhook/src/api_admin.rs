@@ -1,0 +1,303 @@
+//! The HTTP API for applications, alerts and channels (SPEC §6): the same objects and
+//! rules as the CLI's `--json` output, through [`crate::channels`] for channel operations.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use certhook_core::lifecycle::ChannelAction;
+use certhook_core::subscription::{ChannelInput, check_alert};
+use certhook_store::{Alert, Application, Channel, NewAlert};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::api::{ApiError, ApiState, ErrorBody, json_body, parse_uuid};
+use crate::channels::{self, ChannelError, TestReport};
+
+/// The admin routes, to be nested under `/v1`.
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/applications", get(list_applications).post(create_application))
+        .route("/applications/{id}", get(get_application))
+        .route("/applications/{id}/alerts", get(list_alerts).post(create_alert))
+        .route("/alerts/{id}", get(get_alert).delete(delete_alert))
+        .route("/alerts/{id}/channels", get(list_channels).post(create_channel))
+        .route("/channels/{id}", get(get_channel).patch(patch_channel).delete(delete_channel))
+        .route("/channels/{id}/activate", post(activate))
+        .route("/channels/{id}/reverify", post(reverify))
+        .route("/channels/{id}/test", post(test))
+        .route("/channels/{id}/pause", post(pause))
+        .route("/channels/{id}/resume", post(resume))
+        .route("/channels/{id}/enable", post(enable))
+        .route("/channels/{id}/rotate-secret", post(rotate_secret))
+}
+
+impl From<ChannelError> for ApiError {
+    fn from(e: ChannelError) -> Self {
+        match e {
+            ChannelError::Invalid(v) => v.into(),
+            ChannelError::Store(s) => s.into(),
+            ChannelError::Setup(m) => ApiError::internal(m),
+        }
+    }
+}
+
+/// `POST /v1/applications`
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApplicationBody {
+    name: String,
+}
+
+#[utoipa::path(get, path = "/v1/applications", security(("bearer" = [])), responses((status = 200, body = Vec<Application>)))]
+async fn list_applications(State(s): State<ApiState>) -> Result<Json<Vec<Application>>, ApiError> {
+    Ok(Json(s.store.list_applications().await?))
+}
+
+#[utoipa::path(post, path = "/v1/applications", request_body = NewApplicationBody, security(("bearer" = [])),
+    responses((status = 201, body = Application), (status = 422, body = ErrorBody)))]
+async fn create_application(State(s): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let body: NewApplicationBody = json_body(&body)?;
+    let name = body.name.trim();
+    if name.is_empty() {
+        return Err(ApiError::invalid("name", "name: must not be empty"));
+    }
+    Ok((StatusCode::CREATED, Json(s.store.create_application(name).await?)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Application), (status = 404, body = ErrorBody)))]
+async fn get_application(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
+    Ok(Json(s.store.get_application(parse_uuid("id", &id)?).await?))
+}
+
+/// `POST /v1/applications/{id}/alerts`
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewAlertBody {
+    #[serde(rename = "type")]
+    alert_type: String,
+    name: String,
+    alert_before: Option<String>,
+    description: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/applications/{id}/alerts", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Vec<Alert>)))]
+async fn list_alerts(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Vec<Alert>>, ApiError> {
+    let app = parse_uuid("id", &id)?;
+    s.store.get_application(app).await?;
+    Ok(Json(s.store.list_alerts(Some(app)).await?))
+}
+
+#[utoipa::path(post, path = "/v1/applications/{id}/alerts", params(("id" = String, Path)), request_body = NewAlertBody,
+    security(("bearer" = [])), responses((status = 201, body = Alert), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_alert(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let application_id = parse_uuid("id", &id)?;
+    let body: NewAlertBody = json_body(&body)?;
+    let spec = check_alert(&body.alert_type, &body.name, body.alert_before.as_deref(), body.description.as_deref())?;
+    let alert = s
+        .store
+        .create_alert(&NewAlert {
+            application_id,
+            alert_type: spec.alert_type,
+            name: spec.name,
+            description: spec.description,
+            alert_before: spec.alert_before,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(alert)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/alerts/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Alert), (status = 404, body = ErrorBody)))]
+async fn get_alert(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Alert>, ApiError> {
+    Ok(Json(s.store.get_alert(parse_uuid("id", &id)?).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/alerts/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_alert(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.store.delete_alert(parse_uuid("id", &id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/alerts/{id}/channels`
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewChannelBody {
+    url: Option<String>,
+    secret: Option<String>,
+    kind: Option<String>,
+    routing_key: Option<String>,
+    content_type: Option<String>,
+    #[serde(default)]
+    no_verify: bool,
+}
+
+#[utoipa::path(get, path = "/v1/alerts/{id}/channels", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Vec<Channel>)))]
+async fn list_channels(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Vec<Channel>>, ApiError> {
+    let alert = parse_uuid("id", &id)?;
+    s.store.get_alert(alert).await?;
+    Ok(Json(s.store.list_channels(Some(alert)).await?))
+}
+
+#[utoipa::path(post, path = "/v1/alerts/{id}/channels", params(("id" = String, Path)), request_body = NewChannelBody,
+    security(("bearer" = [])), responses((status = 201, body = Channel), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+async fn create_channel(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let alert_id = parse_uuid("id", &id)?;
+    let body: NewChannelBody = json_body(&body)?;
+    let input = ChannelInput {
+        kind: body.kind.as_deref(),
+        url: body.url.as_deref(),
+        secret: body.secret.as_deref(),
+        routing_key: body.routing_key.as_deref(),
+        content_type: body.content_type.as_deref(),
+    };
+    let channel = channels::create(&s.store, &s.config, alert_id, &input, body.no_verify).await?;
+    Ok((StatusCode::CREATED, Json(channel)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/channels/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Channel), (status = 404, body = ErrorBody)))]
+async fn get_channel(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
+    Ok(Json(s.store.get_channel(parse_uuid("id", &id)?).await?))
+}
+
+/// `PATCH /v1/channels/{id}`: a new URL (verified again for webhook channels).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchChannelBody {
+    url: String,
+}
+
+#[utoipa::path(patch, path = "/v1/channels/{id}", params(("id" = String, Path)), request_body = PatchChannelBody,
+    security(("bearer" = [])), responses((status = 200, body = Channel), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+async fn patch_channel(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Channel>, ApiError> {
+    let body: PatchChannelBody = json_body(&body)?;
+    Ok(Json(channels::update_url(&s.store, &s.config, parse_uuid("id", &id)?, &body.url).await?))
+}
+
+#[utoipa::path(delete, path = "/v1/channels/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_channel(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.store.delete_channel(parse_uuid("id", &id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/channels/{id}/activate`
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateBody {
+    token: String,
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/activate", params(("id" = String, Path)), request_body = ActivateBody,
+    security(("bearer" = [])), responses((status = 200, body = Channel), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody)))]
+async fn activate(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Channel>, ApiError> {
+    let body: ActivateBody = json_body(&body)?;
+    Ok(Json(s.store.activate_channel(parse_uuid("id", &id)?, &body.token).await?))
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/reverify", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn reverify(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
+    Ok(Json(channels::reverify(&s.store, &s.config, parse_uuid("id", &id)?).await?))
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/test", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = TestReport), (status = 404, body = ErrorBody)))]
+async fn test(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<TestReport>, ApiError> {
+    Ok(Json(channels::test(&s.store, &s.config, parse_uuid("id", &id)?).await?))
+}
+
+async fn act(s: &ApiState, id: &str, action: ChannelAction) -> Result<Json<Channel>, ApiError> {
+    Ok(Json(s.store.apply_channel_action(parse_uuid("id", id)?, action).await?))
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/pause", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn pause(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
+    act(&s, &id, ChannelAction::Pause).await
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/resume", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn resume(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
+    act(&s, &id, ChannelAction::Resume).await
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/enable", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn enable(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
+    act(&s, &id, ChannelAction::Enable).await
+}
+
+/// `POST /v1/channels/{id}/rotate-secret`
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    secret: String,
+    /// How long the previous secret keeps signing (default 24h).
+    grace: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/channels/{id}/rotate-secret", params(("id" = String, Path)), request_body = RotateBody,
+    security(("bearer" = [])), responses((status = 200, body = Channel), (status = 404, body = ErrorBody),
+    (status = 422, body = ErrorBody)))]
+async fn rotate_secret(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Channel>, ApiError> {
+    let body: RotateBody = json_body(&body)?;
+    let grace = body.grace.as_deref().unwrap_or("24h");
+    Ok(Json(channels::rotate_secret(&s.store, parse_uuid("id", &id)?, &body.secret, grace).await?))
+}
+
+/// The admin paths, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_applications,
+    create_application,
+    get_application,
+    list_alerts,
+    create_alert,
+    get_alert,
+    delete_alert,
+    list_channels,
+    create_channel,
+    get_channel,
+    patch_channel,
+    delete_channel,
+    activate,
+    reverify,
+    test,
+    pause,
+    resume,
+    enable,
+    rotate_secret
+))]
+pub struct AdminDoc;

@@ -1,0 +1,187 @@
+//! Channel operations shared by the CLI and the HTTP API: creation with the verification
+//! handshake, re-verification, URL changes, secret rotation and test sends.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use certhook_core::config::Config;
+use certhook_core::event::{ChannelKind, ChannelState};
+use certhook_core::lifecycle::{VERIFICATION_TTL, new_token, token_hash};
+use certhook_core::render::{CLOUDEVENTS_CONTENT_TYPE, ChannelRef, render_test_event, render_verification_event};
+use certhook_core::sign::{SigningKey, validate_secret};
+use certhook_core::subscription::{ChannelInput, check_channel, check_url};
+use certhook_core::validate::ValidationError;
+use certhook_store::{Channel, NewChannel, Store, StoreError, Verification};
+use certhook_worker::guard::Guard;
+use certhook_worker::{Sender, SenderConfig};
+use chrono::Utc;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Why a channel operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// Bad input, naming the field.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// Unknown id, refused state change, or a database failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The test send could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl ChannelError {
+    /// True when the caller's input is at fault.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            ChannelError::Invalid(_) => true,
+            ChannelError::Store(e) => e.is_bad_input(),
+            ChannelError::Setup(_) => false,
+        }
+    }
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ChannelError {
+    ChannelError::Invalid(ValidationError::InvalidField { field: field.into(), reason: reason.into() })
+}
+
+async fn channel_ref(store: &Store, channel_id: Uuid, alert_id: Uuid) -> Result<ChannelRef, StoreError> {
+    let alert = store.get_alert(alert_id).await?;
+    Ok(ChannelRef { id: channel_id, alert_id, application_id: alert.application_id })
+}
+
+/// A fresh token and the verification event that carries it to the endpoint. The token
+/// is not returned: the operator reads it where the endpoint received it.
+fn verification(config: &Config, channel: &ChannelRef) -> Verification {
+    let token = new_token();
+    let now = Utc::now();
+    let expires_at = now + VERIFICATION_TTL;
+    let message_id = Uuid::now_v7();
+    let body =
+        render_verification_event(&config.render_settings(), channel, &message_id.to_string(), now, &token, expires_at);
+    Verification { token_hash: token_hash(&token), expires_at, message_id, body }
+}
+
+/// Creates a channel; a webhook channel is verified unless `no_verify`.
+pub async fn create(
+    store: &Store,
+    config: &Config,
+    alert_id: Uuid,
+    input: &ChannelInput<'_>,
+    no_verify: bool,
+) -> Result<Channel, ChannelError> {
+    let spec = check_channel(input, config.allow_insecure_http)?;
+    let id = Uuid::now_v7();
+    let verify = !no_verify && spec.kind == ChannelKind::Webhook;
+    let new = NewChannel {
+        id,
+        alert_id,
+        kind: spec.kind,
+        url: spec.url,
+        state: if verify { ChannelState::PendingVerification } else { ChannelState::Active },
+        secret: spec.secret,
+        routing_key: spec.routing_key,
+        content_type: spec.content_type,
+    };
+    let v = if verify { Some(verification(config, &channel_ref(store, id, alert_id).await?)) } else { None };
+    Ok(store.create_channel(&new, v.as_ref()).await?)
+}
+
+/// Sends a new verification token; the channel waits in `pending_verification`.
+pub async fn reverify(store: &Store, config: &Config, id: Uuid) -> Result<Channel, ChannelError> {
+    let channel = store.get_channel(id).await?;
+    if channel.kind != ChannelKind::Webhook {
+        return Err(ChannelError::Store(StoreError::Conflict(format!(
+            "{} channels are not verified; only webhook channels are",
+            channel.kind
+        ))));
+    }
+    let v = verification(config, &channel_ref(store, id, channel.alert_id).await?);
+    Ok(store.start_verification(id, None, &v).await?)
+}
+
+/// Re-points a channel; a webhook channel is verified again at its new URL.
+pub async fn update_url(store: &Store, config: &Config, id: Uuid, url: &str) -> Result<Channel, ChannelError> {
+    let url = check_url(url, config.allow_insecure_http)?;
+    let channel = store.get_channel(id).await?;
+    if channel.kind != ChannelKind::Webhook {
+        return Ok(store.set_channel_url(id, &url).await?);
+    }
+    let v = verification(config, &channel_ref(store, id, channel.alert_id).await?);
+    Ok(store.start_verification(id, Some(&url), &v).await?)
+}
+
+/// Replaces the signing secret; the previous one also signs until `grace` has passed.
+pub async fn rotate_secret(store: &Store, id: Uuid, secret: &str, grace: &str) -> Result<Channel, ChannelError> {
+    validate_secret(secret).map_err(|e| invalid("secret", e.to_string().trim_start_matches("secret: ").to_string()))?;
+    let grace = certhook_core::duration::parse_duration(grace).map_err(|e| invalid("grace", e))?;
+    let channel = store.get_channel(id).await?;
+    if channel.kind != ChannelKind::Webhook {
+        return Err(invalid("secret", format!("{} channels are not signed", channel.kind)));
+    }
+    Ok(store.rotate_secret(id, &certhook_core::Secret::new(secret), grace).await?)
+}
+
+/// What a test send got back.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestReport {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// The response status, if one came.
+    pub status_code: Option<u16>,
+    /// How long the request took.
+    pub latency_ms: u64,
+    /// Whether it was a 2xx.
+    pub ok: bool,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+/// Sends a `webhook.test` event now, synchronously; nothing is queued.
+pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport, ChannelError> {
+    let targets = store.channel_targets().await?;
+    let target = targets
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| StoreError::NotFound { kind: "channel", id: id.to_string() })?;
+    let sender = Sender::new(&SenderConfig {
+        request_timeout: config.delivery.request_timeout,
+        connect_timeout: config.delivery.connect_timeout,
+        signature_header: config.signature_header.clone(),
+        guard: Arc::new(Guard::new(config.allowed_networks.clone())),
+    })
+    .map_err(|e| ChannelError::Setup(e.to_string()))?;
+    let keys: Vec<SigningKey> = if target.kind == ChannelKind::Webhook {
+        target.secrets.iter().filter_map(|s| SigningKey::new(s).ok()).collect()
+    } else {
+        Vec::new()
+    };
+    let event_id = Uuid::now_v7().to_string();
+    let channel = ChannelRef { id, alert_id: target.alert_id, application_id: target.application_id };
+    let body = render_test_event(&config.render_settings(), &channel, &event_id, Utc::now());
+    let url = target.url.clone().unwrap_or_else(|| config.pagerduty_url.clone());
+    let started = Instant::now();
+    let response = sender
+        .send(certhook_worker::deliver::Request {
+            url: &url,
+            body: body.into(),
+            content_type: target.content_type.as_deref().unwrap_or(CLOUDEVENTS_CONTENT_TYPE),
+            webhook_id: &event_id,
+            keys: &keys,
+        })
+        .await;
+    let status_code = match response.result {
+        certhook_worker::classify::AttemptResult::Status(s) => Some(s),
+        _ => None,
+    };
+    Ok(TestReport {
+        channel_id: id,
+        status_code,
+        latency_ms: started.elapsed().as_millis() as u64,
+        ok: status_code.is_some_and(|s| (200..300).contains(&s)),
+        error: response.error,
+    })
+}
