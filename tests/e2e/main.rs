@@ -8,4 +8,5 @@ mod lifecycle;
 mod postgres;
 mod receiver;
 mod resilience;
+mod slack_pagerduty;
 mod support;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use certhook_core::config::Config;
 use certhook_core::event::{ChannelKind, ChannelState};
 use certhook_core::lifecycle::{VERIFICATION_TTL, new_token, token_hash};
-use certhook_core::render::{CLOUDEVENTS_CONTENT_TYPE, ChannelRef, render_test_event, render_verification_event};
+use certhook_core::render::{ChannelRef, render_test_event, render_verification_event};
 use certhook_core::sign::{SigningKey, validate_secret};
 use certhook_core::subscription::{ChannelInput, check_channel, check_url};
 use certhook_core::validate::ValidationError;
@@ -162,17 +162,29 @@ pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport
     let event_id = Uuid::now_v7().to_string();
     let channel = ChannelRef { id, alert_id: target.alert_id, application_id: target.application_id };
     let body = render_test_event(&config.render_settings(), &channel, &event_id, Utc::now());
-    let url = target.url.clone().unwrap_or_else(|| config.pagerduty_url.clone());
+    let destination = certhook_worker::channels::Destination {
+        kind: target.kind,
+        url: target.url.as_deref(),
+        content_type: target.content_type.as_deref(),
+        routing_key: target.routing_key.as_ref().map(|k| k.expose()),
+        pagerduty_url: &config.pagerduty_url,
+    };
+    let outgoing = certhook_worker::channels::requests(&destination, &body, false).map_err(ChannelError::Setup)?;
     let started = Instant::now();
-    let response = sender
-        .send(certhook_worker::deliver::Request {
-            url: &url,
-            body: body.into(),
-            content_type: target.content_type.as_deref().unwrap_or(CLOUDEVENTS_CONTENT_TYPE),
-            webhook_id: &event_id,
-            keys: &keys,
-        })
-        .await;
+    let mut last = None;
+    for out in outgoing {
+        let r = sender
+            .send(certhook_worker::deliver::Request {
+                url: &out.url,
+                body: out.body,
+                content_type: &out.content_type,
+                webhook_id: &event_id,
+                keys: if out.signed { &keys } else { &[] },
+            })
+            .await;
+        last = Some(r);
+    }
+    let response = last.ok_or_else(|| ChannelError::Setup("nothing to send".into()))?;
     let status_code = match response.result {
         certhook_worker::classify::AttemptResult::Status(s) => Some(s),
         _ => None,

@@ -607,7 +607,19 @@ impl Backend {
             };
             for alert_row in &alerts {
                 let alert = alert_from(alert_row)?;
-                created += self.fan_out_to_alert(&mut tx, settings, &ev, &parsed, &alert).await?;
+                created += self.fan_out_to_alert(&mut tx, settings, &ev, &parsed, &alert, false).await?;
+            }
+            if parsed.alert_type == AlertType::Renewal && ev.alert_id.is_none() {
+                // A renewal resolves the certificate's open expiration incidents (PagerDuty).
+                let expiration = sqlx::query(self.q.alerts_for_event)
+                    .bind(&ev.application_id)
+                    .bind(AlertType::Expiration.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                for alert_row in &expiration {
+                    let alert = alert_from(alert_row)?;
+                    created += self.fan_out_to_alert(&mut tx, settings, &ev, &parsed, &alert, true).await?;
+                }
             }
             sqlx::query(self.q.mark_fanned_out).bind(None::<String>).bind(&ev.id).execute(&mut *tx).await?;
         }
@@ -647,8 +659,16 @@ impl Backend {
         ev: &PendingEvent,
         parsed: &ParsedEvent,
         alert: &Alert,
+        resolve: bool,
     ) -> Result<u64> {
-        let channels = sqlx::query(self.q.channels_of_alert).bind(alert.id.to_string()).fetch_all(&mut **tx).await?;
+        // `resolve`: the event is a renewal sent to the PagerDuty channels of an expiration
+        // alert, rendered as a renewal and delivered as a resolution of that alert's incident.
+        let (channels_query, alert_type, delivery_type) = if resolve {
+            (self.q.pagerduty_channels_of_alert, AlertType::Renewal, "resolve")
+        } else {
+            (self.q.channels_of_alert, alert.alert_type, alert.alert_type.as_str())
+        };
+        let channels = sqlx::query(channels_query).bind(alert.id.to_string()).fetch_all(&mut **tx).await?;
         if channels.is_empty() {
             return Ok(0);
         }
@@ -656,7 +676,7 @@ impl Backend {
         let alert_ref = AlertRef {
             id: alert.id,
             name: alert.name.clone(),
-            alert_type: alert.alert_type,
+            alert_type,
             alert_before: alert.alert_before,
             application_id: parsed.application_id,
         };
@@ -665,7 +685,7 @@ impl Backend {
             .bind(&message_id)
             .bind(&ev.id)
             .bind(alert.id.to_string())
-            .bind(alert.alert_type.as_str())
+            .bind(delivery_type)
             .bind(body)
             .execute(&mut **tx)
             .await?;
@@ -678,7 +698,7 @@ impl Backend {
                 .bind(&message_id)
                 .bind(&ev.id)
                 .bind(&channel_id)
-                .bind(alert.alert_type.as_str())
+                .bind(delivery_type)
                 .bind(state.as_str())
                 .bind(reason)
                 .bind(ev.created_at)

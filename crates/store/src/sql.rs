@@ -108,6 +108,8 @@ queries! {
     channel_targets = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
         c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
         JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
+    pagerduty_channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND kind = 'pagerduty' \
+        AND deleted_at IS NULL ORDER BY created_at, id";
     channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL ORDER BY created_at, id";
     set_channel_state = "UPDATE certhook_channels SET state = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     delete_alert = "UPDATE certhook_alerts SET deleted_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";

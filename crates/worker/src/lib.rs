@@ -6,6 +6,7 @@
 //! - [`deliver`]: one HTTP attempt over the shared client (signing at send time).
 //! - [`classify`]: what a result means, and what becomes of the delivery (pure).
 //! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
+//! - [`channels`]: Slack and PagerDuty formats (pure).
 //! - [`breaker`]: the per-channel circuit breaker (pure).
 //! - [`targets`]: the channel cache the loop sends with.
 //! - [`record`]: batched outcome writes.
@@ -13,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod breaker;
+pub mod channels;
 pub mod classify;
 pub mod deliver;
 pub mod guard;

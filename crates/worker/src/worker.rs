@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certhook_core::event::{ChannelKind, ChannelState};
-use certhook_core::render::{CLOUDEVENTS_CONTENT_TYPE, RenderSettings};
+use certhook_core::render::RenderSettings;
 use certhook_core::retry::RetryPolicy;
 use certhook_store::{AttemptRecord, ClaimRequest, Disposition, Lease, Outcome, Store};
 use tokio::sync::mpsc;
@@ -16,11 +16,15 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::breaker::Breaker;
+use crate::channels::{Destination, requests};
 use crate::classify::{AttemptResult, Verdict, classify, dispose};
 use crate::deliver::{Request, Sender};
 use crate::metrics::Metrics;
 use crate::record::{Settled, run_recorder};
 use crate::targets::{Target, Targets};
+
+/// The delivery type of a renewal resolving expiration incidents (PagerDuty).
+pub const RESOLVE_TYPE: &str = "resolve";
 
 /// Events fanned out per pass.
 const FAN_OUT_BATCH: usize = 256;
@@ -220,21 +224,44 @@ async fn deliver_one(
     if channel.state == ChannelState::Disabled {
         return Settled::without_attempt(lease, channel.kind, "channel_disabled");
     }
-    let url = match (channel.kind, channel.url.as_deref()) {
-        (_, Some(url)) => url.to_string(),
-        (ChannelKind::Pagerduty, None) => pagerduty_url.to_string(),
-        (_, None) => return Settled::without_attempt(lease, channel.kind, "channel_misconfigured"),
+    let destination = Destination {
+        kind: channel.kind,
+        url: channel.url.as_deref(),
+        content_type: channel.content_type.as_deref(),
+        routing_key: channel.routing_key.as_ref().map(|k| k.expose()),
+        pagerduty_url,
     };
-    let signed = channel.kind == ChannelKind::Webhook;
-    let response = sender
-        .send(Request {
-            url: &url,
-            body: bytes::Bytes::copy_from_slice(&lease.body),
-            content_type: channel.content_type.as_deref().unwrap_or(CLOUDEVENTS_CONTENT_TYPE),
-            webhook_id: &lease.cloud_event_id.to_string(),
-            keys: if signed { &target.keys } else { &[] },
-        })
-        .await;
+    let outgoing = match requests(&destination, &lease.body, lease.delivery_type == RESOLVE_TYPE) {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(delivery_id = %lease.delivery_id, error = %e, "delivery cannot be built");
+            return Settled::without_attempt(lease, channel.kind, "channel_misconfigured");
+        }
+    };
+    let webhook_id = lease.cloud_event_id.to_string();
+    let mut response = None;
+    for out in outgoing {
+        let r = sender
+            .send(Request {
+                url: &out.url,
+                body: out.body,
+                content_type: &out.content_type,
+                webhook_id: &webhook_id,
+                keys: if out.signed { &target.keys } else { &[] },
+            })
+            .await;
+        let failed = !matches!(r.result, AttemptResult::Status(200..=299));
+        let total = response.as_ref().map(|p: &crate::deliver::Response| p.duration).unwrap_or_default() + r.duration;
+        let started_at = response.as_ref().map(|p: &crate::deliver::Response| p.started_at).unwrap_or(r.started_at);
+        response = Some(crate::deliver::Response { duration: total, started_at, ..r });
+        if failed {
+            // PagerDuty deduplicates on dedup_key, so resending the whole batch is harmless.
+            break;
+        }
+    }
+    let Some(response) = response else {
+        return Settled::without_attempt(lease, channel.kind, "channel_misconfigured");
+    };
     let kind = channel.kind.as_str();
     metrics.attempts.with_label_values(&[response.result.label()]).inc();
     metrics.delivery_duration.with_label_values(&[kind]).observe(response.duration.as_secs_f64());

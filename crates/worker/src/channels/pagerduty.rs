@@ -1,0 +1,107 @@
+//! PagerDuty Events API v2: one `trigger` per certificate, with a `dedup_key` stable per
+//! alert and certificate, severity by days left (revocation: critical), and the CloudEvent
+//! in `custom_details`. A renewal resolves the expiration incident of its certificate.
+
+use serde_json::{Value, json};
+
+use super::{certificates, kind_of};
+
+/// Severity of an expiration by whole days left.
+pub fn severity_for_days(days: i64) -> &'static str {
+    match days {
+        d if d <= 7 => "critical",
+        d if d <= 14 => "error",
+        d if d <= 30 => "warning",
+        _ => "info",
+    }
+}
+
+/// The `dedup_key` of an alert's incident about a certificate.
+pub fn dedup_key(alert_id: &str, certificate_id: &str) -> String {
+    format!("certhook:{alert_id}:{certificate_id}")
+}
+
+/// The Events API requests for a CloudEvent: one per certificate. `resolve` turns them
+/// into resolutions (a renewal closing the expiration incident of the same alert).
+pub fn events(ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
+    let kind = kind_of(ce);
+    let alert_id = ce["data"]["alert"]["id"].as_str().unwrap_or("");
+    let alert_name = ce["data"]["alert"]["name"].as_str().unwrap_or("certhook");
+    let certs = certificates(ce);
+    if certs.is_empty() {
+        let channel = ce["data"]["channelId"].as_str().unwrap_or("");
+        return vec![json!({
+            "routing_key": routing_key, "event_action": "trigger", "dedup_key": format!("certhook:test:{channel}"),
+            "payload": {"summary": "certhook test event: this channel is reachable", "source": "certhook",
+                        "severity": "info", "custom_details": ce},
+        })];
+    }
+    certs
+        .iter()
+        .map(|c| {
+            let cn = c["commonName"].as_str().unwrap_or("?");
+            let key = dedup_key(alert_id, c["id"].as_str().unwrap_or(""));
+            if resolve {
+                return json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": key});
+            }
+            let days = c["daysUntilExpiry"].as_i64().unwrap_or(0);
+            let (severity, summary) = match kind {
+                "expiration" => {
+                    (severity_for_days(days), format!("Certificate {cn} expires in {days} days ({alert_name})"))
+                }
+                "revocation" => ("critical", format!("Certificate {cn} was revoked ({alert_name})")),
+                "renewal" => ("info", format!("Certificate {cn} was renewed ({alert_name})")),
+                _ => ("info", format!("Certificate {cn} was issued ({alert_name})")),
+            };
+            json!({
+                "routing_key": routing_key, "event_action": "trigger", "dedup_key": key,
+                "payload": {"summary": summary, "source": cn, "severity": severity,
+                            "timestamp": ce["time"], "custom_details": ce},
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ce(kind: &str, days: &[i64]) -> Value {
+        let certs: Vec<Value> = days
+            .iter()
+            .enumerate()
+            .map(|(i, d)| json!({"id": format!("c{i}"), "commonName": format!("h{i}.example.com"), "daysUntilExpiry": d}))
+            .collect();
+        json!({"type": format!("com.infisical.pki.certificate.{kind}"), "time": "2024-01-15T10:30:00.000Z",
+               "data": {"alert": {"id": "al", "name": "tls-expiry"}, "certificates": certs}})
+    }
+
+    #[test]
+    fn severity_follows_days_left() {
+        let severities: Vec<_> = [0, 7, 8, 14, 15, 30, 31].map(severity_for_days).into();
+        assert_eq!(severities, vec!["critical", "critical", "error", "error", "warning", "warning", "info"]);
+    }
+
+    #[test]
+    fn one_trigger_per_certificate_with_stable_dedup_keys() {
+        let evs = events(&ce("expiration", &[3, 20]), "0123456789abcdef0123456789abcdef", false);
+        assert_eq!(evs.len(), 2);
+        assert_eq!(evs[0]["event_action"], "trigger");
+        assert_eq!(evs[0]["dedup_key"], "certhook:al:c0");
+        assert_eq!(evs[0]["payload"]["severity"], "critical");
+        assert_eq!(evs[1]["payload"]["severity"], "warning");
+        assert_eq!(evs[0]["payload"]["summary"], "Certificate h0.example.com expires in 3 days (tls-expiry)");
+        assert_eq!(evs[0]["payload"]["source"], "h0.example.com");
+        assert_eq!(evs[0]["payload"]["custom_details"]["type"], "com.infisical.pki.certificate.expiration");
+        assert_eq!(evs[0]["routing_key"], "0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn revocation_is_critical_and_renewal_can_resolve() {
+        assert_eq!(events(&ce("revocation", &[100]), "k", false)[0]["payload"]["severity"], "critical");
+        let resolve = &events(&ce("renewal", &[300]), "k", true)[0];
+        assert_eq!(resolve["event_action"], "resolve");
+        assert_eq!(resolve["dedup_key"], "certhook:al:c0");
+        assert!(resolve.get("payload").is_none());
+    }
+}

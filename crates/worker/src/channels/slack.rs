@@ -1,0 +1,107 @@
+//! Slack incoming-webhook messages: a `text` fallback for notifications, and `blocks` —
+//! a header naming the alert, one section per certificate (at most 20, then an
+//! "and N more" line), and a link to the certificates.
+
+use serde_json::{Value, json};
+
+use super::{certificates, kind_of};
+
+/// Certificates shown as sections; the rest are counted.
+pub const MAX_SECTIONS: usize = 20;
+
+fn title(kind: &str) -> &'static str {
+    match kind {
+        "expiration" => "Certificates expiring",
+        "issuance" => "Certificate issued",
+        "renewal" => "Certificate renewed",
+        "revocation" => "Certificate revoked",
+        "test" => "certhook test message",
+        _ => "Certificate event",
+    }
+}
+
+/// The Slack message for a CloudEvent.
+pub fn message(ce: &Value) -> Value {
+    let kind = kind_of(ce);
+    let alert = ce["data"]["alert"]["name"].as_str().unwrap_or("certhook");
+    let certs = certificates(ce);
+    let window = ce["data"]["alert"]["alertBefore"].as_str().map(|w| format!(" within {w}")).unwrap_or_default();
+    let text = match (kind, certs.len()) {
+        ("test", _) => "certhook test message: this channel is reachable".to_string(),
+        ("expiration", n) => format!("{n} certificate{} expiring{window} ({alert})", if n == 1 { "" } else { "s" }),
+        (_, _) => {
+            let cn = certs.first().and_then(|c| c["commonName"].as_str()).unwrap_or("?");
+            format!("{}: {cn} ({alert})", title(kind))
+        }
+    };
+    let mut blocks =
+        vec![json!({"type": "header", "text": {"type": "plain_text", "text": format!("{}: {alert}", title(kind))}})];
+    for c in certs.iter().take(MAX_SECTIONS) {
+        let mut lines = vec![
+            format!("*{}*", c["commonName"].as_str().unwrap_or("?")),
+            format!("Serial: `{}`", c["serialNumber"].as_str().unwrap_or("?")),
+            format!("Not after: {}", c["notAfter"].as_str().unwrap_or("?")),
+            format!("Days left: {}", c["daysUntilExpiry"]),
+        ];
+        if let Some(reason) = c["revocationReason"].as_str() {
+            lines.push(format!("Revoked: {} ({reason})", c["revokedAt"].as_str().unwrap_or("?")));
+        }
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}));
+    }
+    if certs.len() > MAX_SECTIONS {
+        let more = certs.len() - MAX_SECTIONS;
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("and {more} more")}]}));
+    }
+    if let Some(url) = ce["data"]["metadata"]["viewUrl"].as_str() {
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("<{url}|View certificates>")}}));
+    }
+    json!({"text": text, "blocks": blocks})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str, n: usize) -> Value {
+        let certs: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({"id": format!("c{i}"), "serialNumber": format!("{i}"), "commonName": format!("h{i}.example.com"),
+                       "notAfter": "2024-02-14T10:30:00.000Z", "daysUntilExpiry": 30})
+            })
+            .collect();
+        json!({"type": format!("com.infisical.pki.certificate.{kind}"),
+               "data": {"alert": {"id": "a", "name": "tls-expiry", "alertBefore": "30d"}, "certificates": certs,
+                        "metadata": {"totalCertificates": n, "viewUrl": "https://c.example/applications/x/certificates"}}})
+    }
+
+    #[test]
+    fn expiration_message_has_fallback_header_sections_and_link() {
+        let m = message(&event("expiration", 2));
+        assert_eq!(m["text"], "2 certificates expiring within 30d (tls-expiry)");
+        let blocks = m["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert_eq!(blocks[0]["text"]["text"], "Certificates expiring: tls-expiry");
+        assert_eq!(
+            blocks[1]["text"]["text"],
+            "*h0.example.com*\nSerial: `0`\nNot after: 2024-02-14T10:30:00.000Z\nDays left: 30"
+        );
+        assert_eq!(blocks.len(), 4);
+        assert_eq!(blocks[3]["text"]["text"], "<https://c.example/applications/x/certificates|View certificates>");
+    }
+
+    #[test]
+    fn at_most_twenty_sections_then_a_count() {
+        let m = message(&event("expiration", 23));
+        let blocks = m["blocks"].as_array().unwrap();
+        let sections =
+            blocks.iter().filter(|b| b["type"] == "section" && b["text"]["text"].as_str().unwrap().starts_with('*'));
+        assert_eq!(sections.count(), 20);
+        assert!(blocks.iter().any(|b| b["type"] == "context" && b["elements"][0]["text"] == "and 3 more"));
+    }
+
+    #[test]
+    fn single_certificate_events_name_the_certificate() {
+        assert_eq!(message(&event("issuance", 1))["text"], "Certificate issued: h0.example.com (tls-expiry)");
+    }
+}
