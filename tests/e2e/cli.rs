@@ -125,3 +125,58 @@ fn unknown_configuration_keys_are_refused() {
     assert_eq!(code, 2);
     assert!(err.contains("CERTHOOK_DELIVERY__BOGUS"), "{err}");
 }
+
+#[test]
+fn every_alert_and_channel_rule_is_refused_with_exit_2_naming_the_field() {
+    let env = Env::new();
+    let app = env.json(&["app", "create", "--name", "a"]);
+    let app_id = app["id"].as_str().unwrap();
+    for (args, field) in [
+        (vec!["--type", "issued", "--name", "x"], "type:"),
+        (vec!["--type", "issuance", "--name", "Bad_Name"], "name:"),
+        (vec!["--type", "issuance", "--name", &"a".repeat(64)], "name:"),
+        (vec!["--type", "expiration", "--name", "x"], "alertBefore:"),
+        (vec!["--type", "expiration", "--name", "x", "--before", "0d"], "alertBefore:"),
+        (vec!["--type", "expiration", "--name", "x", "--before", "30s"], "alertBefore:"),
+        (vec!["--type", "renewal", "--name", "x", "--before", "30d"], "alertBefore:"),
+    ] {
+        let mut full = vec!["alert", "create", "--app", app_id];
+        full.extend(args.iter().copied());
+        let (code, err) = failure(&env.run(&full));
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+    let alert = env.json(&["alert", "create", "--app", app_id, "--type", "issuance", "--name", "ok"]);
+    let alert_id = alert["id"].as_str().unwrap();
+    for (args, field) in [
+        (vec!["--url", "http://example.com/h"], "url:"),
+        (vec!["--url", "ftp://example.com/h"], "url:"),
+        (vec![], "url:"),
+        (vec!["--url", "https://example.com/h", "--secret", "short"], "secret:"),
+        (vec!["--url", "https://example.com/h", "--kind", "email"], "kind:"),
+        (vec!["--url", "https://example.com/h", "--content-type", "json"], "contentType:"),
+        (vec!["--kind", "pagerduty", "--routing-key", "nothex"], "routingKey:"),
+        (vec!["--kind", "pagerduty"], "routingKey:"),
+        (
+            vec!["--url", "https://hooks.slack.com/services/x", "--secret", "0123456789abcdef0123456789abcdef"],
+            "secret:",
+        ),
+    ] {
+        let mut full = vec!["channel", "create", "--alert", alert_id];
+        full.extend(args.iter().copied());
+        let (code, err) = failure(&env.run(&full));
+        assert_eq!(code, 2, "{args:?}");
+        assert!(err.contains(field), "{args:?}: {err}");
+    }
+    let (code, err) = failure(&env.run(&[
+        "channel",
+        "create",
+        "--alert",
+        "01a20ee0-0000-7000-8000-000000000000",
+        "--url",
+        "https://x.example/h",
+    ]));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown alert"), "{err}");
+    assert_eq!(env.json(&["channel", "list"]).as_array().unwrap().len(), 0, "nothing was stored");
+}

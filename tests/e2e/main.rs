@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod delivery;
 mod lifecycle;
+mod listen;
 mod postgres;
 mod receiver;
 mod resilience;

@@ -326,7 +326,7 @@ pub enum DlqCommand {
 /// `certhook listen`
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Port on 127.0.0.1.
+    /// Port on 127.0.0.1 (0 picks a free one and prints it).
     #[arg(long)]
     pub port: u16,
     /// The channel's signing secret, to check signatures.

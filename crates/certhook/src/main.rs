@@ -15,6 +15,7 @@ mod channels;
 mod cli;
 mod commands;
 mod exit;
+mod listen;
 mod serve;
 mod settings;
 

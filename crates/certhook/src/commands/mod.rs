@@ -28,7 +28,10 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         Command::Dlq(cmd) => queue::dlq(&open(&config).await?, cmd, &out).await,
         Command::Status => queue::status(&open(&config).await?, &out).await,
         Command::Serve => crate::serve::serve(config).await,
-        Command::Import(_) | Command::Scan(_) | Command::Listen(_) => {
+        Command::Listen(args) => {
+            crate::listen::listen(args.port, args.secret.clone(), config.signature_header.clone()).await
+        }
+        Command::Import(_) | Command::Scan(_) => {
             anyhow::bail!("this command is not implemented yet in this build")
         }
     }

@@ -1,0 +1,118 @@
+//! `certhook listen`: a local development receiver. It prints every CloudEvent it gets,
+//! says whether each signature scheme verifies, answers 401 when one does not, and for a
+//! verification event prints the exact `certhook channel activate` command.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use certhook_core::Secret;
+use certhook_core::sign::{verify_infisical, verify_standard};
+
+/// How far a signature's timestamp may be from now.
+const TOLERANCE_SECS: i64 = 300;
+
+struct Listener {
+    secret: Option<Secret>,
+    signature_header: String,
+}
+
+/// Serves on 127.0.0.1:`port` until SIGINT.
+pub async fn listen(port: u16, secret: Option<String>, signature_header: String) -> anyhow::Result<()> {
+    if let Some(s) = &secret {
+        certhook_core::sign::validate_secret(s)?;
+    }
+    let state = Arc::new(Listener { secret: secret.map(Secret::new), signature_header });
+    let app = Router::new().fallback(receive).with_state(state);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr} (Ctrl-C to stop)");
+    std::io::stdout().flush()?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The verdicts of both schemes, or why they were not checked.
+fn check(state: &Listener, headers: &HeaderMap, body: &[u8]) -> (Vec<String>, bool) {
+    let Some(secret) = &state.secret else {
+        return (vec!["signatures: not checked (start listen with --secret to check them)".into()], true);
+    };
+    let secrets = std::slice::from_ref(secret);
+    let now = chrono::Utc::now();
+    let mut lines = Vec::new();
+    let mut ok = true;
+    let infisical = match header(headers, &state.signature_header) {
+        Some(h) => {
+            verify_infisical(h, secrets, body, now.timestamp_millis(), TOLERANCE_SECS * 1000).map_err(|e| e.to_string())
+        }
+        None => Err("header missing".into()),
+    };
+    let standard = match (
+        header(headers, "webhook-id"),
+        header(headers, "webhook-timestamp"),
+        header(headers, "webhook-signature"),
+    ) {
+        (Some(id), Some(ts), Some(sig)) => {
+            verify_standard(id, ts, sig, secrets, body, now.timestamp(), TOLERANCE_SECS).map_err(|e| e.to_string())
+        }
+        _ => Err("headers missing".into()),
+    };
+    for (name, result) in [(state.signature_header.as_str(), infisical), ("webhook-signature", standard)] {
+        match result {
+            Ok(()) => lines.push(format!("  {name}: verified")),
+            Err(e) => {
+                ok = false;
+                lines.push(format!("  {name}: FAILED ({e})"));
+            }
+        }
+    }
+    (lines, ok)
+}
+
+async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let (mut lines, ok) = check(&state, &headers, &body);
+    let mut out = Vec::new();
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(ce) => {
+            out.push(format!(
+                "received {} id={} subject={}",
+                ce["type"].as_str().unwrap_or("?"),
+                ce["id"].as_str().unwrap_or("?"),
+                ce["subject"].as_str().unwrap_or("?")
+            ));
+            out.append(&mut lines);
+            if ok && ce["type"].as_str().is_some_and(|t| t.ends_with(".webhook.verification")) {
+                let token = ce["data"]["verificationToken"].as_str().unwrap_or("?");
+                let channel = ce["data"]["channelId"].as_str().unwrap_or("?");
+                out.push(format!("verification token: {token}"));
+                out.push(format!("activate with: certhook channel activate {channel} --token {token}"));
+            }
+            out.push(serde_json::to_string_pretty(&ce).unwrap_or_default());
+        }
+        Err(_) => {
+            out.push(format!("received {} bytes that are not JSON", body.len()));
+            out.append(&mut lines);
+        }
+    }
+    if !ok {
+        out.push("REJECTED: answered 401".into());
+    }
+    let mut stdout = std::io::stdout().lock();
+    for line in out {
+        let _ = writeln!(stdout, "{line}");
+    }
+    let _ = stdout.flush();
+    if ok { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+}
