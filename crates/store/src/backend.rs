@@ -109,6 +109,21 @@ fn delivery_from(row: &DbRow) -> Result<Delivery> {
     })
 }
 
+fn certificate_from(row: &DbRow) -> Result<Certificate> {
+    let san: String = row.try_get("san")?;
+    Ok(Certificate {
+        id: row.try_get("id")?,
+        serial_number: row.try_get("serial_number")?,
+        common_name: row.try_get("common_name")?,
+        san: serde_json::from_str(&san).map_err(|e| StoreError::Corrupt(format!("san: {e}")))?,
+        profile_name: row.try_get("profile_name")?,
+        not_before: millis(row.try_get("not_before")?),
+        not_after: millis(row.try_get("not_after")?),
+        revoked_at: None,
+        revocation_reason: None,
+    })
+}
+
 /// Where a new delivery for a channel in `state` starts, and why it is dead if it is.
 fn initial_delivery_state(state: ChannelState) -> (DeliveryState, Option<&'static str>) {
     match state {
@@ -484,7 +499,11 @@ impl Backend {
     pub async fn channel_gone(&self, id: Uuid) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let key = id.to_string();
-        sqlx::query(self.q.set_channel_state).bind(ChannelState::Disabled.as_str()).bind(&key).execute(&mut *tx).await?;
+        sqlx::query(self.q.set_channel_state)
+            .bind(ChannelState::Disabled.as_str())
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
         let dead = sqlx::query(self.q.dead_letter_channel).bind("endpoint_gone").bind(&key).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(dead.rows_affected())
@@ -647,9 +666,100 @@ impl Backend {
             .bind(c.not_after.timestamp_millis())
             .bind(c.revoked_at.map(|t| t.timestamp_millis()))
             .bind(c.revocation_reason.map(|r| r.as_str()))
+            .bind(if c.revoked_at.is_some() { "revoked" } else { "active" })
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// Loads certificates into an application's inventory without producing events
+    /// (`import` without `--notify`). Returns how many were written.
+    pub async fn upsert_certificates(&self, application_id: Uuid, certificates: &[Certificate]) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let app = application_id.to_string();
+        if sqlx::query(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound { kind: "application", id: app });
+        }
+        for c in certificates {
+            self.upsert_certificate(&mut tx, &app, c).await?;
+        }
+        tx.commit().await?;
+        Ok(certificates.len() as u64)
+    }
+
+    /// An application's inventory, soonest expiry first, with each certificate's status
+    /// as last judged.
+    pub async fn list_certificates(&self, application_id: Uuid) -> Result<Vec<(Certificate, String)>> {
+        let rows = sqlx::query(self.q.list_certificates).bind(application_id.to_string()).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                let mut c = certificate_from(r)?;
+                c.revoked_at = opt_millis(r.try_get("revoked_at")?);
+                c.revocation_reason = r.try_get::<Option<String>, _>("revocation_reason")?.and_then(|x| x.parse().ok());
+                Ok((c, r.try_get("status")?))
+            })
+            .collect()
+    }
+
+    /// The expiration scan at instant `as_of` (SPEC §5): for every expiration alert, the
+    /// active, unrevoked certificates of its application whose notAfter falls within the
+    /// alert's window and that were not yet reported for that alert at that notAfter, in
+    /// events of at most `max_per_event` certificates. A report row per (alert,
+    /// certificate, notAfter) is claimed with `ON CONFLICT DO NOTHING`, so concurrent scans
+    /// on one database enqueue each report once. Also marks expired certificates.
+    pub async fn scan_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
+        let mut tx = self.begin_write().await?;
+        let now_ms = as_of.timestamp_millis();
+        let alerts = sqlx::query(self.q.expiration_alerts).fetch_all(&mut *tx).await?;
+        let mut outcome = ScanOutcome { alerts: alerts.len(), ..Default::default() };
+        for row in &alerts {
+            let alert = alert_from(row)?;
+            let Some(window) = alert.alert_before else { continue };
+            let until = now_ms + window.as_duration().num_milliseconds();
+            let alert_key = alert.id.to_string();
+            let candidates = sqlx::query(self.q.expiring_unreported)
+                .bind(alert.application_id.to_string())
+                .bind(now_ms)
+                .bind(until)
+                .bind(&alert_key)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut won = Vec::with_capacity(candidates.len());
+            for c in &candidates {
+                let cert = certificate_from(c)?;
+                let claimed = sqlx::query(self.q.insert_report)
+                    .bind(&alert_key)
+                    .bind(&cert.id)
+                    .bind(cert.not_after.timestamp_millis())
+                    .bind("")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if claimed.is_some() {
+                    won.push(cert);
+                }
+            }
+            for chunk in won.chunks(max_per_event.max(1)) {
+                let event_id = Uuid::now_v7();
+                let certificates = serde_json::to_string(chunk)
+                    .map_err(|e| StoreError::Corrupt(format!("certificates do not serialize: {e}")))?;
+                sqlx::query(self.q.insert_scan_event)
+                    .bind(event_id.to_string())
+                    .bind(alert.application_id.to_string())
+                    .bind(certificates)
+                    .bind(&alert_key)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                outcome.events.push(event_id);
+                outcome.reported += chunk.len();
+            }
+        }
+        outcome.expired_marked = sqlx::query(self.q.mark_expired).bind(now_ms).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        if !outcome.events.is_empty() {
+            self.wake();
+        }
+        Ok(outcome)
     }
 
     async fn fan_out_to_alert(

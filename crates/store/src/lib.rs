@@ -273,6 +273,28 @@ impl Store {
         dispatch!(self, b => b.purge(selector, dry_run).await)
     }
 
+    /// Loads certificates into an application's inventory without producing events.
+    pub async fn upsert_certificates(
+        &self,
+        application_id: Uuid,
+        certificates: &[certhook_core::event::Certificate],
+    ) -> Result<u64> {
+        dispatch!(self, b => b.upsert_certificates(application_id, certificates).await)
+    }
+
+    /// An application's inventory with each certificate's status as last judged.
+    pub async fn list_certificates(
+        &self,
+        application_id: Uuid,
+    ) -> Result<Vec<(certhook_core::event::Certificate, String)>> {
+        dispatch!(self, b => b.list_certificates(application_id).await)
+    }
+
+    /// Runs the expiration scan at `as_of`, enqueueing each report once.
+    pub async fn scan_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
+        dispatch!(self, b => b.scan_expirations(as_of, max_per_event).await)
+    }
+
     /// Queue depth per state, oldest waiting age, events, channels by state.
     pub async fn status(&self) -> Result<Status> {
         dispatch!(self, b => b.status().await)

@@ -27,10 +27,16 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
 
 /// The SQLite migrations.
 pub fn sqlite() -> Migrator {
-    migrator(&[(1, "init", include_str!("../../../migrations/sqlite/0001_init.sql"))])
+    migrator(&[
+        (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
+        (2, "certificate status", include_str!("../../../migrations/sqlite/0002_certificate_status.sql")),
+    ])
 }
 
 /// The PostgreSQL migrations.
 pub fn postgres() -> Migrator {
-    migrator(&[(1, "init", include_str!("../../../migrations/postgres/0001_init.sql"))])
+    migrator(&[
+        (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
+        (2, "certificate status", include_str!("../../../migrations/postgres/0002_certificate_status.sql")),
+    ])
 }

@@ -396,3 +396,17 @@ pub struct Pruned {
     /// Events with nothing left to deliver.
     pub events: u64,
 }
+
+/// What one expiration scan did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanOutcome {
+    /// Expiration alerts evaluated.
+    pub alerts: usize,
+    /// Events enqueued, in order.
+    pub events: Vec<Uuid>,
+    /// Certificates reported in those events.
+    pub reported: usize,
+    /// Certificates newly marked expired in the inventory.
+    pub expired_marked: u64,
+}

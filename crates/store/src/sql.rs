@@ -133,11 +133,28 @@ queries! {
         FROM certhook_events WHERE fanned_out_at IS NULL ORDER BY seq LIMIT ? SKIP_LOCKED";
     mark_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = ? WHERE id = ?";
     upsert_certificate = "INSERT INTO certhook_certificates (application_id, id, serial_number, common_name, san, profile_name, \
-        not_before, not_after, revoked_at, revocation_reason, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS) \
+        not_before, not_after, revoked_at, revocation_reason, status, updated_at) \
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS) \
         ON CONFLICT (application_id, id) DO UPDATE SET serial_number = excluded.serial_number, \
         common_name = excluded.common_name, san = excluded.san, profile_name = excluded.profile_name, \
         not_before = excluded.not_before, not_after = excluded.not_after, revoked_at = excluded.revoked_at, \
-        revocation_reason = excluded.revocation_reason, updated_at = excluded.updated_at";
+        revocation_reason = excluded.revocation_reason, status = excluded.status, updated_at = excluded.updated_at";
+    expiration_alerts = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
+        WHERE type = 'expiration' AND deleted_at IS NULL ORDER BY created_at, id";
+    // Active, unrevoked certificates whose notAfter is in (asOf, asOf + window], not yet
+    // reported for this alert at this notAfter.
+    expiring_unreported = "SELECT c.id, c.serial_number, c.common_name, c.san, c.profile_name, c.not_before, c.not_after \
+        FROM certhook_certificates c WHERE c.application_id = ? AND c.revoked_at IS NULL \
+        AND c.not_after > ? AND c.not_after <= ? AND NOT EXISTS (SELECT 1 FROM certhook_expiration_reports r \
+        WHERE r.alert_id = ? AND r.certificate_id = c.id AND r.not_after = c.not_after) ORDER BY c.not_after, c.id";
+    insert_report = "INSERT INTO certhook_expiration_reports (alert_id, certificate_id, not_after, event_id, reported_at) \
+        VALUES (?, ?, ?, ?, NOW_MS) ON CONFLICT (alert_id, certificate_id, not_after) DO NOTHING RETURNING certificate_id";
+    insert_scan_event = "INSERT INTO certhook_events (id, application_id, type, certificates, alert_id, occurred_at, created_at) \
+        VALUES (?, ?, 'expiration', ?, ?, ?, NOW_MS)";
+    mark_expired = "UPDATE certhook_certificates SET status = 'expired', updated_at = NOW_MS \
+        WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ?";
+    list_certificates = "SELECT id, serial_number, common_name, san, profile_name, not_before, not_after, revoked_at, \
+        revocation_reason, status FROM certhook_certificates WHERE application_id = ? ORDER BY not_after, id";
     insert_message = "INSERT INTO certhook_messages (id, event_id, alert_id, type, body, created_at) VALUES (?, ?, ?, ?, ?, NOW_MS)";
     insert_delivery = "INSERT INTO certhook_deliveries (id, message_id, event_id, channel_id, type, state, next_attempt_at, \
         reason, enqueued_at, created_at, updated_at, dead_at) \

@@ -5,4 +5,5 @@ mod crash;
 mod fixtures;
 mod harness;
 mod postgres_concurrency;
+mod scan;
 mod suite;
