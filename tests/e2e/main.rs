@@ -9,5 +9,6 @@ mod listen;
 mod postgres;
 mod receiver;
 mod resilience;
+mod scan;
 mod slack_pagerduty;
 mod support;

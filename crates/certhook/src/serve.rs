@@ -53,6 +53,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
+    let scanner = tokio::spawn(scan_periodically(
+        store.clone(),
+        config.scan_interval,
+        config.max_certificates_per_event,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let housekeeping =
         tokio::spawn(housekeeping(store.clone(), config.retention, config.delivery.disable_after, shutdown.clone()));
 
@@ -82,6 +89,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     worker_task.await.context("worker task")?;
     housekeeping.abort();
+    scanner.abort();
     if let Some(task) = notify_task {
         task.abort();
     }
@@ -140,6 +148,44 @@ async fn housekeeping(store: Store, retention: Duration, disable_after: Duration
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+        }
+    }
+}
+
+/// The expiration scanner: once at start, then every `scan_interval`. Several processes
+/// may scan the same database; each report is enqueued once (see the store).
+async fn scan_periodically(
+    store: Store,
+    every: Duration,
+    max_per_event: usize,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let as_of = match store.now().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "expiration scan: database unreachable; will try again");
+                chrono::Utc::now()
+            }
+        };
+        match store.scan_expirations(as_of, max_per_event).await {
+            Ok(out) => {
+                metrics.events_enqueued.with_label_values(&["expiration"]).inc_by(out.events.len() as u64);
+                if out.reported > 0 || out.expired_marked > 0 {
+                    tracing::info!(
+                        reported = out.reported,
+                        events = out.events.len(),
+                        expired = out.expired_marked,
+                        "expiration scan"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiration scan failed; will try again"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }

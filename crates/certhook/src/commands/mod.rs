@@ -31,9 +31,8 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         Command::Listen(args) => {
             crate::listen::listen(args.port, args.secret.clone(), config.signature_header.clone()).await
         }
-        Command::Import(_) | Command::Scan(_) => {
-            anyhow::bail!("this command is not implemented yet in this build")
-        }
+        Command::Import(args) => queue::import(&open(&config).await?, &config, args, &out).await,
+        Command::Scan(args) => queue::scan(&open(&config).await?, &config, args, &out).await,
     }
 }
 

@@ -78,7 +78,11 @@ async fn a_renewal_leaves_the_window_and_comes_back_with_its_new_not_after(store
     store.upsert_certificates(app.id, &[cert("web", renewed_until)]).await.unwrap();
     assert_eq!(store.scan_expirations(t + chrono::Duration::days(1), 100).await.unwrap().reported, 0);
     let later = renewed_until - chrono::Duration::days(29);
-    assert_eq!(store.scan_expirations(later, 100).await.unwrap().reported, 1, "alerted again when the new window comes");
+    assert_eq!(
+        store.scan_expirations(later, 100).await.unwrap().reported,
+        1,
+        "alerted again when the new window comes"
+    );
 }
 
 async fn the_rendered_event_is_fixed_by_as_of(store: Store) {
@@ -102,7 +106,10 @@ async fn the_rendered_event_is_fixed_by_as_of(store: Store) {
     assert_eq!(ce["source"], format!("/applications/{}/alerts/{}", app.id, alert.id));
     assert_eq!(ce["id"], lease.cloud_event_id.to_string());
     let data = &ce["data"];
-    assert_eq!(data["alert"], serde_json::json!({"id": alert.id, "name": "tls-expiry", "alertBefore": "30d", "applicationId": app.id}));
+    assert_eq!(
+        data["alert"],
+        serde_json::json!({"id": alert.id, "name": "tls-expiry", "alertBefore": "30d", "applicationId": app.id})
+    );
     assert_eq!(
         data["certificates"][0],
         serde_json::json!({"id": "api", "serialNumber": "1234567890", "commonName": "api.example.com",

@@ -1,0 +1,99 @@
+//! Inventory and expiration alerts from the command line: import a folder of PEM
+//! certificates, create an expiration alert, scan, and see the alert arrive.
+
+use std::time::Duration;
+
+use crate::receiver::{Receiver, Reply};
+use crate::support::{Env, Serve, failure};
+
+fn pem(cn: &str, serial: u64, days_left: i64) -> String {
+    let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    params.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
+    // Midnight UTC, `offset` days from today.
+    let day = |offset: i64| {
+        use chrono::Datelike;
+        let d = chrono::Utc::now().date_naive() + chrono::Duration::days(offset);
+        rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+    };
+    params.not_before = day(-30);
+    params.not_after = day(days_left);
+    params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_a_folder_then_scan_and_the_expiration_alert_arrives() {
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    let env = Env::fast();
+    let certs = env.path("certs");
+    std::fs::create_dir_all(certs.join("team-a")).unwrap();
+    std::fs::write(certs.join("soon.pem"), pem("soon.example.com", 1001, 10)).unwrap();
+    std::fs::write(certs.join("team-a/later.crt"), pem("later.example.com", 1002, 100)).unwrap();
+    std::fs::write(certs.join("README.txt"), "not a certificate").unwrap();
+
+    let app = env.json(&["app", "create", "--name", "pki"])["id"].as_str().unwrap().to_string();
+    let report = env.json(&["import", "--app", &app, "--dir", certs.to_str().unwrap()]);
+    assert_eq!(report["imported"], 2);
+    assert_eq!(report["notified"], false);
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 1);
+    assert!(report["skipped"][0]["file"].as_str().unwrap().ends_with("README.txt"));
+    assert_eq!(env.json(&["status"])["events"]["total"], 0, "an import without --notify sends nothing");
+
+    let alert = env.json(&[
+        "alert",
+        "create",
+        "--app",
+        &app,
+        "--type",
+        "expiration",
+        "--name",
+        "tls-expiry",
+        "--before",
+        "30d",
+    ]);
+    env.channel(alert["id"].as_str().unwrap(), &receiver.url("/hook"), None);
+    // a long scan interval: only the explicit `certhook scan` below reports anything after start
+    let mut env = env;
+    env.set("CERTHOOK_SCAN_INTERVAL", "1h");
+    let serve = Serve::start(&env).await;
+    // serve scans once at start; give it a moment, then scan from the CLI as an operator would
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let scan = env.json(&["scan"]);
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let ce = got[0].json();
+    assert_eq!(ce["type"], "com.infisical.pki.certificate.expiration");
+    assert_eq!(ce["data"]["alert"]["alertBefore"], "30d");
+    let reported = ce["data"]["certificates"].as_array().unwrap();
+    assert_eq!(reported.len(), 1, "only the certificate inside the window");
+    assert_eq!(reported[0]["commonName"], "soon.example.com");
+    assert_eq!(reported[0]["serialNumber"], "1001");
+    let days = reported[0]["daysUntilExpiry"].as_i64().unwrap();
+    assert!((8..=10).contains(&days), "{}", reported[0]);
+    // whichever scan found it first (serve's at start, or the CLI's), it was reported once
+    assert!(scan["reported"].as_u64().unwrap() <= 1);
+
+    let again = env.json(&["scan"]);
+    assert_eq!(again["reported"], 0, "a second scan does not repeat");
+    let ahead = env.json(&["scan", "--as-of", &(chrono::Utc::now() + chrono::Duration::days(80)).to_rfc3339()]);
+    assert_eq!(ahead["reported"], 1, "--as-of evaluates another instant: later.example.com enters its window");
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    serve.terminate().await;
+}
+
+#[test]
+fn enqueue_from_pem_reads_the_certificate_and_refuses_broken_input() {
+    let env = Env::new();
+    let app = env.json(&["app", "create", "--name", "pki"])["id"].as_str().unwrap().to_string();
+    std::fs::write(env.path("cert.pem"), pem("api.example.com", 4242, 300)).unwrap();
+    let ids = env.json(&["enqueue", "--app", &app, "--type", "issuance", "--pem", "cert.pem"]);
+    assert_eq!(ids["ids"].as_array().unwrap().len(), 1);
+    std::fs::write(env.path("broken.pem"), "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n").unwrap();
+    let (code, err) = failure(&env.run(&["enqueue", "--app", &app, "--type", "issuance", "--pem", "broken.pem"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("broken.pem") && err.contains("invalid PEM certificate"), "{err}");
+    std::fs::write(env.path("empty.pem"), "nothing here").unwrap();
+    let (code, err) = failure(&env.run(&["enqueue", "--app", &app, "--type", "renewal", "--pem", "empty.pem"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("no PEM certificate"), "{err}");
+    assert_eq!(env.json(&["status"])["events"]["total"], 1);
+}
