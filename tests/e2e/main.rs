@@ -6,6 +6,7 @@ mod cli;
 mod delivery;
 mod lifecycle;
 mod listen;
+mod ops;
 mod postgres;
 mod receiver;
 mod resilience;

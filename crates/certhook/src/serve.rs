@@ -172,6 +172,8 @@ async fn scan_periodically(
         match store.scan_expirations(as_of, max_per_event).await {
             Ok(out) => {
                 metrics.events_enqueued.with_label_values(&["expiration"]).inc_by(out.events.len() as u64);
+                metrics.scans.inc();
+                metrics.last_scan.set(chrono::Utc::now().timestamp() as f64);
                 if out.reported > 0 || out.expired_marked > 0 {
                     tracing::info!(
                         reported = out.reported,

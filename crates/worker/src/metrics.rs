@@ -44,6 +44,10 @@ pub struct Metrics {
     pub channels: IntGaugeVec,
     /// Channels whose breaker is open in this process.
     pub circuit_open: IntGauge,
+    /// Expiration scans this process completed.
+    pub scans: IntCounter,
+    /// Unix time of this process's last completed expiration scan.
+    pub last_scan: prometheus::Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -130,6 +134,18 @@ impl Metrics {
             r,
             IntGauge::new("certhook_circuit_open", "Channels with an open circuit breaker").expect("valid metric"),
         );
+        let scans = register(
+            r,
+            IntCounter::new("certhook_expiration_scans_total", "Expiration scans completed").expect("valid metric"),
+        );
+        let last_scan = register(
+            r,
+            prometheus::Gauge::new(
+                "certhook_last_expiration_scan_timestamp_seconds",
+                "Unix time of the last completed scan",
+            )
+            .expect("valid metric"),
+        );
         let build_info = register(
             r,
             IntGaugeVec::new(Opts::new("certhook_build_info", "certhook version"), &["version"]).expect("valid metric"),
@@ -168,6 +184,8 @@ impl Metrics {
             replays,
             channels,
             circuit_open,
+            scans,
+            last_scan,
         }
     }
 
