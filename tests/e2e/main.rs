@@ -9,6 +9,7 @@ mod listen;
 mod ops;
 mod postgres;
 mod receiver;
+mod receivers;
 mod resilience;
 mod scan;
 mod slack_pagerduty;

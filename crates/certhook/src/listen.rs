@@ -10,14 +10,13 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use certhook_core::Secret;
-use certhook_core::sign::{verify_infisical, verify_standard};
+use certhook_verify::{verify_infisical, verify_standard_webhooks};
 
 /// How far a signature's timestamp may be from now.
-const TOLERANCE_SECS: i64 = 300;
+const TOLERANCE_SECS: u64 = 300;
 
 struct Listener {
-    secret: Option<Secret>,
+    secret: Option<String>,
     signature_header: String,
 }
 
@@ -26,7 +25,7 @@ pub async fn listen(port: u16, secret: Option<String>, signature_header: String)
     if let Some(s) = &secret {
         certhook_core::sign::validate_secret(s)?;
     }
-    let state = Arc::new(Listener { secret: secret.map(Secret::new), signature_header });
+    let state = Arc::new(Listener { secret, signature_header });
     let app = Router::new().fallback(receive).with_state(state);
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let addr = listener.local_addr()?;
@@ -49,14 +48,13 @@ fn check(state: &Listener, headers: &HeaderMap, body: &[u8]) -> (Vec<String>, bo
     let Some(secret) = &state.secret else {
         return (vec!["signatures: not checked (start listen with --secret to check them)".into()], true);
     };
-    let secrets = std::slice::from_ref(secret);
+    let secrets = [secret.as_str()];
+    let tolerance = std::time::Duration::from_secs(TOLERANCE_SECS);
     let now = chrono::Utc::now();
     let mut lines = Vec::new();
     let mut ok = true;
     let infisical = match header(headers, &state.signature_header) {
-        Some(h) => {
-            verify_infisical(h, secrets, body, now.timestamp_millis(), TOLERANCE_SECS * 1000).map_err(|e| e.to_string())
-        }
+        Some(h) => verify_infisical(h, body, &secrets, now.timestamp_millis(), tolerance).map_err(|e| e.to_string()),
         None => Err("header missing".into()),
     };
     let standard = match (
@@ -65,7 +63,7 @@ fn check(state: &Listener, headers: &HeaderMap, body: &[u8]) -> (Vec<String>, bo
         header(headers, "webhook-signature"),
     ) {
         (Some(id), Some(ts), Some(sig)) => {
-            verify_standard(id, ts, sig, secrets, body, now.timestamp(), TOLERANCE_SECS).map_err(|e| e.to_string())
+            verify_standard_webhooks(id, ts, sig, body, &secrets, now.timestamp(), tolerance).map_err(|e| e.to_string())
         }
         _ => Err("headers missing".into()),
     };
