@@ -4,7 +4,7 @@
 # unless CI=true).
 CARGO ?= cargo
 
-.PHONY: run build test lint fmt bench clean
+.PHONY: run build test lint fmt bench bench-smoke clean
 
 run:
 	$(CARGO) run -p certhook -- serve
@@ -22,8 +22,15 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+# Release build; prints the table and writes it to target/bench.md (BENCHMARKS.md quotes it).
 bench:
-	@echo "make bench: the benchmark harness arrives with the benchmarks issue (#8)"
+	$(CARGO) build --release -p certhook -p certhook-bench
+	./target/release/certhook-bench --output target/bench.md
+
+# Seconds-long smoke run of the same harness (CI), no thresholds.
+bench-smoke:
+	$(CARGO) build -p certhook -p certhook-bench
+	./target/debug/certhook-bench --quick
 
 clean:
 	$(CARGO) clean

@@ -21,6 +21,7 @@ fn translate(sql: &str, dialect: Dialect) -> &'static str {
         }
     };
     let sql = sql.replace("NOW_MS", now).replace("SKIP_LOCKED", skip_locked).replace("JSON_LIST(?)", json_list);
+    let sql = use_index(&sql, dialect);
     let out = match dialect {
         Dialect::Sqlite => sql,
         Dialect::Postgres => {
@@ -40,6 +41,26 @@ fn translate(sql: &str, dialect: Dialect) -> &'static str {
     };
     // Built once per dialect per process (see the LazyLocks below), so the leak is bounded.
     Box::leak(out.into_boxed_str())
+}
+
+/// `USE_INDEX(name)` after a table name: SQLite's planner, without statistics, prefers
+/// the broad `(state, created_at)` index and sorts, which makes a claim O(n); `INDEXED BY`
+/// pins the partial index that keeps it O(log n). PostgreSQL plans from statistics.
+fn use_index(sql: &str, dialect: Dialect) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("USE_INDEX(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "USE_INDEX(".len()..];
+        let end = after.find(')').expect("USE_INDEX( is closed");
+        if dialect == Dialect::Sqlite {
+            out.push_str("INDEXED BY ");
+            out.push_str(&after[..end]);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 macro_rules! queries {
@@ -162,7 +183,8 @@ queries! {
         ON CONFLICT (message_id, channel_id) DO NOTHING";
 
     claim_expired = const_format(&["UPDATE certhook_deliveries SET lease_token = ?, lease_expires_at = NOW_MS + ?, updated_at = NOW_MS \
-        WHERE id IN (SELECT id FROM certhook_deliveries WHERE state = 'leased' AND lease_expires_at <= NOW_MS \
+        WHERE id IN (SELECT id FROM certhook_deliveries USE_INDEX(certhook_deliveries_leased) \
+        WHERE state = 'leased' AND lease_expires_at <= NOW_MS \
         ORDER BY lease_expires_at LIMIT ? SKIP_LOCKED) ", LEASE_RETURNING]);
     // The innermost query walks the due index (bounded by a window of rows, skipping
     // channels that have no free sending slot); the window function then gives no channel
@@ -170,11 +192,13 @@ queries! {
     claim_due = const_format(&["UPDATE certhook_deliveries SET state = 'leased', lease_token = ?, lease_expires_at = NOW_MS + ?, \
         updated_at = NOW_MS WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at, \
         ROW_NUMBER() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, id) AS rn FROM \
-        (SELECT id, channel_id, next_attempt_at FROM certhook_deliveries WHERE state IN ('pending', 'retrying') \
+        (SELECT id, channel_id, next_attempt_at FROM certhook_deliveries USE_INDEX(certhook_deliveries_due) \
+        WHERE state IN ('pending', 'retrying') \
         AND next_attempt_at <= NOW_MS AND channel_id NOT IN JSON_LIST(?) ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) due) ranked \
         WHERE rn <= ? ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
     claimed_bodies = "SELECT id, body FROM certhook_messages WHERE id IN \
-        (SELECT message_id FROM certhook_deliveries WHERE state = 'leased' AND lease_token = ?)";
+        (SELECT message_id FROM certhook_deliveries USE_INDEX(certhook_deliveries_token) \
+        WHERE state = 'leased' AND lease_token = ?)";
 
     record_delivered = "UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + ?, \
         last_status_code = ?, last_error = NULL, delivered_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL, \
@@ -241,6 +265,14 @@ mod tests {
         assert_eq!(q, "SELECT $1 + certhook_now_ms() FROM t WHERE a = $2 LIMIT $3 FOR UPDATE SKIP LOCKED");
         let q = translate("SELECT ? + NOW_MS LIMIT ? SKIP_LOCKED", Dialect::Sqlite);
         assert_eq!(q, "SELECT ? + CAST(unixepoch('subsec') * 1000 AS INTEGER) LIMIT ? ");
+    }
+
+    #[test]
+    fn index_hints_exist_only_for_sqlite() {
+        assert_eq!(use_index("FROM t USE_INDEX(t_due) WHERE", Dialect::Sqlite), "FROM t INDEXED BY t_due WHERE");
+        assert_eq!(use_index("FROM t USE_INDEX(t_due) WHERE", Dialect::Postgres), "FROM t  WHERE");
+        assert!(SQLITE.claim_due.contains("INDEXED BY certhook_deliveries_due"));
+        assert!(!POSTGRES.claim_due.contains("INDEXED"));
     }
 
     #[test]

@@ -1,0 +1,472 @@
+//! The measured scenarios. Each builds its own fresh database and receiver, so runs do
+//! not disturb each other; every server binds 127.0.0.1 and every loop is bounded.
+
+use std::future::Future;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use certhook_core::event::{AlertType, Certificate, ChannelKind, ChannelState, NewEvent};
+use certhook_core::render::RenderSettings;
+use certhook_store::{NewAlert, NewChannel, Store};
+use certhook_worker::guard::Guard;
+use certhook_worker::{Metrics, Sender, SenderConfig, Worker, WorkerConfig};
+use sqlx::Connection;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::receiver;
+use crate::{Figure, Options};
+
+const SECRET: &str = "bench-signing-secret-0123456789abcdef";
+
+/// Runs a measurement `runs` times.
+pub async fn repeat<F, Fut>(runs: usize, f: F) -> anyhow::Result<Figure>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<f64>>,
+{
+    let mut xs = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        xs.push(f().await?);
+    }
+    Ok(Figure::of(xs))
+}
+
+/// A payload the size of a real delivery.
+fn sample_body() -> Vec<u8> {
+    let c = certificate(0, chrono::Utc::now() + chrono::Duration::days(300));
+    let alert = certhook_core::render::AlertRef {
+        id: Uuid::now_v7(),
+        name: "bench".into(),
+        alert_type: AlertType::Issuance,
+        alert_before: None,
+        application_id: Uuid::now_v7(),
+    };
+    certhook_core::render::render_alert_event(&RenderSettings::default(), &alert, "id", chrono::Utc::now(), &[c])
+}
+
+fn certificate(i: usize, not_after: chrono::DateTime<chrono::Utc>) -> Certificate {
+    Certificate {
+        id: format!("cert-{i}"),
+        serial_number: i.to_string(),
+        common_name: format!("host-{i}.example.com"),
+        san: vec![format!("host-{i}.example.com")],
+        profile_name: Some("TLS Server".into()),
+        not_before: chrono::Utc::now() - chrono::Duration::days(1),
+        not_after,
+        revoked_at: None,
+        revocation_reason: None,
+    }
+}
+
+/// The raw ceiling: a plain keep-alive client loop against the receiver, same payload,
+/// same number of requests in flight.
+pub async fn ceiling(o: &Options) -> anyhow::Result<f64> {
+    let (url, counter) = receiver::start().await;
+    let client = reqwest::Client::new();
+    let body = bytes::Bytes::from(sample_body());
+    let per_task = o.events / o.concurrency;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..o.concurrency {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_task {
+                let r = client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+                r.expect("receiver answers").bytes().await.expect("body");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let n = counter.count.load(Ordering::Relaxed) as f64;
+    Ok(n / started.elapsed().as_secs_f64())
+}
+
+/// Which database.
+#[derive(Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database URL; the guard removes it.
+struct FreshDb {
+    url: String,
+    _dir: Option<tempdir::Dir>,
+    pg: Option<(String, String)>,
+}
+
+mod tempdir {
+    /// A temporary directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl FreshDb {
+    async fn new(o: &Options, db: Db) -> anyhow::Result<FreshDb> {
+        match db {
+            Db::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("certhook-bench-{}", Uuid::new_v4().simple()));
+                std::fs::create_dir_all(&dir)?;
+                let url = format!("sqlite://{}", dir.join("bench.db").display());
+                Ok(FreshDb { url, _dir: Some(tempdir::Dir(dir)), pg: None })
+            }
+            Db::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&o.postgres_url)
+                    .await
+                    .with_context(|| format!("PostgreSQL at {}", o.postgres_url))?;
+                let name = format!("certhook_bench_{}", Uuid::new_v4().simple());
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+                let (base, _) = o.postgres_url.rsplit_once('/').context("postgres URL has a database")?;
+                Ok(FreshDb { url: format!("{base}/{name}"), _dir: None, pg: Some((o.postgres_url.clone(), name)) })
+            }
+        }
+    }
+
+    async fn drop_pg(&self) {
+        if let Some((admin, name)) = &self.pg
+            && let Ok(mut conn) = sqlx::PgConnection::connect(admin).await
+        {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+/// An application with one issuance alert and `channels` active, signed channels to `url`.
+async fn subscribe(store: &Store, url: &str, channels: usize) -> anyhow::Result<Uuid> {
+    let app = store.create_application("bench").await?;
+    let alert = store
+        .create_alert(&NewAlert {
+            application_id: app.id,
+            alert_type: AlertType::Issuance,
+            name: "issued".into(),
+            description: None,
+            alert_before: None,
+        })
+        .await?;
+    for _ in 0..channels {
+        store
+            .create_channel(
+                &NewChannel {
+                    id: Uuid::now_v7(),
+                    alert_id: alert.id,
+                    kind: ChannelKind::Webhook,
+                    url: Some(url.to_string()),
+                    state: ChannelState::Active,
+                    secret: Some(certhook_core::Secret::new(SECRET)),
+                    routing_key: None,
+                    content_type: None,
+                },
+                None,
+            )
+            .await?;
+    }
+    Ok(app.id)
+}
+
+/// Drains a filled queue: `o.events` deliveries (spread over `channels` channels) already
+/// fanned out; measures deliveries/s from the worker's start to the last 2xx.
+pub async fn drain(o: &Options, db: Db, channels: usize) -> anyhow::Result<f64> {
+    let fresh = FreshDb::new(o, db).await?;
+    let store = Store::connect(&fresh.url).await?;
+    let (url, counter) = receiver::start().await;
+    let app = subscribe(&store, &url, channels).await?;
+    let events = o.events / channels;
+    let far = chrono::Utc::now() + chrono::Duration::days(300);
+    let batch: Vec<NewEvent> = (0..events)
+        .map(|i| NewEvent {
+            event_type: AlertType::Issuance,
+            application_id: app,
+            idempotency_key: None,
+            certificate: certificate(i, far),
+        })
+        .collect();
+    for chunk in batch.chunks(1000) {
+        store.enqueue(chunk).await?;
+    }
+    let settings = RenderSettings::default();
+    while store.fan_out(&settings, 1000).await? > 0 {}
+    let total = (events * channels) as u64;
+
+    let shutdown = CancellationToken::new();
+    let worker = worker(&store, o, &shutdown)?;
+    let started = Instant::now();
+    let task = tokio::spawn(worker.run(shutdown.clone()));
+    let deadline = started + Duration::from_secs(600);
+    while counter.count.load(Ordering::Relaxed) < total {
+        if Instant::now() > deadline {
+            bail!("drain did not finish in 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    task.await?;
+    store.close().await;
+    fresh.drop_pg().await;
+    Ok(total as f64 / elapsed)
+}
+
+fn worker(store: &Store, o: &Options, _shutdown: &CancellationToken) -> anyhow::Result<Worker> {
+    let sender = Sender::new(&SenderConfig {
+        request_timeout: Duration::from_secs(15),
+        connect_timeout: Duration::from_secs(5),
+        signature_header: "x-infisical-signature".into(),
+        guard: Arc::new(Guard::new(vec!["127.0.0.0/8".parse()?])),
+    })?;
+    Ok(Worker::new(
+        store.clone(),
+        sender,
+        WorkerConfig {
+            render: RenderSettings::default(),
+            retry: certhook_core::retry::RetryPolicy::default(),
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(50),
+            concurrency: o.concurrency,
+            channel_concurrency: o.concurrency,
+            breaker_threshold: 5,
+            pagerduty_url: String::new(),
+        },
+        Metrics::new(),
+    ))
+}
+
+/// `certhook serve` (the release binary beside this one) as a child process.
+struct Serve {
+    child: tokio::process::Child,
+    base: String,
+}
+
+impl Serve {
+    async fn start(database_url: &str, o: &Options) -> anyhow::Result<Serve> {
+        let exe = std::env::current_exe()?.with_file_name("certhook");
+        if !exe.exists() {
+            bail!("{} not found: build it with `cargo build --release -p certhook`", exe.display());
+        }
+        let mut child = tokio::process::Command::new(&exe)
+            .arg("serve")
+            .env("CERTHOOK_DATABASE_URL", database_url)
+            .env("CERTHOOK_LISTEN", "127.0.0.1:0")
+            .env("CERTHOOK_ALLOW_INSECURE_HTTP", "true")
+            .env("CERTHOOK_ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]")
+            .env("CERTHOOK_DELIVERY__CONCURRENCY", o.concurrency.to_string())
+            .env("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", o.concurrency.to_string())
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("certhook: listening on ") {
+                    return Some(url.to_string());
+                }
+            }
+            None
+        })
+        .await?
+        .context("serve exited before listening")?;
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Serve { child, base })
+    }
+
+    fn rss_mb(&self) -> f64 {
+        let Some(pid) = self.child.id() else { return 0.0 };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+}
+
+fn event_json(app: Uuid, i: usize) -> serde_json::Value {
+    serde_json::json!({
+        "type": "issuance", "applicationId": app,
+        "certificate": {"serialNumber": i.to_string(), "commonName": format!("host-{i}.example.com"),
+                        "san": [format!("host-{i}.example.com")], "profileName": "TLS Server",
+                        "notBefore": "2024-01-01T00:00:00Z", "notAfter": "2030-01-01T00:00:00Z"}
+    })
+}
+
+/// API ingest with 64 concurrent clients, `per_request` events per request.
+pub async fn ingest(o: &Options, per_request: usize) -> anyhow::Result<f64> {
+    let fresh = FreshDb::new(o, Db::Sqlite).await?;
+    let store = Store::connect(&fresh.url).await?;
+    let app = store.create_application("bench").await?.id;
+    store.close().await;
+    let serve = Serve::start(&fresh.url, o).await?;
+    let client = reqwest::Client::new();
+    let clients = 64;
+    let requests = (o.ingest_events / per_request).max(clients);
+    let per_client = requests / clients;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (client, base) = (client.clone(), serve.base.clone());
+        tasks.push(tokio::spawn(async move {
+            for r in 0..per_client {
+                let first = (c * per_client + r) * per_request;
+                let (path, body) = if per_request == 1 {
+                    ("/v1/events", event_json(app, first))
+                } else {
+                    (
+                        "/v1/events/batch",
+                        serde_json::Value::Array((first..first + per_request).map(|i| event_json(app, i)).collect()),
+                    )
+                };
+                let resp = client.post(format!("{base}{path}")).json(&body).send().await.expect("serve answers");
+                assert_eq!(resp.status(), 202, "ingest refused");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let rate = (clients * per_client * per_request) as f64 / started.elapsed().as_secs_f64();
+    drop(serve);
+    Ok(rate)
+}
+
+/// Enqueue-to-delivery latency at 200 events/s offered through the API.
+pub async fn latency_runs(o: &Options) -> anyhow::Result<(Figure, Figure)> {
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for _ in 0..o.runs {
+        let (p50, p99) = latency(o).await?;
+        p50s.push(p50);
+        p99s.push(p99);
+    }
+    Ok((Figure::of(p50s), Figure::of(p99s)))
+}
+
+async fn latency(o: &Options) -> anyhow::Result<(f64, f64)> {
+    let fresh = FreshDb::new(o, Db::Sqlite).await?;
+    let store = Store::connect(&fresh.url).await?;
+    let (url, counter) = receiver::start().await;
+    counter.track.store(true, Ordering::Relaxed);
+    let app = subscribe(&store, &url, 1).await?;
+    store.close().await;
+    let serve = Serve::start(&fresh.url, o).await?;
+    let client = reqwest::Client::new();
+    let total = (200 * o.latency_secs) as usize;
+    let mut sent = Vec::with_capacity(total);
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    let mut inflight = Vec::new();
+    for i in 0..total {
+        tick.tick().await;
+        let (client, base) = (client.clone(), serve.base.clone());
+        sent.push(Instant::now());
+        inflight.push(tokio::spawn(async move {
+            client.post(format!("{base}/v1/events")).json(&event_json(app, i)).send().await.expect("serve answers");
+        }));
+    }
+    for t in inflight {
+        t.await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (counter.count.load(Ordering::Relaxed) as usize) < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let arrivals = counter.arrivals.lock().expect("lock").clone();
+    let mut ms: Vec<f64> = sent
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| arrivals.get(&i.to_string()).map(|a| a.duration_since(*s).as_secs_f64() * 1000.0))
+        .collect();
+    if ms.len() < total {
+        bail!("only {} of {total} events arrived", ms.len());
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let p = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
+    drop(serve);
+    Ok((p(0.50), p(0.99)))
+}
+
+/// Claim rates with 10,000 and with `o.claim_rows` rows waiting, and serve's peak RSS
+/// with the large queue.
+pub struct Claims {
+    pub small: Figure,
+    pub large: Figure,
+    pub rss_mb: f64,
+}
+
+async fn filled(o: &Options, rows: usize, url: &str) -> anyhow::Result<(FreshDb, Store)> {
+    let fresh = FreshDb::new(o, Db::Sqlite).await?;
+    let store = Store::connect(&fresh.url).await?;
+    let app = subscribe(&store, url, 1).await?;
+    let channel = store.list_channels(None).await?[0].id;
+    // Bodies are tiny here: the figure is the claim's index walk, not reading payloads.
+    let body = "{}";
+    let Store::Sqlite(backend) = &store else { bail!("SQLite expected") };
+    // Bulk rows straight into the tables: the figure is the claim, not the fill.
+    let sql = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
+         INSERT INTO certhook_messages (id, event_id, alert_id, type, body, created_at) \
+         SELECT printf('00000000-0000-4000-8000-%012d', i), NULL, NULL, 'issuance', CAST('{body}' AS BLOB), 0 FROM n; \
+         INSERT INTO certhook_deliveries (id, message_id, event_id, channel_id, type, state, next_attempt_at, \
+         enqueued_at, created_at, updated_at) SELECT printf('10000000-0000-4000-8000-%012d', i), \
+         printf('00000000-0000-4000-8000-%012d', i), NULL, '{channel}', 'issuance', 'pending', i, 0, 0, 0 \
+         FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) SELECT i FROM n);"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(backend.pool()).await?;
+    let _ = app;
+    Ok((fresh, store))
+}
+
+async fn claim_rate(store: &Store, rows: usize) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut claimed = 0;
+    while claimed < rows {
+        let c = store.claim(100, Duration::from_secs(600)).await?;
+        if c.leases.is_empty() {
+            bail!("queue ran dry after {claimed}");
+        }
+        claimed += c.leases.len();
+    }
+    Ok(claimed as f64 / started.elapsed().as_secs_f64())
+}
+
+pub async fn claims(o: &Options) -> anyhow::Result<Claims> {
+    let measure = 5_000;
+    let (url, _counter) = receiver::start().await;
+    let mut small = Vec::new();
+    let mut large = Vec::new();
+    let mut rss_mb = 0.0;
+    for run in 0..o.runs {
+        let (_fresh_small, s) = filled(o, 10_000, &url).await?;
+        small.push(claim_rate(&s, measure).await?);
+        s.close().await;
+        let (fresh_large, l) = filled(o, o.claim_rows, &url).await?;
+        large.push(claim_rate(&l, measure).await?);
+        l.close().await;
+        if run == 0 {
+            // serve with the large queue waiting: peak RSS over a few seconds of draining
+            let serve = Serve::start(&fresh_large.url, o).await?;
+            let mut peak: f64 = 0.0;
+            for _ in 0..30 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                peak = peak.max(serve.rss_mb());
+            }
+            rss_mb = peak;
+            drop(serve);
+        }
+    }
+    Ok(Claims { small: Figure::of(small), large: Figure::of(large), rss_mb })
+}
