@@ -65,7 +65,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let state = ApiState {
         store: store.clone(),
-        producer: Producer::new(store.clone(), config.max_event_bytes),
+        producer: Producer::with_group_commit(store.clone(), config.max_event_bytes),
         metrics,
         admin_token: config.admin_token.clone().map(Arc::new),
         max_event_bytes: config.max_event_bytes,

@@ -42,24 +42,37 @@ impl ProduceError {
 pub struct Producer {
     store: Store,
     max_event_bytes: usize,
+    group: Option<crate::group::GroupCommit>,
 }
 
 impl Producer {
     /// A producer writing to `store`, refusing events larger than `max_event_bytes`.
     pub fn new(store: Store, max_event_bytes: usize) -> Self {
-        Producer { store, max_event_bytes }
+        Producer { store, max_event_bytes, group: None }
+    }
+
+    /// The same, committing concurrent enqueues together (for servers under load).
+    pub fn with_group_commit(store: Store, max_event_bytes: usize) -> Self {
+        let group = Some(crate::group::GroupCommit::spawn(store.clone()));
+        Producer { store, max_event_bytes, group }
     }
 
     /// Enqueues one JSON event, a JSON array of events, or NDJSON; all or nothing.
     /// Returns the event ids in input order (the first id again for a repeated key).
     pub async fn enqueue_json(&self, input: &[u8]) -> Result<Vec<Uuid>, ProduceError> {
         let events = parse_events(input, self.max_event_bytes, Utc::now())?;
-        self.enqueue(&events).await
+        match &self.group {
+            Some(group) => Ok(group.enqueue(events).await?),
+            None => Ok(self.store.enqueue(&events).await?),
+        }
     }
 
     /// Enqueues already validated events; all or nothing.
     pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>, ProduceError> {
-        Ok(self.store.enqueue(events).await?)
+        match &self.group {
+            Some(group) => Ok(group.enqueue(events.to_vec()).await?),
+            None => Ok(self.store.enqueue(events).await?),
+        }
     }
 }
 

@@ -18,6 +18,9 @@ use uuid::Uuid;
 use crate::error::{Result, StoreError};
 use crate::model::*;
 
+/// Held for the length of a write transaction where the backend serialises writers.
+type WriterGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
+
 /// Rows a retention pass deletes per statement, so no statement holds the writer for long.
 const PRUNE_CHUNK: i64 = 5_000;
 
@@ -217,7 +220,7 @@ impl Backend {
 
     /// Creates an alert in an existing application; names are unique per application.
     pub async fn create_alert(&self, new: &NewAlert) -> Result<Alert> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let app = new.application_id.to_string();
         let exists = sqlx::query(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?;
         if exists.is_none() {
@@ -269,7 +272,7 @@ impl Backend {
 
     /// Creates a channel on an existing alert, with its verification event when given.
     pub async fn create_channel(&self, new: &NewChannel, verification: Option<&Verification>) -> Result<Channel> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let alert = new.alert_id.to_string();
         if sqlx::query(self.q.get_alert).bind(&alert).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "alert", id: alert });
@@ -340,7 +343,7 @@ impl Backend {
     /// Puts a channel (back) into `pending_verification` with a new token and sends it the
     /// verification event; `new_url` re-points it first. Its other deliveries are held.
     pub async fn start_verification(&self, id: Uuid, new_url: Option<&str>, v: &Verification) -> Result<Channel> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
         let updated = sqlx::query(self.q.start_verification)
             .bind(&v.token_hash)
@@ -431,7 +434,7 @@ impl Backend {
     ///
     /// Which transitions are allowed is the caller's rule; this applies one.
     pub async fn set_channel_state(&self, id: Uuid, state: ChannelState) -> Result<Channel> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
         let updated = sqlx::query(self.q.set_channel_state).bind(state.as_str()).bind(&key).execute(&mut *tx).await?;
         if updated.rows_affected() == 0 {
@@ -497,7 +500,7 @@ impl Backend {
     /// A `410 Gone`: disables the channel and dead-letters its waiting deliveries with
     /// `endpoint_gone`, in one transaction. Returns how many were dead-lettered.
     pub async fn channel_gone(&self, id: Uuid) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
         sqlx::query(self.q.set_channel_state)
             .bind(ChannelState::Disabled.as_str())
@@ -512,7 +515,7 @@ impl Backend {
     /// Disables active channels that have failed without a single success for `after`,
     /// dead-lettering their waiting deliveries (`channel_disabled`). Returns their ids.
     pub async fn disable_failing(&self, after: Duration) -> Result<Vec<Uuid>> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let rows = sqlx::query(self.q.disable_failing).bind(duration_ms(after)).fetch_all(&mut *tx).await?;
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -534,7 +537,7 @@ impl Backend {
     /// Deletes an alert and its channels; their waiting deliveries become dead letters
     /// (`channel_deleted`). Returns how many were dead-lettered.
     pub async fn delete_alert(&self, id: Uuid) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
         let channels = sqlx::query(self.q.channels_of_alert).bind(&key).fetch_all(&mut *tx).await?;
         if sqlx::query(self.q.delete_alert).bind(&key).execute(&mut *tx).await?.rows_affected() == 0 {
@@ -557,7 +560,7 @@ impl Backend {
 
     /// Deletes a channel; its waiting deliveries become dead letters (`channel_deleted`).
     pub async fn delete_channel(&self, id: Uuid) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
         let deleted = sqlx::query(self.q.delete_channel).bind(&key).execute(&mut *tx).await?;
         if deleted.rows_affected() == 0 {
@@ -572,7 +575,7 @@ impl Backend {
 
     /// Enqueues a batch of events, all or nothing, and returns their ids in input order.
     pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let ids = enqueue_on(&mut tx, self.q, events).await?;
         tx.commit().await?;
         self.wake();
@@ -584,7 +587,7 @@ impl Backend {
     /// Each row: the inventory is updated, one message is rendered per matching alert, and
     /// one delivery is created per channel of that alert, in the state the channel allows.
     pub async fn fan_out(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let rows = sqlx::query(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
         if rows.is_empty() {
             return Ok(0);
@@ -675,7 +678,7 @@ impl Backend {
     /// Loads certificates into an application's inventory without producing events
     /// (`import` without `--notify`). Returns how many were written.
     pub async fn upsert_certificates(&self, application_id: Uuid, certificates: &[Certificate]) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let app = application_id.to_string();
         if sqlx::query(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "application", id: app });
@@ -708,7 +711,7 @@ impl Backend {
     /// certificate, notAfter) is claimed with `ON CONFLICT DO NOTHING`, so concurrent scans
     /// on one database enqueue each report once. Also marks expired certificates.
     pub async fn scan_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let now_ms = as_of.timestamp_millis();
         let alerts = sqlx::query(self.q.expiration_alerts).fetch_all(&mut *tx).await?;
         let mut outcome = ScanOutcome { alerts: alerts.len(), ..Default::default() };
@@ -835,7 +838,7 @@ impl Backend {
         let exclude = serde_json::to_string(&request.exclude.iter().map(Uuid::to_string).collect::<Vec<_>>())
             .unwrap_or_else(|_| "[]".into());
         let window = (limit * 4).max(64) as i64;
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let expired =
             sqlx::query(self.q.claim_expired).bind(&tok).bind(lease_ms).bind(limit as i64).fetch_all(&mut *tx).await?;
         let taken_over = expired.len();
@@ -894,7 +897,7 @@ impl Backend {
         let mut released = false;
         // Per channel: did any attempt in this batch succeed, or did all fail?
         let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         for Outcome { lease, attempt, disposition } in outcomes {
             let id = lease.delivery_id.to_string();
             let token = lease.token.to_string();
@@ -1032,7 +1035,7 @@ impl Backend {
     /// dead-letter them again); naming one by id is refused with the reason.
     pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
         let candidates = self.select_dead(selector).await?;
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let mut replayed = Vec::with_capacity(candidates.len());
         for id in candidates {
             let key = id.to_string();
@@ -1071,7 +1074,7 @@ impl Backend {
         if dry_run || ids.is_empty() {
             return Ok(ids);
         }
-        let mut tx = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_write().await?;
         let mut purged = Vec::with_capacity(ids.len());
         for id in ids {
             let key = id.to_string();
@@ -1125,7 +1128,7 @@ impl Backend {
         let age = duration_ms(retention);
         let mut pruned = Pruned::default();
         loop {
-            let mut tx = self.begin_write().await?;
+            let (_writer, mut tx) = self.begin_write().await?;
             sqlx::query(self.q.prune_attempts).bind(age).bind(PRUNE_CHUNK).execute(&mut *tx).await?;
             let n = sqlx::query(self.q.prune_delivered).bind(age).bind(PRUNE_CHUNK).execute(&mut *tx).await?;
             tx.commit().await?;

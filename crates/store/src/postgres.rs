@@ -39,8 +39,9 @@ impl Backend {
         &self.pool
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
-        Ok(self.pool.begin().await?)
+    async fn begin_write(&self) -> Result<(WriterGuard, sqlx::Transaction<'static, Db>)> {
+        // PostgreSQL has row locks and SKIP LOCKED: writers need no serialising here.
+        Ok((None, self.pool.begin().await?))
     }
 
     /// Closes the pool, waiting for connections to be returned.

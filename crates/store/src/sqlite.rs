@@ -20,6 +20,10 @@ pub struct Backend {
     pool: DbPool,
     q: &'static Queries,
     pub(crate) work: Arc<Notify>,
+    /// One writer at a time inside this process: waiting here is fair and wakes at once,
+    /// where SQLite's busy handler would sleep in growing steps (and add tens of
+    /// milliseconds of latency under contention). Other processes still meet the busy timeout.
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Backend {
@@ -34,7 +38,7 @@ impl Backend {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         crate::migrate::sqlite().run(&pool).await?;
-        Ok(Backend { pool, q: &SQLITE, work })
+        Ok(Backend { pool, q: &SQLITE, work, writer: Arc::new(tokio::sync::Mutex::new(())) })
     }
 
     /// The connection pool, for callers that run their own transactions (transactional outbox).
@@ -42,8 +46,9 @@ impl Backend {
         &self.pool
     }
 
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Db>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> Result<(WriterGuard, sqlx::Transaction<'static, Db>)> {
+        let guard = self.writer.clone().lock_owned().await;
+        Ok((Some(guard), self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 
     /// Closes the pool, waiting for connections to be returned.
