@@ -29,6 +29,14 @@ pub struct Options {
     pub postgres_url: String,
     /// Where to write the report (besides stdout).
     pub output: Option<String>,
+    /// Only the sections whose names start with one of these (ceiling always runs).
+    pub only: Vec<String>,
+}
+
+impl Options {
+    fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| section.starts_with(o.as_str()))
+    }
 }
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -42,6 +50,7 @@ fn parse_args() -> anyhow::Result<Options> {
         postgres_url: std::env::var("CERTHOOK_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         output: None,
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -57,7 +66,10 @@ fn parse_args() -> anyhow::Result<Options> {
             "--runs" => o.runs = value("--runs")?.parse()?,
             "--events" => o.events = value("--events")?.parse()?,
             "--output" => o.output = Some(value("--output")?),
-            other => anyhow::bail!("unknown argument {other:?} (use --quick, --runs N, --events N, --output FILE)"),
+            "--only" => o.only = value("--only")?.split(',').map(str::to_string).collect(),
+            other => anyhow::bail!(
+                "unknown argument {other:?} (use --quick, --runs N, --events N, --only drain,ingest,latency,claim, --output FILE)"
+            ),
         }
     }
     Ok(o)
@@ -98,44 +110,61 @@ async fn main() -> anyhow::Result<()> {
     ));
     let ratio = |f: &Figure| format!("{:.2}", f.median / ceiling.median);
 
-    let sqlite = scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Sqlite, 1)).await?;
-    rows.push((format!("drain {} events, SQLite, 1 channel", o.events), sqlite.show("deliveries/s"), ratio(&sqlite)));
-    match scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Postgres, 1)).await {
-        Ok(pg) => rows.push((
-            format!("drain {} events, PostgreSQL, 1 channel", o.events),
-            pg.show("deliveries/s"),
-            ratio(&pg),
-        )),
-        Err(e) => rows.push(("drain, PostgreSQL".into(), format!("not measured: {e:#}"), "-".into())),
+    if o.wants("drain") {
+        let sqlite = scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Sqlite, 1)).await?;
+        rows.push((
+            format!("drain {} events, SQLite, 1 channel", o.events),
+            sqlite.show("deliveries/s"),
+            ratio(&sqlite),
+        ));
+        match scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Postgres, 1)).await {
+            Ok(pg) => rows.push((
+                format!("drain {} events, PostgreSQL, 1 channel", o.events),
+                pg.show("deliveries/s"),
+                ratio(&pg),
+            )),
+            Err(e) => rows.push(("drain, PostgreSQL".into(), format!("not measured: {e:#}"), "-".into())),
+        }
+        let fan = scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Sqlite, 10)).await?;
+        rows.push((
+            format!("drain {} deliveries, SQLite, fan-out to 10 channels", o.events),
+            fan.show("deliveries/s"),
+            ratio(&fan),
+        ));
     }
-    let fan = scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Sqlite, 10)).await?;
-    rows.push((
-        format!("drain {} deliveries, SQLite, fan-out to 10 channels", o.events),
-        fan.show("deliveries/s"),
-        ratio(&fan),
-    ));
-
-    let single = scenarios::repeat(o.runs, || scenarios::ingest(&o, 1)).await?;
-    rows.push(("API ingest, single events, 64 clients".into(), single.show("events/s"), "-".into()));
-    let batch = scenarios::repeat(o.runs, || scenarios::ingest(&o, 100)).await?;
-    rows.push(("API ingest, batches of 100, 64 clients".into(), batch.show("events/s"), "-".into()));
-
-    let (p50, p99) = scenarios::latency_runs(&o).await?;
-    rows.push((format!("enqueue→delivery p50 at 200 events/s for {} s", o.latency_secs), p50.show_ms(), "-".into()));
-    rows.push((format!("enqueue→delivery p99 at 200 events/s for {} s", o.latency_secs), p99.show_ms(), "-".into()));
-
-    let claims = scenarios::claims(&o).await?;
-    rows.push(("claim rate, 10,000 rows waiting".into(), claims.small.show("rows/s"), "-".into()));
-    rows.push((
-        format!("claim rate, {} rows waiting", o.claim_rows),
-        claims.large.show("rows/s"),
-        format!("{:.2} × the 10k rate", claims.large.median / claims.small.median),
-    ));
-    rows.push((
-        format!("serve peak RSS, {} rows waiting", o.claim_rows),
-        format!("{:.1} MB", claims.rss_mb),
-        "-".into(),
-    ));
+    if o.wants("ingest") {
+        let single = scenarios::repeat(o.runs, || scenarios::ingest(&o, 1)).await?;
+        rows.push(("API ingest, single events, 64 clients".into(), single.show("events/s"), "-".into()));
+        let batch = scenarios::repeat(o.runs, || scenarios::ingest(&o, 100)).await?;
+        rows.push(("API ingest, batches of 100, 64 clients".into(), batch.show("events/s"), "-".into()));
+    }
+    if o.wants("latency") {
+        let (p50, p99) = scenarios::latency_runs(&o).await?;
+        rows.push((
+            format!("enqueue→delivery p50 at 200 events/s for {} s", o.latency_secs),
+            p50.show_ms(),
+            "-".into(),
+        ));
+        rows.push((
+            format!("enqueue→delivery p99 at 200 events/s for {} s", o.latency_secs),
+            p99.show_ms(),
+            "-".into(),
+        ));
+    }
+    if o.wants("claim") {
+        let claims = scenarios::claims(&o).await?;
+        rows.push(("claim rate, 10,000 rows waiting".into(), claims.small.show("rows/s"), "-".into()));
+        rows.push((
+            format!("claim rate, {} rows waiting", o.claim_rows),
+            claims.large.show("rows/s"),
+            format!("{:.2} × the 10k rate", claims.large.median / claims.small.median),
+        ));
+        rows.push((
+            format!("serve peak RSS, {} rows waiting", o.claim_rows),
+            format!("{:.1} MB", claims.rss_mb),
+            "-".into(),
+        ));
+    }
 
     let mut report = String::new();
     let _ = writeln!(report, "| figure | median (min–max) | ratio to ceiling |");

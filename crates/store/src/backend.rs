@@ -587,6 +587,11 @@ impl Backend {
     /// Each row: the inventory is updated, one message is rendered per matching alert, and
     /// one delivery is created per channel of that alert, in the state the channel allows.
     pub async fn fan_out(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
+        // A read first: the worker calls this every pass, and a write transaction that
+        // finds nothing would still take the writer's turn.
+        if sqlx::query(self.q.any_unfanned).fetch_optional(&self.pool).await?.is_none() {
+            return Ok(0);
+        }
         let (_writer, mut tx) = self.begin_write().await?;
         let rows = sqlx::query(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
         if rows.is_empty() {

@@ -150,6 +150,7 @@ queries! {
         ON CONFLICT (application_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
     count_events = "SELECT COUNT(*) FROM certhook_events";
 
+    any_unfanned = "SELECT 1 FROM certhook_events WHERE fanned_out_at IS NULL LIMIT 1";
     unfanned_events = "SELECT id, application_id, type, certificate, certificates, alert_id, occurred_at, created_at \
         FROM certhook_events WHERE fanned_out_at IS NULL ORDER BY seq LIMIT ? SKIP_LOCKED";
     mark_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = ? WHERE id = ?";
