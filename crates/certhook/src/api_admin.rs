@@ -102,16 +102,7 @@ async fn create_alert(
     let application_id = parse_uuid("id", &id)?;
     let body: NewAlertBody = json_body(&body)?;
     let spec = check_alert(&body.alert_type, &body.name, body.alert_before.as_deref(), body.description.as_deref())?;
-    let alert = s
-        .store
-        .create_alert(&NewAlert {
-            application_id,
-            alert_type: spec.alert_type,
-            name: spec.name,
-            description: spec.description,
-            alert_before: spec.alert_before,
-        })
-        .await?;
+    let alert = s.store.create_alert(&NewAlert::from_spec(application_id, spec)).await?;
     Ok((StatusCode::CREATED, Json(alert)).into_response())
 }
 

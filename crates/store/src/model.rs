@@ -59,6 +59,19 @@ pub struct NewAlert {
     pub alert_before: Option<AlertBefore>,
 }
 
+impl NewAlert {
+    /// The alert an operator's checked definition describes, in `application_id`.
+    pub fn from_spec(application_id: Uuid, spec: certhook_core::subscription::AlertSpec) -> Self {
+        NewAlert {
+            application_id,
+            alert_type: spec.alert_type,
+            name: spec.name,
+            description: spec.description,
+            alert_before: spec.alert_before,
+        }
+    }
+}
+
 /// Where an alert sends, as shown to operators (secrets never leave the store this way).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

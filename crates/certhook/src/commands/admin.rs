@@ -45,15 +45,7 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
         AlertCommand::Create { app, alert_type, name, before, description } => {
             let application_id = parse_id("application", app)?;
             let spec = check_alert(alert_type, name, before.as_deref(), description.as_deref())?;
-            let alert = store
-                .create_alert(&NewAlert {
-                    application_id,
-                    alert_type: spec.alert_type,
-                    name: spec.name,
-                    description: spec.description,
-                    alert_before: spec.alert_before,
-                })
-                .await?;
+            let alert = store.create_alert(&NewAlert::from_spec(application_id, spec)).await?;
             out.emit(&alert, |a| vec![alert_line(a)])
         }
         AlertCommand::List { app } => {
