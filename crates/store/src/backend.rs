@@ -898,80 +898,66 @@ impl Backend {
     /// Records a batch of outcomes in one transaction. Each is accepted only if its lease
     /// still holds the row (fencing); the result says which were, in input order.
     pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
-        // One JSON array per kind of outcome, written by one statement each.
-        let mut by_kind: [Vec<serde_json::Value>; 4] = Default::default();
-        for Outcome { lease, attempt, disposition } in outcomes {
-            let (kind, delay, reason) = match disposition {
-                Disposition::Delivered => (0, 0, None),
-                Disposition::Retry { delay } => (1, duration_ms(*delay), None),
-                Disposition::Dead { reason } => (2, 0, Some(reason.as_str())),
-                Disposition::Released => (3, 0, None),
-            };
-            by_kind[kind].push(serde_json::json!({
-                "id": lease.delivery_id.to_string(),
-                "token": lease.token.to_string(),
-                "added": i64::from(attempt.is_some()),
-                "status": attempt.as_ref().and_then(|a| a.status_code),
-                "error": attempt.as_ref().and_then(|a| a.error.as_deref()),
-                "delay": delay,
-                "reason": reason,
-            }));
-        }
-        let statements = [self.q.record_delivered, self.q.record_retry, self.q.record_dead, self.q.record_released];
-        let (_writer, mut tx) = self.begin_write().await?;
-        // Accepted deliveries (their lease still held the row) and their attempt counts.
-        let mut counts: HashMap<String, i64> = HashMap::with_capacity(outcomes.len());
-        for (rows, sql) in by_kind.iter().zip(statements) {
-            if rows.is_empty() {
-                continue;
-            }
-            for row in
-                sqlx::query(sql).bind(serde_json::Value::from(rows.clone()).to_string()).fetch_all(&mut *tx).await?
-            {
-                counts.insert(row.try_get("id")?, row.try_get("attempt_count")?);
-            }
-        }
-        let mut attempts = Vec::new();
+        let mut accepted = Vec::with_capacity(outcomes.len());
+        let mut released = false;
         // Per channel: did any attempt in this batch succeed, or did all fail?
         let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
-        let mut released = false;
-        let accepted: Vec<bool> = outcomes
-            .iter()
-            .map(|Outcome { lease, attempt, disposition }| {
-                let id = lease.delivery_id.to_string();
-                let Some(number) = counts.get(&id) else { return false };
-                released |= matches!(disposition, Disposition::Released);
-                if let Some(a) = attempt {
-                    *channel_health.entry(lease.channel_id).or_insert(false) |=
-                        matches!(disposition, Disposition::Delivered);
-                    attempts.push(serde_json::json!({
-                        "id": id,
-                        "number": number,
-                        "started": a.started_at.timestamp_millis(),
-                        "duration": duration_ms(a.duration),
-                        "status": a.status_code,
-                        "error": a.error,
-                        "snippet": a.response_snippet,
-                    }));
+        let (_writer, mut tx) = self.begin_write().await?;
+        for Outcome { lease, attempt, disposition } in outcomes {
+            let id = lease.delivery_id.to_string();
+            let token = lease.token.to_string();
+            let added = i64::from(attempt.is_some());
+            let status = attempt.as_ref().and_then(|a| a.status_code).map(i64::from);
+            let error = attempt.as_ref().and_then(|a| a.error.clone());
+            let row = match disposition {
+                Disposition::Delivered => {
+                    sqlx::query(self.q.record_delivered).bind(added).bind(status).bind(&id).bind(&token)
                 }
-                true
-            })
-            .collect();
-        if !attempts.is_empty() {
-            sqlx::query(self.q.insert_attempts)
-                .bind(serde_json::Value::from(attempts).to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        for (ok, sql) in [(true, self.q.channels_succeeded), (false, self.q.channels_failed)] {
-            let ids: Vec<serde_json::Value> = channel_health
-                .iter()
-                .filter(|(_, v)| **v == ok)
-                .map(|(c, _)| serde_json::json!({"id": c.to_string()}))
-                .collect();
-            if !ids.is_empty() {
-                sqlx::query(sql).bind(serde_json::Value::from(ids).to_string()).execute(&mut *tx).await?;
+                Disposition::Retry { delay } => sqlx::query(self.q.record_retry)
+                    .bind(added)
+                    .bind(status)
+                    .bind(error)
+                    .bind(duration_ms(*delay))
+                    .bind(&id)
+                    .bind(&token),
+                Disposition::Dead { reason } => sqlx::query(self.q.record_dead)
+                    .bind(added)
+                    .bind(status)
+                    .bind(error)
+                    .bind(reason.clone())
+                    .bind(&id)
+                    .bind(&token),
+                Disposition::Released => {
+                    released = true;
+                    sqlx::query(self.q.record_released).bind(&id).bind(&token)
+                }
             }
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                accepted.push(false);
+                continue;
+            };
+            if let Some(a) = attempt {
+                let ok = matches!(disposition, Disposition::Delivered);
+                *channel_health.entry(lease.channel_id).or_insert(false) |= ok;
+                let number: i64 = row.try_get(0)?;
+                sqlx::query(self.q.insert_attempt)
+                    .bind(&id)
+                    .bind(number)
+                    .bind(a.started_at.timestamp_millis())
+                    .bind(duration_ms(a.duration))
+                    .bind(a.status_code.map(i64::from))
+                    .bind(&a.error)
+                    .bind(&a.response_snippet)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            accepted.push(true);
+        }
+        for (channel, ok) in channel_health {
+            let q = if ok { self.q.channel_succeeded } else { self.q.channel_failed };
+            sqlx::query(q).bind(channel.to_string()).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if released {
