@@ -191,15 +191,15 @@ struct Ids {
     ids: Vec<Uuid>,
 }
 
-fn count_enqueued(state: &ApiState, body: &[u8]) {
-    // Counting by type needs the types; they were validated already, so re-reading the
-    // small JSON is cheap and cannot fail in a way that matters for the response.
-    let types = certhook_core::validate::parse_events(body, usize::MAX, chrono::Utc::now())
-        .map(|evs| evs.into_iter().map(|e| e.event_type).collect::<Vec<_>>())
-        .unwrap_or_default();
+/// Validates once, enqueues, and counts what was accepted by type.
+async fn ingest(state: &ApiState, body: &[u8]) -> Result<Response, ApiError> {
+    let events = state.producer.parse(body)?;
+    let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
+    let ids = state.producer.enqueue(events).await?;
     for t in types {
         state.metrics.events_enqueued.with_label_values(&[t.as_str()]).inc();
     }
+    Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
 }
 
 #[utoipa::path(post, path = "/v1/events", request_body = EventInput, security(("bearer" = [])),
@@ -209,9 +209,7 @@ async fn enqueue_one(State(state): State<ApiState>, body: axum::body::Bytes) -> 
     if trimmed != Some(&b'{') {
         return Err(ApiError::bad_request("body must be one JSON event object (use /v1/events/batch for several)"));
     }
-    let ids = state.producer.enqueue_json(&body).await?;
-    count_enqueued(&state, &body);
-    Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
+    ingest(&state, &body).await
 }
 
 #[utoipa::path(post, path = "/v1/events/batch", request_body = Vec<EventInput>, security(("bearer" = [])),
@@ -226,9 +224,7 @@ async fn enqueue_batch(State(state): State<ApiState>, body: axum::body::Bytes) -
             format!("batch of {} events exceeds the maximum of {MAX_BATCH}", items.len()),
         ));
     }
-    let ids = state.producer.enqueue_json(&body).await?;
-    count_enqueued(&state, &body);
-    Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
+    ingest(&state, &body).await
 }
 
 /// Filters of the delivery listings.

@@ -171,20 +171,10 @@ pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport
     };
     let outgoing = certhook_worker::channels::requests(&destination, &body, false).map_err(ChannelError::Setup)?;
     let started = Instant::now();
-    let mut last = None;
-    for out in outgoing {
-        let r = sender
-            .send(certhook_worker::deliver::Request {
-                url: &out.url,
-                body: out.body,
-                content_type: &out.content_type,
-                webhook_id: &event_id,
-                keys: if out.signed { &keys } else { &[] },
-            })
-            .await;
-        last = Some(r);
-    }
-    let response = last.ok_or_else(|| ChannelError::Setup("nothing to send".into()))?;
+    let response = sender
+        .send_all(outgoing, &event_id, &keys)
+        .await
+        .ok_or_else(|| ChannelError::Setup("nothing to send".into()))?;
     let status_code = match response.result {
         certhook_worker::classify::AttemptResult::Status(s) => Some(s),
         _ => None,

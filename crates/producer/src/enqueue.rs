@@ -60,18 +60,19 @@ impl Producer {
     /// Enqueues one JSON event, a JSON array of events, or NDJSON; all or nothing.
     /// Returns the event ids in input order (the first id again for a repeated key).
     pub async fn enqueue_json(&self, input: &[u8]) -> Result<Vec<Uuid>, ProduceError> {
-        let events = parse_events(input, self.max_event_bytes, Utc::now())?;
-        match &self.group {
-            Some(group) => Ok(group.enqueue(events).await?),
-            None => Ok(self.store.enqueue(&events).await?),
-        }
+        self.enqueue(self.parse(input)?).await
+    }
+
+    /// Validates one JSON event, a JSON array of events, or NDJSON, against `max_event_bytes`.
+    pub fn parse(&self, input: &[u8]) -> Result<Vec<NewEvent>, ProduceError> {
+        Ok(parse_events(input, self.max_event_bytes, Utc::now())?)
     }
 
     /// Enqueues already validated events; all or nothing.
-    pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>, ProduceError> {
+    pub async fn enqueue(&self, events: Vec<NewEvent>) -> Result<Vec<Uuid>, ProduceError> {
         match &self.group {
-            Some(group) => Ok(group.enqueue(events.to_vec()).await?),
-            None => Ok(self.store.enqueue(events).await?),
+            Some(group) => Ok(group.enqueue(events).await?),
+            None => Ok(self.store.enqueue(&events).await?),
         }
     }
 }

@@ -179,6 +179,42 @@ impl Sender {
     }
 }
 
+impl Sender {
+    /// Sends a delivery's requests in order (several for a PagerDuty batch), stopping at
+    /// the first that does not get a 2xx; the result is that one's, or the last one's,
+    /// with the durations added up. `None` when there was nothing to send.
+    pub async fn send_all(
+        &self,
+        outgoing: Vec<crate::channels::Outgoing>,
+        webhook_id: &str,
+        keys: &[SigningKey],
+    ) -> Option<Response> {
+        let mut combined: Option<Response> = None;
+        for out in outgoing {
+            let r = self
+                .send(Request {
+                    url: &out.url,
+                    body: out.body,
+                    content_type: &out.content_type,
+                    webhook_id,
+                    keys: if out.signed { keys } else { &[] },
+                })
+                .await;
+            let failed = !matches!(r.result, AttemptResult::Status(200..=299));
+            let r = match combined {
+                Some(prev) => Response { started_at: prev.started_at, duration: prev.duration + r.duration, ..r },
+                None => r,
+            };
+            combined = Some(r);
+            if failed {
+                // PagerDuty deduplicates on dedup_key, so a retry resending the batch is harmless.
+                break;
+            }
+        }
+        combined
+    }
+}
+
 /// Reads at most [`MAX_RESPONSE_READ`] bytes of the body, then stops (the connection is
 /// dropped rather than drained, so a huge answer costs nothing more).
 async fn read_capped(mut response: reqwest::Response) -> (Vec<u8>, Option<reqwest::Error>) {
@@ -241,6 +277,39 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn send_all_stops_at_the_first_failure_and_reports_it() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 1 { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::ACCEPTED }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v2/enqueue", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let sender = Sender::new(&SenderConfig {
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            signature_header: "x-infisical-signature".into(),
+            guard: Arc::new(Guard::new(vec!["127.0.0.0/8".parse().unwrap()])),
+        })
+        .unwrap();
+        let out = |n: u8| crate::channels::Outgoing {
+            url: url.clone(),
+            body: bytes::Bytes::from(vec![n]),
+            content_type: "application/json".into(),
+            signed: false,
+        };
+        let r = sender.send_all(vec![out(1), out(2), out(3)], "id", &[]).await.unwrap();
+        assert_eq!(r.result, AttemptResult::Status(500), "the failing request is the result");
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "nothing is sent after a failure");
+        assert!(sender.send_all(Vec::new(), "id", &[]).await.is_none());
+    }
 
     #[test]
     fn snippets_are_cut_at_1_kib_on_a_character_boundary() {

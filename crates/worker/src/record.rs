@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use certhook_core::event::ChannelKind;
 use certhook_store::{Disposition, Lease, Outcome, Store};
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -27,7 +26,7 @@ pub struct Settled {
 
 impl Settled {
     /// Dead-lettered without an attempt (the channel is gone or disabled).
-    pub fn without_attempt(lease: Lease, _kind: ChannelKind, reason: &str) -> Settled {
+    pub fn without_attempt(lease: Lease, reason: &str) -> Settled {
         Settled {
             channel_id: lease.channel_id,
             success: None,

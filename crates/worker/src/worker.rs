@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certhook_core::event::{ChannelKind, ChannelState};
+use certhook_core::event::ChannelState;
 use certhook_core::render::RenderSettings;
 use certhook_core::retry::RetryPolicy;
 use certhook_store::{AttemptRecord, ClaimRequest, Disposition, Lease, Outcome, Store};
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::breaker::Breaker;
 use crate::channels::{Destination, requests};
 use crate::classify::{AttemptResult, Verdict, classify, dispose};
-use crate::deliver::{Request, Sender};
+use crate::deliver::Sender;
 use crate::metrics::Metrics;
 use crate::record::{Settled, run_recorder};
 use crate::targets::{Target, Targets};
@@ -221,11 +221,11 @@ async fn deliver_one(
     pagerduty_url: &str,
 ) -> Settled {
     let Some(target) = target else {
-        return Settled::without_attempt(lease, ChannelKind::Webhook, "channel_deleted");
+        return Settled::without_attempt(lease, "channel_deleted");
     };
     let channel = &target.channel;
     if channel.state == ChannelState::Disabled {
-        return Settled::without_attempt(lease, channel.kind, "channel_disabled");
+        return Settled::without_attempt(lease, "channel_disabled");
     }
     let destination = Destination {
         kind: channel.kind,
@@ -238,32 +238,12 @@ async fn deliver_one(
         Ok(o) => o,
         Err(e) => {
             tracing::error!(delivery_id = %lease.delivery_id, error = %e, "delivery cannot be built");
-            return Settled::without_attempt(lease, channel.kind, "channel_misconfigured");
+            return Settled::without_attempt(lease, "channel_misconfigured");
         }
     };
-    let webhook_id = lease.cloud_event_id.to_string();
-    let mut response = None;
-    for out in outgoing {
-        let r = sender
-            .send(Request {
-                url: &out.url,
-                body: out.body,
-                content_type: &out.content_type,
-                webhook_id: &webhook_id,
-                keys: if out.signed { &target.keys } else { &[] },
-            })
-            .await;
-        let failed = !matches!(r.result, AttemptResult::Status(200..=299));
-        let total = response.as_ref().map(|p: &crate::deliver::Response| p.duration).unwrap_or_default() + r.duration;
-        let started_at = response.as_ref().map(|p: &crate::deliver::Response| p.started_at).unwrap_or(r.started_at);
-        response = Some(crate::deliver::Response { duration: total, started_at, ..r });
-        if failed {
-            // PagerDuty deduplicates on dedup_key, so resending the whole batch is harmless.
-            break;
-        }
-    }
+    let response = sender.send_all(outgoing, &lease.cloud_event_id.to_string(), &target.keys).await;
     let Some(response) = response else {
-        return Settled::without_attempt(lease, channel.kind, "channel_misconfigured");
+        return Settled::without_attempt(lease, "channel_misconfigured");
     };
     let kind = channel.kind.as_str();
     metrics.attempts.with_label_values(&[response.result.label()]).inc();

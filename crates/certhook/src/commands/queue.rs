@@ -57,7 +57,7 @@ pub async fn enqueue(store: &Store, config: &Config, args: &EnqueueArgs, out: &O
                 certificate.revoked_at = Some(certhook_core::time::truncate_millis(chrono::Utc::now()));
                 certificate.revocation_reason = Some(RevocationReason::Unspecified);
             }
-            producer.enqueue(&[NewEvent { event_type, application_id, idempotency_key: None, certificate }]).await?
+            producer.enqueue(vec![NewEvent { event_type, application_id, idempotency_key: None, certificate }]).await?
         }
         _ => return Err(BadInput("give --file, or --app, --type and --pem".into()).into()),
     };
@@ -96,7 +96,7 @@ pub async fn import(store: &Store, config: &Config, args: &ImportArgs, out: &Out
                 certificate: c.clone(),
             })
             .collect();
-        Producer::new(store.clone(), config.max_event_bytes).enqueue(&events).await?
+        Producer::new(store.clone(), config.max_event_bytes).enqueue(events).await?
     } else {
         store.upsert_certificates(application_id, &certificates).await?;
         Vec::new()
