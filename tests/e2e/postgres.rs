@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sqlx::Connection;
+use certhook_store::scratch::ScratchDatabase;
 
 use crate::receiver::{Receiver, Reply};
 use crate::support::{Env, Serve, event};
@@ -15,36 +15,24 @@ fn admin_url() -> String {
 }
 
 /// A fresh database for one test, or `None` to skip.
-async fn fresh_database() -> Option<(String, String)> {
+async fn fresh_database() -> Option<ScratchDatabase> {
     let admin = admin_url();
-    let mut conn = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
+    match ScratchDatabase::create(&admin, "certhook_e2e").await {
+        Ok(db) => Some(db),
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("skipping PostgreSQL test: cannot connect to {admin}: {e}");
-            return None;
+            eprintln!("skipping PostgreSQL test: cannot create a database on {admin}: {e}");
+            None
         }
-        Err(e) => panic!("CI=true and PostgreSQL is unreachable at {admin}: {e}"),
-    };
-    let name = format!("certhook_e2e_{}", uuid::Uuid::new_v4().simple());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    Some((format!("{base}/{name}"), name))
-}
-
-async fn drop_database(name: &str) {
-    let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        Err(e) => panic!("CI=true and PostgreSQL is unusable at {admin}: {e}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_share_one_postgres_queue() {
-    let Some((url, name)) = fresh_database().await else { return };
+    let Some(db) = fresh_database().await else { return };
     let receiver = Receiver::start(Reply::Delay(Duration::from_millis(20), 204)).await;
     let mut env = Env::fast();
-    env.database_url = url;
+    env.database_url = db.url.clone();
     let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
     let a = Serve::start(&env).await;
     let b = Serve::start(&env).await;
@@ -65,5 +53,5 @@ async fn two_serve_processes_share_one_postgres_queue() {
     assert!(per_serial.values().all(|n| *n == 1), "no delivery was sent twice without a crash");
     assert_eq!(a.terminate().await, 0);
     assert_eq!(b.terminate().await, 0);
-    drop_database(&name).await;
+    db.drop_database().await.unwrap();
 }

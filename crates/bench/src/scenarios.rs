@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use certhook_core::event::{AlertType, Certificate, ChannelKind, ChannelState, NewEvent};
 use certhook_core::render::RenderSettings;
+use certhook_store::scratch::ScratchDatabase;
 use certhook_store::{NewAlert, NewChannel, Store};
 use certhook_worker::guard::Guard;
 use certhook_worker::{Metrics, Sender, SenderConfig, Worker, WorkerConfig};
-use sqlx::Connection;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -99,7 +99,7 @@ pub enum Db {
 struct FreshDb {
     url: String,
     _dir: Option<tempdir::Dir>,
-    pg: Option<(String, String)>,
+    pg: Option<ScratchDatabase>,
 }
 
 mod tempdir {
@@ -122,24 +122,17 @@ impl FreshDb {
                 Ok(FreshDb { url, _dir: Some(tempdir::Dir(dir)), pg: None })
             }
             Db::Postgres => {
-                let mut conn = sqlx::PgConnection::connect(&o.postgres_url)
+                let db = ScratchDatabase::create(&o.postgres_url, "certhook_bench")
                     .await
                     .with_context(|| format!("PostgreSQL at {}", o.postgres_url))?;
-                let name = format!("certhook_bench_{}", Uuid::new_v4().simple());
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
-                let (base, _) = o.postgres_url.rsplit_once('/').context("postgres URL has a database")?;
-                Ok(FreshDb { url: format!("{base}/{name}"), _dir: None, pg: Some((o.postgres_url.clone(), name)) })
+                Ok(FreshDb { url: db.url.clone(), _dir: None, pg: Some(db) })
             }
         }
     }
 
     async fn drop_pg(&self) {
-        if let Some((admin, name)) = &self.pg
-            && let Ok(mut conn) = sqlx::PgConnection::connect(admin).await
-        {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut conn)
-                .await;
+        if let Some(db) = &self.pg {
+            let _ = db.drop_database().await;
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - `sqlite` / `postgres`: connection set-up per backend; both compile the same logic
 //!   (`backend.rs`) against their own SQL dialect (`sql.rs`).
 //! - [`model`]: rows as domain values, leases and outcomes.
+//! - [`scratch`]: throwaway PostgreSQL databases for tests and benchmarks.
 //! - [`migrate`]: the embedded migrations of `migrations/sqlite` and `migrations/postgres`.
 //! - [`error`]: what can go wrong ([`StoreError`]).
 //!
@@ -19,6 +20,7 @@ pub mod error;
 pub mod migrate;
 pub mod model;
 pub mod postgres;
+pub mod scratch;
 mod sql;
 pub mod sqlite;
 

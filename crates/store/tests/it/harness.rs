@@ -6,7 +6,7 @@
 //! where they fail: CI must never pass by skipping the backend it is meant to prove.
 
 use certhook_store::Store;
-use sqlx::Connection;
+use certhook_store::scratch::ScratchDatabase;
 
 /// Where the PostgreSQL server for tests is.
 pub fn postgres_admin_url() -> String {
@@ -14,17 +14,12 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
 }
 
-fn with_database(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("a postgres URL has a database path");
-    format!("{base}/{db}")
-}
-
 /// A database that exists for one test.
 pub enum TestDb {
     /// A SQLite file, removed with its directory.
     Sqlite { url: String, _dir: tempfile::TempDir },
     /// A PostgreSQL database, dropped by [`TestDb::finish`].
-    Postgres { url: String, name: String },
+    Postgres(ScratchDatabase),
 }
 
 impl TestDb {
@@ -38,26 +33,21 @@ impl TestDb {
     /// A fresh PostgreSQL database, or `None` (skip) when the server is unreachable outside CI.
     pub async fn postgres() -> Option<TestDb> {
         let admin = postgres_admin_url();
-        let mut conn = match sqlx::PgConnection::connect(&admin).await {
-            Ok(c) => c,
+        match ScratchDatabase::create(&admin, "certhook_test").await {
+            Ok(db) => Some(TestDb::Postgres(db)),
             Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!("skipping PostgreSQL test: cannot connect to {admin}: {e}");
-                return None;
+                eprintln!("skipping PostgreSQL test: cannot create a database on {admin}: {e}");
+                None
             }
-            Err(e) => panic!("CI=true and PostgreSQL is unreachable at {admin}: {e}"),
-        };
-        let name = format!("certhook_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        Some(TestDb::Postgres { url: with_database(&admin, &name), name })
+            Err(e) => panic!("CI=true and PostgreSQL is unusable at {admin}: {e}"),
+        }
     }
 
     /// The database URL.
     pub fn url(&self) -> &str {
         match self {
-            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+            TestDb::Sqlite { url, .. } => url,
+            TestDb::Postgres(db) => &db.url,
         }
     }
 
@@ -68,12 +58,8 @@ impl TestDb {
 
     /// Drops the PostgreSQL database (SQLite files go with their directory).
     pub async fn finish(self) {
-        if let TestDb::Postgres { name, .. } = self {
-            let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.expect("admin connection");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                .execute(&mut conn)
-                .await
-                .expect("drop test database");
+        if let TestDb::Postgres(db) = self {
+            db.drop_database().await.expect("drop test database");
         }
     }
 }
