@@ -140,3 +140,21 @@ async fn openapi_document_describes_every_v1_route() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     serve.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_have_their_own_address_and_logs_can_be_json() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut env = Env::fast();
+    env.set("CERTHOOK_METRICS_LISTEN", &format!("127.0.0.1:{port}"));
+    env.set("CERTHOOK_ADMIN_TOKEN", TOKEN);
+    let serve = Serve::start_with_args(&env, &["--log-format", "json"]).await;
+    let text = serve.http().get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("certhook_build_info"), "{text}");
+    let resp = serve.http().get(format!("http://127.0.0.1:{port}/v1/status")).send().await.unwrap();
+    assert_eq!(resp.status(), 404, "the metrics address serves /metrics only");
+    let log = serve.log.lock().unwrap().clone();
+    let json_lines: Vec<serde_json::Value> = log.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(json_lines.iter().any(|l| l["fields"]["message"] == "serving"), "{log:?}");
+    assert!(!log.iter().any(|l| l.contains(TOKEN)), "the admin token never reaches the log");
+    serve.terminate().await;
+}

@@ -81,6 +81,22 @@ fn enqueue_prints_ids_in_order_and_is_idempotent() {
     let second = env.json(&["enqueue", "--file", "events.ndjson"]);
     assert_eq!(second["ids"][0], first["ids"][0], "a repeated idempotency key answers with the first id");
     assert_eq!(env.json(&["status"])["events"]["total"], 3);
+
+    // `--file -` reads standard input
+    let mut child = env
+        .command()
+        .args(["--json", "enqueue", "--file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(event(app_id, "stdin.example", None).to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let ids: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ids["ids"].as_array().unwrap().len(), 1);
+    assert_eq!(env.json(&["status"])["events"]["total"], 4);
 }
 
 #[test]

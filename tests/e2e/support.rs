@@ -136,8 +136,14 @@ pub struct Serve {
 impl Serve {
     /// Starts `serve` in `env` and waits until it listens.
     pub async fn start(env: &Env) -> Serve {
+        Serve::start_with_args(env, &[]).await
+    }
+
+    /// Starts `certhook <global args> serve`.
+    pub async fn start_with_args(env: &Env, args: &[&str]) -> Serve {
         let mut cmd = tokio::process::Command::from(env.command());
-        cmd.arg("serve")
+        cmd.args(args)
+            .arg("serve")
             .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped());
