@@ -136,6 +136,80 @@ fn initial_delivery_state(state: ChannelState) -> (DeliveryState, Option<&'stati
     }
 }
 
+/// Alerts and channels read once per fan-out batch: a batch of events for one application
+/// asks the same questions for every event.
+#[derive(Default)]
+struct FanOutCache {
+    alerts: HashMap<(String, AlertType), Vec<Alert>>,
+    alerts_by_id: HashMap<String, Vec<Alert>>,
+    channels: HashMap<(Uuid, bool), Vec<(String, ChannelState)>>,
+}
+
+impl FanOutCache {
+    async fn alerts_for(
+        &mut self,
+        b: &Backend,
+        tx: &mut sqlx::Transaction<'static, Db>,
+        application_id: &str,
+        alert_type: AlertType,
+    ) -> Result<Vec<Alert>> {
+        let key = (application_id.to_string(), alert_type);
+        if let Some(hit) = self.alerts.get(&key) {
+            return Ok(hit.clone());
+        }
+        let rows = sqlx::query(b.q.alerts_for_event)
+            .bind(application_id)
+            .bind(alert_type.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+        let alerts = rows.iter().map(alert_from).collect::<Result<Vec<_>>>()?;
+        self.alerts.insert(key, alerts.clone());
+        Ok(alerts)
+    }
+
+    async fn alert_by_id(
+        &mut self,
+        b: &Backend,
+        tx: &mut sqlx::Transaction<'static, Db>,
+        id: &str,
+    ) -> Result<Vec<Alert>> {
+        if let Some(hit) = self.alerts_by_id.get(id) {
+            return Ok(hit.clone());
+        }
+        let rows = sqlx::query(b.q.get_alert).bind(id).fetch_all(&mut **tx).await?;
+        let alerts = rows.iter().map(alert_from).collect::<Result<Vec<_>>>()?;
+        self.alerts_by_id.insert(id.to_string(), alerts.clone());
+        Ok(alerts)
+    }
+
+    /// The live channels of an alert (only its PagerDuty ones when `pagerduty_only`).
+    async fn channels_of(
+        &mut self,
+        b: &Backend,
+        tx: &mut sqlx::Transaction<'static, Db>,
+        alert_id: Uuid,
+        pagerduty_only: bool,
+    ) -> Result<Vec<(String, ChannelState)>> {
+        if let Some(hit) = self.channels.get(&(alert_id, pagerduty_only)) {
+            return Ok(hit.clone());
+        }
+        let sql = if pagerduty_only { b.q.pagerduty_channels_of_alert } else { b.q.channels_of_alert };
+        let rows = sqlx::query(sql).bind(alert_id.to_string()).fetch_all(&mut **tx).await?;
+        let channels =
+            rows.iter().map(|r| Ok((r.try_get("id")?, parse_col(r, "state")?))).collect::<Result<Vec<_>>>()?;
+        self.channels.insert((alert_id, pagerduty_only), channels.clone());
+        Ok(channels)
+    }
+}
+
+/// One alert an event goes to, with the channels it reaches; `resolve` marks a renewal
+/// going to an expiration alert's PagerDuty channels.
+struct FanOutTarget<'a> {
+    alert: &'a Alert,
+    channels: &'a [(String, ChannelState)],
+    resolve: bool,
+}
+
 /// An event row waiting for fan-out.
 struct PendingEvent {
     id: String,
@@ -598,6 +672,7 @@ impl Backend {
             return Ok(0);
         }
         let mut created = 0u64;
+        let mut cache = FanOutCache::default();
         for row in &rows {
             let ev = PendingEvent {
                 id: row.try_get("id")?,
@@ -623,29 +698,34 @@ impl Backend {
                 }
             }
             let alerts = match &ev.alert_id {
-                Some(alert) => sqlx::query(self.q.get_alert).bind(alert).fetch_all(&mut *tx).await?,
-                None => {
-                    sqlx::query(self.q.alerts_for_event)
-                        .bind(&ev.application_id)
-                        .bind(parsed.alert_type.as_str())
-                        .fetch_all(&mut *tx)
-                        .await?
-                }
+                Some(alert) => cache.alert_by_id(self, &mut tx, alert).await?,
+                None => cache.alerts_for(self, &mut tx, &ev.application_id, parsed.alert_type).await?,
             };
-            for alert_row in &alerts {
-                let alert = alert_from(alert_row)?;
-                created += self.fan_out_to_alert(&mut tx, settings, &ev, &parsed, &alert, false).await?;
+            for alert in &alerts {
+                let channels = cache.channels_of(self, &mut tx, alert.id, false).await?;
+                created += self
+                    .fan_out_to_alert(
+                        &mut tx,
+                        settings,
+                        &ev,
+                        &parsed,
+                        FanOutTarget { alert, channels: &channels, resolve: false },
+                    )
+                    .await?;
             }
             if parsed.alert_type == AlertType::Renewal && ev.alert_id.is_none() {
                 // A renewal resolves the certificate's open expiration incidents (PagerDuty).
-                let expiration = sqlx::query(self.q.alerts_for_event)
-                    .bind(&ev.application_id)
-                    .bind(AlertType::Expiration.as_str())
-                    .fetch_all(&mut *tx)
-                    .await?;
-                for alert_row in &expiration {
-                    let alert = alert_from(alert_row)?;
-                    created += self.fan_out_to_alert(&mut tx, settings, &ev, &parsed, &alert, true).await?;
+                for alert in &cache.alerts_for(self, &mut tx, &ev.application_id, AlertType::Expiration).await? {
+                    let channels = cache.channels_of(self, &mut tx, alert.id, true).await?;
+                    created += self
+                        .fan_out_to_alert(
+                            &mut tx,
+                            settings,
+                            &ev,
+                            &parsed,
+                            FanOutTarget { alert, channels: &channels, resolve: true },
+                        )
+                        .await?;
                 }
             }
             sqlx::query(self.q.mark_fanned_out).bind(None::<String>).bind(&ev.id).execute(&mut *tx).await?;
@@ -776,17 +856,13 @@ impl Backend {
         settings: &RenderSettings,
         ev: &PendingEvent,
         parsed: &ParsedEvent,
-        alert: &Alert,
-        resolve: bool,
+        target: FanOutTarget<'_>,
     ) -> Result<u64> {
+        let FanOutTarget { alert, channels, resolve } = target;
         // `resolve`: the event is a renewal sent to the PagerDuty channels of an expiration
         // alert, rendered as a renewal and delivered as a resolution of that alert's incident.
-        let (channels_query, alert_type, delivery_type) = if resolve {
-            (self.q.pagerduty_channels_of_alert, AlertType::Renewal, "resolve")
-        } else {
-            (self.q.channels_of_alert, alert.alert_type, alert.alert_type.as_str())
-        };
-        let channels = sqlx::query(channels_query).bind(alert.id.to_string()).fetch_all(&mut **tx).await?;
+        let (alert_type, delivery_type) =
+            if resolve { (AlertType::Renewal, "resolve") } else { (alert.alert_type, alert.alert_type.as_str()) };
         if channels.is_empty() {
             return Ok(0);
         }
@@ -808,14 +884,13 @@ impl Backend {
             .execute(&mut **tx)
             .await?;
         let mut created = 0;
-        for ch in &channels {
-            let channel_id: String = ch.try_get("id")?;
-            let (state, reason) = initial_delivery_state(parse_col(ch, "state")?);
+        for (channel_id, channel_state) in channels {
+            let (state, reason) = initial_delivery_state(*channel_state);
             sqlx::query(self.q.insert_delivery)
                 .bind(Uuid::now_v7().to_string())
                 .bind(&message_id)
                 .bind(&ev.id)
-                .bind(&channel_id)
+                .bind(channel_id)
                 .bind(delivery_type)
                 .bind(state.as_str())
                 .bind(reason)
