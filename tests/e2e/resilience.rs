@@ -60,3 +60,28 @@ async fn sigterm_with_slow_requests_in_flight_exits_0_and_loses_nothing() {
     assert_eq!(serials(&receiver).len(), 5);
     serve.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_claimed_but_unsent_leases_back_at_once() {
+    // Eight requests in flight per channel and as many again claimed ahead: the ones
+    // claimed but not yet sent must go back to the queue at shutdown, not wait out a lease.
+    let receiver = Receiver::start(Reply::Delay(Duration::from_millis(800), 204)).await;
+    let mut env = Env::fast();
+    env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "10m");
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    for i in 0..EVENTS {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    receiver.wait_for(8, Duration::from_secs(20)).await;
+    let code = serve.terminate().await;
+    assert_eq!(code, 0);
+    let status = env.json(&["status"]);
+    assert_eq!(status["deliveries"]["leased"], 0, "nothing is left under a lease: {status}");
+
+    // With a ten-minute lease, only deliveries given back can go out now.
+    let serve = Serve::start(&env).await;
+    serve.wait_status(Duration::from_secs(60), |s| s["deliveries"]["delivered"] == EVENTS).await;
+    assert_eq!(serials(&receiver).len(), EVENTS);
+    serve.terminate().await;
+}

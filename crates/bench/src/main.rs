@@ -68,7 +68,7 @@ fn parse_args() -> anyhow::Result<Options> {
             "--output" => o.output = Some(value("--output")?),
             "--only" => o.only = value("--only")?.split(',').map(str::to_string).collect(),
             other => anyhow::bail!(
-                "unknown argument {other:?} (use --quick, --runs N, --events N, --only drain,ingest,latency,claim, --output FILE)"
+                "unknown argument {other:?} (use --quick, --runs N, --events N, --only drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim, --output FILE)"
             ),
         }
     }
@@ -110,13 +110,15 @@ async fn main() -> anyhow::Result<()> {
     ));
     let ratio = |f: &Figure| format!("{:.2}", f.median / ceiling.median);
 
-    if o.wants("drain") {
+    if o.wants("drain-sqlite") {
         let sqlite = scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Sqlite, 1)).await?;
         rows.push((
             format!("drain {} events, SQLite, 1 channel", o.events),
             sqlite.show("deliveries/s"),
             ratio(&sqlite),
         ));
+    }
+    if o.wants("drain-postgres") {
         match scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Postgres, 1)).await {
             Ok(pg) => rows.push((
                 format!("drain {} events, PostgreSQL, 1 channel", o.events),
@@ -125,6 +127,8 @@ async fn main() -> anyhow::Result<()> {
             )),
             Err(e) => rows.push(("drain, PostgreSQL".into(), format!("not measured: {e:#}"), "-".into())),
         }
+    }
+    if o.wants("drain-fanout") {
         let fan = scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Sqlite, 10)).await?;
         rows.push((
             format!("drain {} deliveries, SQLite, fan-out to 10 channels", o.events),

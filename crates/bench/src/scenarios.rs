@@ -195,6 +195,8 @@ pub async fn drain(o: &Options, db: Db, channels: usize) -> anyhow::Result<f64> 
 
     let shutdown = CancellationToken::new();
     let worker = worker(&store, o, &shutdown)?;
+    // A marker on stderr, so a profiler can attach for the drain alone.
+    eprintln!("drain: {total} deliveries queued; draining");
     let started = Instant::now();
     let task = tokio::spawn(worker.run(shutdown.clone()));
     let deadline = started + Duration::from_secs(600);

@@ -24,6 +24,9 @@ type WriterGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
 /// Rows a retention pass deletes per statement, so no statement holds the writer for long.
 const PRUNE_CHUNK: i64 = 5_000;
 
+/// How often a claim looks for expired leases even when due rows fill it.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The delivery type of verification events.
 const VERIFICATION_TYPE: &str = "webhook.verification";
 
@@ -905,8 +908,10 @@ impl Backend {
 
     // ---- the worker's side ----
 
-    /// Claims up to `limit` due deliveries (expired leases first) under one fresh lease,
-    /// at most `per_channel` per channel and none of the `exclude`d channels.
+    /// Claims up to `limit` due deliveries under one fresh lease, at most `per_channel`
+    /// per channel and none of the `exclude`d channels; expired leases are taken over when
+    /// the due rows fall short of `limit`, and at least once a second in any case (a sweep
+    /// for crashed workers that need not cost a statement on every claim).
     pub async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim> {
         let limit = request.limit;
         if limit == 0 {
@@ -919,42 +924,44 @@ impl Backend {
             .unwrap_or_else(|_| "[]".into());
         let window = (limit * 4).max(64) as i64;
         let (_writer, mut tx) = self.begin_write().await?;
-        let expired =
-            sqlx::query(self.q.claim_expired).bind(&tok).bind(lease_ms).bind(limit as i64).fetch_all(&mut *tx).await?;
-        let taken_over = expired.len();
-        let mut rows = expired;
-        if rows.len() < limit {
-            let due = sqlx::query(self.q.claim_due)
+        let mut rows = sqlx::query(self.q.claim_due)
+            .bind(&tok)
+            .bind(lease_ms)
+            .bind(&exclude)
+            .bind(window)
+            .bind(request.per_channel.max(1) as i64)
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut taken_over = 0;
+        if rows.len() < limit || self.sweep.due() {
+            let expired = sqlx::query(self.q.claim_expired)
                 .bind(&tok)
                 .bind(lease_ms)
-                .bind(&exclude)
-                .bind(window)
-                .bind(request.per_channel.max(1) as i64)
-                .bind((limit - rows.len()) as i64)
+                .bind((limit - rows.len().min(limit)).max(1) as i64)
                 .fetch_all(&mut *tx)
                 .await?;
-            rows.extend(due);
+            taken_over = expired.len();
+            rows.extend(expired);
         }
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(Claim::default());
-        }
-        let bodies: HashMap<String, Arc<[u8]>> = sqlx::query(self.q.claimed_bodies)
-            .bind(&tok)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get::<String, _>("id")?, Arc::from(r.try_get::<Vec<u8>, _>("body")?))))
-            .collect::<Result<_>>()?;
         tx.commit().await?;
+        // Deliveries of one message (fan-out) share its body.
+        let mut bodies: HashMap<String, Arc<[u8]>> = HashMap::new();
         let leases = rows
             .iter()
             .map(|r| {
                 let message: String = r.try_get("message_id")?;
-                let body = bodies
-                    .get(&message)
-                    .cloned()
-                    .ok_or_else(|| StoreError::Corrupt(format!("message {message} has no body")))?;
+                let body = match bodies.get(&message) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b: Arc<[u8]> = Arc::from(
+                            r.try_get::<Option<Vec<u8>>, _>("body")?
+                                .ok_or_else(|| StoreError::Corrupt(format!("message {message} has no body")))?,
+                        );
+                        bodies.insert(message.clone(), b.clone());
+                        b
+                    }
+                };
                 Ok(Lease {
                     delivery_id: uuid_col(r, "id")?,
                     token,
@@ -970,69 +977,83 @@ impl Backend {
         Ok(Claim { leases, taken_over })
     }
 
-    /// Records a batch of outcomes in one transaction. Each is accepted only if its lease
-    /// still holds the row (fencing); the result says which were, in input order.
+    /// Records a batch of outcomes in one transaction: one statement per kind of outcome
+    /// and one for all attempts, each over a bound JSON array. Each outcome is accepted
+    /// only if its lease still holds the row (fencing); the result says which were, in
+    /// input order.
     pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
-        let mut accepted = Vec::with_capacity(outcomes.len());
-        let mut released = false;
+        let mut by_kind: [Vec<serde_json::Value>; 4] = Default::default();
+        for Outcome { lease, attempt, disposition } in outcomes {
+            let (kind, delay, reason) = match disposition {
+                Disposition::Delivered => (0, 0, None),
+                Disposition::Retry { delay } => (1, duration_ms(*delay), None),
+                Disposition::Dead { reason } => (2, 0, Some(reason.as_str())),
+                Disposition::Released => (3, 0, None),
+            };
+            by_kind[kind].push(serde_json::json!({
+                "id": lease.delivery_id.to_string(),
+                "token": lease.token.to_string(),
+                "added": i64::from(attempt.is_some()),
+                "status": attempt.as_ref().and_then(|a| a.status_code),
+                "error": attempt.as_ref().and_then(|a| a.error.as_deref()),
+                "delay": delay,
+                "reason": reason,
+            }));
+        }
+        let statements = [self.q.record_delivered, self.q.record_retry, self.q.record_dead, self.q.record_released];
+        let (_writer, mut tx) = self.begin_write().await?;
+        // Accepted deliveries (their lease still held the row) and their attempt counts.
+        let mut counts: HashMap<String, i64> = HashMap::with_capacity(outcomes.len());
+        for (rows, sql) in by_kind.into_iter().zip(statements) {
+            if rows.is_empty() {
+                continue;
+            }
+            let json = serde_json::Value::from(rows).to_string();
+            for row in sqlx::query(sql).bind(json).fetch_all(&mut *tx).await? {
+                counts.insert(row.try_get("id")?, row.try_get("attempt_count")?);
+            }
+        }
+        let mut attempts = Vec::new();
         // Per channel: did any attempt in this batch succeed, or did all fail?
         let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
-        let (_writer, mut tx) = self.begin_write().await?;
-        for Outcome { lease, attempt, disposition } in outcomes {
-            let id = lease.delivery_id.to_string();
-            let token = lease.token.to_string();
-            let added = i64::from(attempt.is_some());
-            let status = attempt.as_ref().and_then(|a| a.status_code).map(i64::from);
-            let error = attempt.as_ref().and_then(|a| a.error.clone());
-            let row = match disposition {
-                Disposition::Delivered => {
-                    sqlx::query(self.q.record_delivered).bind(added).bind(status).bind(&id).bind(&token)
+        let mut released = false;
+        let accepted: Vec<bool> = outcomes
+            .iter()
+            .map(|Outcome { lease, attempt, disposition }| {
+                let id = lease.delivery_id.to_string();
+                let Some(number) = counts.get(&id) else { return false };
+                released |= matches!(disposition, Disposition::Released);
+                if let Some(a) = attempt {
+                    *channel_health.entry(lease.channel_id).or_insert(false) |=
+                        matches!(disposition, Disposition::Delivered);
+                    attempts.push(serde_json::json!({
+                        "id": id,
+                        "number": number,
+                        "started": a.started_at.timestamp_millis(),
+                        "duration": duration_ms(a.duration),
+                        "status": a.status_code,
+                        "error": a.error,
+                        "snippet": a.response_snippet,
+                    }));
                 }
-                Disposition::Retry { delay } => sqlx::query(self.q.record_retry)
-                    .bind(added)
-                    .bind(status)
-                    .bind(error)
-                    .bind(duration_ms(*delay))
-                    .bind(&id)
-                    .bind(&token),
-                Disposition::Dead { reason } => sqlx::query(self.q.record_dead)
-                    .bind(added)
-                    .bind(status)
-                    .bind(error)
-                    .bind(reason.clone())
-                    .bind(&id)
-                    .bind(&token),
-                Disposition::Released => {
-                    released = true;
-                    sqlx::query(self.q.record_released).bind(&id).bind(&token)
-                }
-            }
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(row) = row else {
-                accepted.push(false);
-                continue;
-            };
-            if let Some(a) = attempt {
-                let ok = matches!(disposition, Disposition::Delivered);
-                *channel_health.entry(lease.channel_id).or_insert(false) |= ok;
-                let number: i64 = row.try_get(0)?;
-                sqlx::query(self.q.insert_attempt)
-                    .bind(&id)
-                    .bind(number)
-                    .bind(a.started_at.timestamp_millis())
-                    .bind(duration_ms(a.duration))
-                    .bind(a.status_code.map(i64::from))
-                    .bind(&a.error)
-                    .bind(&a.response_snippet)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            accepted.push(true);
+                true
+            })
+            .collect();
+        if !attempts.is_empty() {
+            sqlx::query(self.q.insert_attempts)
+                .bind(serde_json::Value::from(attempts).to_string())
+                .execute(&mut *tx)
+                .await?;
         }
-        for (channel, ok) in channel_health {
-            let q = if ok { self.q.channel_succeeded } else { self.q.channel_failed };
-            sqlx::query(q).bind(channel.to_string()).execute(&mut *tx).await?;
+        for (ok, sql) in [(true, self.q.channels_succeeded), (false, self.q.channels_failed)] {
+            // Sorted, so concurrent batches lock channel rows in one order (PostgreSQL).
+            let mut ids: Vec<String> =
+                channel_health.iter().filter(|(_, v)| **v == ok).map(|(c, _)| c.to_string()).collect();
+            if !ids.is_empty() {
+                ids.sort();
+                let json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+                sqlx::query(sql).bind(json).execute(&mut *tx).await?;
+            }
         }
         tx.commit().await?;
         if released {

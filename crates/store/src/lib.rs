@@ -23,6 +23,7 @@ pub mod postgres;
 pub mod scratch;
 mod sql;
 pub mod sqlite;
+mod sweep;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,6 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgConnection as DbConn, PgPool as DbPool, Postgres as Db, postgres::PgRow as DbRow};
 use tokio::sync::Notify;
 
+use crate::sweep::Sweep;
+
 use crate::sql::{POSTGRES, Queries};
 
 /// The NOTIFY channel the outbox trigger signals.
@@ -19,6 +21,8 @@ pub struct Backend {
     pool: DbPool,
     q: &'static Queries,
     pub(crate) work: Arc<Notify>,
+    /// When claims next look for expired leases regardless.
+    sweep: Arc<Sweep>,
 }
 
 impl Backend {
@@ -31,7 +35,7 @@ impl Backend {
             .connect_with(options)
             .await?;
         crate::migrate::postgres().run(&pool).await?;
-        Ok(Backend { pool, q: &POSTGRES, work })
+        Ok(Backend { pool, q: &POSTGRES, work, sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)) })
     }
 
     /// The connection pool, for callers that run their own transactions (transactional outbox).

@@ -2,7 +2,9 @@
 //! backend: `?` placeholders become `$1…` on PostgreSQL, `NOW_MS` becomes the database's
 //! clock in unix milliseconds, `SKIP_LOCKED` becomes `FOR UPDATE SKIP LOCKED` where
 //! the backend has it (on SQLite one `BEGIN IMMEDIATE` writer at a time makes it moot),
-//! and `JSON_LIST(?)` becomes a subquery over the elements of a bound JSON array of strings.
+//! `JSON_LIST(?)` becomes a subquery over the elements of a bound JSON array of strings,
+//! `JSON_ELEMENTS(?)` a table of the objects of a bound JSON array (column `value`), and
+//! `NOIDX(column)` keeps SQLite's planner from using an index on that column (see below).
 
 use std::sync::LazyLock;
 
@@ -20,8 +22,17 @@ fn translate(sql: &str, dialect: Dialect) -> &'static str {
             ("certhook_now_ms()", "FOR UPDATE SKIP LOCKED", "(SELECT json_array_elements_text(CAST(? AS json)))")
         }
     };
-    let sql = sql.replace("NOW_MS", now).replace("SKIP_LOCKED", skip_locked).replace("JSON_LIST(?)", json_list);
+    let json_elements = match dialect {
+        Dialect::Sqlite => "json_each(?)",
+        Dialect::Postgres => "json_array_elements(CAST(? AS json))",
+    };
+    let sql = sql
+        .replace("NOW_MS", now)
+        .replace("SKIP_LOCKED", skip_locked)
+        .replace("JSON_LIST(?)", json_list)
+        .replace("JSON_ELEMENTS(?)", json_elements);
     let sql = use_index(&sql, dialect);
+    let sql = no_index(&sql, dialect);
     let out = match dialect {
         Dialect::Sqlite => sql,
         Dialect::Postgres => {
@@ -41,6 +52,27 @@ fn translate(sql: &str, dialect: Dialect) -> &'static str {
     };
     // Built once per dialect per process (see the LazyLocks below), so the leak is bounded.
     Box::leak(out.into_boxed_str())
+}
+
+/// `NOIDX(column)`: on SQLite `+column`, which the planner cannot match to an index. A
+/// batch write joins a bound JSON table to the deliveries by primary key; left free, SQLite
+/// drives the join from the partial index on `state = 'leased'` and re-reads the whole JSON
+/// array for every leased row. PostgreSQL plans that join well from its own estimates.
+fn no_index(sql: &str, dialect: Dialect) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(at) = rest.find("NOIDX(") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "NOIDX(".len()..];
+        let end = after.find(')').expect("NOIDX( is closed");
+        if dialect == Dialect::Sqlite {
+            out.push('+');
+        }
+        out.push_str(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `USE_INDEX(name)` after a table name: SQLite's planner, without statistics, prefers
@@ -91,7 +123,18 @@ pub(crate) static POSTGRES: LazyLock<Queries> = LazyLock::new(|| Queries::build(
 const DELIVERY_COLUMNS: &str = "id, event_id, channel_id, message_id, type, state, attempt_count, next_attempt_at, \
      last_status_code, last_error, reason, created_at, delivered_at, dead_at";
 
-const LEASE_RETURNING: &str = "RETURNING id, channel_id, message_id, type, attempt_count, enqueued_at";
+/// What a claim returns per lease, the rendered body included (one statement, not two).
+const LEASE_RETURNING: &str = "RETURNING id, channel_id, message_id, type, attempt_count, enqueued_at, \
+    (SELECT body FROM certhook_messages WHERE certhook_messages.id = certhook_deliveries.message_id) AS body";
+
+/// A batch of outcomes bound as one JSON array, as a table.
+const OUTCOMES: &str = "(SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token, \
+    CAST(value ->> 'added' AS BIGINT) AS o_added, CAST(value ->> 'status' AS BIGINT) AS o_status, \
+    value ->> 'error' AS o_error, CAST(value ->> 'delay' AS BIGINT) AS o_delay, value ->> 'reason' AS o_reason \
+    FROM JSON_ELEMENTS(?))";
+
+/// The fence of a batch write: the row is still leased, under the outcome's lease token.
+const FENCE: &str = "id = j.o_id AND NOIDX(lease_token) = j.o_token AND NOIDX(state) = 'leased'";
 
 queries! {
     now = "SELECT NOW_MS";
@@ -197,30 +240,32 @@ queries! {
         WHERE state IN ('pending', 'retrying') \
         AND next_attempt_at <= NOW_MS AND channel_id NOT IN JSON_LIST(?) ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) due) ranked \
         WHERE rn <= ? ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
-    claimed_bodies = "SELECT id, body FROM certhook_messages WHERE id IN \
-        (SELECT message_id FROM certhook_deliveries USE_INDEX(certhook_deliveries_token) \
-        WHERE state = 'leased' AND lease_token = ?)";
-
-    record_delivered = "UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + ?, \
-        last_status_code = ?, last_error = NULL, delivered_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL, \
-        updated_at = NOW_MS WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
-    record_retry = "UPDATE certhook_deliveries SET state = 'retrying', attempt_count = attempt_count + ?, \
-        last_status_code = ?, last_error = ?, next_attempt_at = NOW_MS + ?, lease_token = NULL, lease_expires_at = NULL, \
-        updated_at = NOW_MS WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
-    record_dead = "UPDATE certhook_deliveries SET state = 'dead', attempt_count = attempt_count + ?, \
-        last_status_code = COALESCE(?, last_status_code), last_error = COALESCE(?, last_error), reason = ?, dead_at = NOW_MS, \
-        lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS \
-        WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
-    record_released = "UPDATE certhook_deliveries SET \
+    // Outcomes are written a batch at a time: one statement per kind of outcome, each over
+    // a JSON array of (id, token, …) rows, instead of two statements per delivery.
+    record_delivered = const_format(&["UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + j.o_added, \
+        last_status_code = j.o_status, last_error = NULL, delivered_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL, \
+        updated_at = NOW_MS FROM ", OUTCOMES, " AS j WHERE ", FENCE, " RETURNING id, attempt_count"]);
+    record_retry = const_format(&["UPDATE certhook_deliveries SET state = 'retrying', attempt_count = attempt_count + j.o_added, \
+        last_status_code = j.o_status, last_error = j.o_error, next_attempt_at = NOW_MS + j.o_delay, lease_token = NULL, \
+        lease_expires_at = NULL, updated_at = NOW_MS FROM ", OUTCOMES, " AS j WHERE ", FENCE, " RETURNING id, attempt_count"]);
+    record_dead = const_format(&["UPDATE certhook_deliveries SET state = 'dead', attempt_count = attempt_count + j.o_added, \
+        last_status_code = COALESCE(j.o_status, last_status_code), last_error = COALESCE(j.o_error, last_error), \
+        reason = j.o_reason, dead_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS \
+        FROM ", OUTCOMES, " AS j WHERE ", FENCE, " RETURNING id, attempt_count"]);
+    record_released = const_format(&["UPDATE certhook_deliveries SET \
         state = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END, next_attempt_at = NOW_MS, \
-        lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS \
-        WHERE id = ? AND lease_token = ? AND state = 'leased' RETURNING attempt_count";
-    channel_succeeded = "UPDATE certhook_channels SET last_success_at = NOW_MS, failing_since = NULL WHERE id = ?";
-    channel_failed = "UPDATE certhook_channels SET failing_since = COALESCE(failing_since, NOW_MS) WHERE id = ?";
+        lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS FROM ", OUTCOMES, " AS j \
+        WHERE ", FENCE, " RETURNING id, attempt_count"]);
+    insert_attempts = "INSERT INTO certhook_attempts (delivery_id, number, started_at, duration_ms, status_code, error, \
+        response_snippet) SELECT value ->> 'id', CAST(value ->> 'number' AS BIGINT), CAST(value ->> 'started' AS BIGINT), \
+        CAST(value ->> 'duration' AS BIGINT), CAST(value ->> 'status' AS BIGINT), value ->> 'error', value ->> 'snippet' \
+        FROM JSON_ELEMENTS(?)";
+    channels_succeeded = "UPDATE certhook_channels SET last_success_at = NOW_MS, failing_since = NULL \
+        WHERE id IN JSON_LIST(?)";
+    channels_failed = "UPDATE certhook_channels SET failing_since = COALESCE(failing_since, NOW_MS) \
+        WHERE id IN JSON_LIST(?)";
     disable_failing = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
         WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_MS - ? RETURNING id";
-    insert_attempt = "INSERT INTO certhook_attempts (delivery_id, number, started_at, duration_ms, status_code, error, \
-        response_snippet) VALUES (?, ?, ?, ?, ?, ?, ?)";
 
     list_deliveries = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries \
         WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR channel_id = ?) \
@@ -274,6 +319,14 @@ mod tests {
         assert_eq!(use_index("FROM t USE_INDEX(t_due) WHERE", Dialect::Postgres), "FROM t  WHERE");
         assert!(SQLITE.claim_due.contains("INDEXED BY certhook_deliveries_due"));
         assert!(!POSTGRES.claim_due.contains("INDEXED"));
+    }
+
+    #[test]
+    fn no_index_hides_a_column_from_sqlite_only() {
+        assert_eq!(no_index("WHERE id = ? AND NOIDX(state) = 'x'", Dialect::Sqlite), "WHERE id = ? AND +state = 'x'");
+        assert_eq!(no_index("WHERE id = ? AND NOIDX(state) = 'x'", Dialect::Postgres), "WHERE id = ? AND state = 'x'");
+        assert!(SQLITE.record_delivered.contains("+lease_token = j.o_token AND +state = 'leased'"));
+        assert!(POSTGRES.record_delivered.contains("json_array_elements(CAST($1 AS json))"));
     }
 
     #[test]

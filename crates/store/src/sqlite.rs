@@ -9,6 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite as Db, SqliteConnection as DbConn, SqlitePool as DbPool, sqlite::SqliteRow as DbRow};
 use tokio::sync::Notify;
 
+use crate::sweep::Sweep;
+
 use crate::sql::{Queries, SQLITE};
 
 /// How long a statement waits for another process's write lock before failing.
@@ -20,6 +22,8 @@ pub struct Backend {
     pool: DbPool,
     q: &'static Queries,
     pub(crate) work: Arc<Notify>,
+    /// When claims next look for expired leases regardless.
+    sweep: Arc<Sweep>,
     /// One writer at a time inside this process: waiting here is fair and wakes at once,
     /// where SQLite's busy handler would sleep in growing steps (and add tens of
     /// milliseconds of latency under contention). Other processes still meet the busy timeout.
@@ -38,7 +42,13 @@ impl Backend {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         crate::migrate::sqlite().run(&pool).await?;
-        Ok(Backend { pool, q: &SQLITE, work, writer: Arc::new(tokio::sync::Mutex::new(())) })
+        Ok(Backend {
+            pool,
+            q: &SQLITE,
+            work,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)),
+        })
     }
 
     /// The connection pool, for callers that run their own transactions (transactional outbox).

@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //!
-//! - [`worker`]: the loop: fan out, claim within free slots, send, settle.
+//! - [`worker`]: the loop: send from the buffer within free slots, settle.
+//! - [`refill`]: the background fan-out and claim that keeps the buffer full.
 //! - [`deliver`]: one HTTP attempt over the shared client (signing at send time).
 //! - [`classify`]: what a result means, and what becomes of the delivery (pure).
 //! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
@@ -20,6 +21,7 @@ pub mod deliver;
 pub mod guard;
 pub mod metrics;
 pub mod record;
+pub mod refill;
 pub mod targets;
 pub mod worker;
 

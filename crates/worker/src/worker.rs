@@ -1,17 +1,17 @@
-//! The delivery loop: fan out new events, claim as many due deliveries as there are free
-//! sending slots (global and per channel), send each in its own task, and hand outcomes
-//! to the recorder, which writes them in batches.
+//! The delivery loop: keep the sending slots (global and per channel) fed from a buffer
+//! of claimed leases that a background refill tops up, send each in its own task, and
+//! hand outcomes to the recorder, which writes them in batches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use certhook_core::event::ChannelState;
 use certhook_core::render::RenderSettings;
 use certhook_core::retry::RetryPolicy;
-use certhook_store::{AttemptRecord, ClaimRequest, Disposition, Lease, Outcome, Store};
+use certhook_store::{AttemptRecord, Disposition, Lease, Outcome, Store};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -21,13 +21,11 @@ use crate::classify::{AttemptResult, Verdict, classify, dispose};
 use crate::deliver::Sender;
 use crate::metrics::Metrics;
 use crate::record::{Settled, run_recorder};
+use crate::refill::{Buffered, RefillRequest, Refilled, refill, refill_size};
 use crate::targets::{Target, Targets};
 
 /// The delivery type of a renewal resolving expiration incidents (PagerDuty).
 pub const RESOLVE_TYPE: &str = "resolve";
-
-/// Events fanned out per pass.
-const FAN_OUT_BATCH: usize = 256;
 
 /// How the worker behaves.
 #[derive(Debug, Clone)]
@@ -66,57 +64,69 @@ struct ChannelSlots {
     breaker: Breaker,
 }
 
+/// What the loop holds between turns.
+#[derive(Default)]
+struct Pipeline {
+    tasks: JoinSet<Settled>,
+    slots: HashMap<Uuid, ChannelSlots>,
+    buffer: VecDeque<Buffered>,
+    targets: Arc<Targets>,
+    targets_loaded: Option<Instant>,
+}
+
 impl Worker {
     /// A worker over `store`, sending with `sender`.
     pub fn new(store: Store, sender: Sender, config: WorkerConfig, metrics: Metrics) -> Self {
         Worker { store, sender, config, metrics }
     }
 
-    /// Runs until `shutdown` is cancelled, then stops claiming, lets in-flight requests
-    /// finish (each is bounded by the request timeout), records their outcomes, and returns.
+    /// Runs until `shutdown` is cancelled, then stops claiming, gives buffered leases
+    /// back, lets in-flight requests finish (each is bounded by the request timeout),
+    /// records their outcomes, and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let (outcomes, rx) = mpsc::channel::<Settled>(self.config.concurrency.max(64) * 2);
         let recorder = tokio::spawn(run_recorder(self.store.clone(), rx, self.config.lease));
-        let mut tasks: JoinSet<Settled> = JoinSet::new();
-        let mut slots: HashMap<Uuid, ChannelSlots> = HashMap::new();
-        let mut targets = Targets::default();
-        let mut targets_loaded: Option<Instant> = None;
+        let mut p = Pipeline::default();
+        let mut refilling: Option<JoinHandle<Refilled>> = None;
+        // False once a refill found nothing to do: wait for a wake-up or the poll interval.
+        let mut may_refill = true;
+        // A refill came back short while some channels were excluded as full: their next
+        // completion may free work for a refill.
+        let mut retry_on_completion = false;
 
         while !shutdown.is_cancelled() {
-            if targets_loaded.is_none_or(|t| t.elapsed() >= self.config.poll_interval) {
-                match Targets::load(&self.store).await {
-                    Ok(t) => {
-                        targets = t;
-                        targets_loaded = Some(Instant::now());
-                    }
-                    Err(e) => tracing::warn!(error = %e, "loading channels failed; retrying"),
-                }
+            if refilling.is_none() && may_refill {
+                refilling = self.start_refill(&p);
             }
-            let more_fan_out = match self.store.fan_out(&self.config.render, FAN_OUT_BATCH).await {
-                Ok(n) => n == FAN_OUT_BATCH,
-                Err(e) => {
-                    tracing::warn!(error = %e, "fan-out failed; retrying");
-                    false
-                }
-            };
-            let claimed = self.claim_and_send(&mut tasks, &mut slots, &mut targets, &outcomes).await;
-            let busy = more_fan_out || (claimed > 0 && tasks.len() < self.config.concurrency);
-            let wait = if busy { Duration::ZERO } else { self.config.poll_interval };
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                    self.settle(done, &mut slots, &outcomes).await;
-                    while let Some(done) = tasks.try_join_next() {
-                        self.settle(done, &mut slots, &outcomes).await;
-                    }
+                done = async { refilling.as_mut().expect("guarded by the branch condition").await }, if refilling.is_some() => {
+                    refilling = None;
+                    (may_refill, retry_on_completion) = self.take_refill(done, &mut p);
                 }
-                _ = self.store.wait_for_work(wait) => {}
+                Some(done) = p.tasks.join_next(), if !p.tasks.is_empty() => {
+                    self.settle(done, &mut p.slots, &outcomes).await;
+                    while let Some(done) = p.tasks.try_join_next() {
+                        self.settle(done, &mut p.slots, &outcomes).await;
+                    }
+                    may_refill |= retry_on_completion;
+                }
+                _ = self.store.wait_for_work(self.config.poll_interval), if refilling.is_none() && (!may_refill || p.tasks.is_empty()) => {
+                    may_refill = true;
+                }
             }
+            self.dispatch(&mut p, &outcomes).await;
         }
-        tracing::info!(in_flight = tasks.len(), "worker stopping: finishing in-flight deliveries");
-        while let Some(done) = tasks.join_next().await {
-            self.settle(done, &mut slots, &outcomes).await;
+        tracing::info!(in_flight = p.tasks.len(), "worker stopping: finishing in-flight deliveries");
+        if let Some(r) = refilling {
+            self.take_refill(r.await, &mut p);
+        }
+        for b in p.buffer.drain(..) {
+            let _ = outcomes.send(Settled::released(b.lease)).await;
+        }
+        while let Some(done) = p.tasks.join_next().await {
+            self.settle(done, &mut p.slots, &outcomes).await;
         }
         drop(outcomes);
         if let Err(e) = recorder.await {
@@ -124,60 +134,93 @@ impl Worker {
         }
     }
 
-    async fn claim_and_send(
-        &self,
-        tasks: &mut JoinSet<Settled>,
-        slots: &mut HashMap<Uuid, ChannelSlots>,
-        targets: &mut Targets,
-        outcomes: &mpsc::Sender<Settled>,
-    ) -> usize {
-        let free = self.config.concurrency.saturating_sub(tasks.len());
-        // Claim in batches: waiting until a quarter of the slots are free turns one claim
-        // transaction per delivery into one per several, at the cost of a few idle slots.
-        let batch = (self.config.concurrency / 4).max(1);
-        if free == 0 || (free < batch && !tasks.is_empty()) {
-            return 0;
-        }
+    /// Starts a background refill if the loop has room for one.
+    fn start_refill(&self, p: &Pipeline) -> Option<JoinHandle<Refilled>> {
+        let limit = refill_size(self.config.concurrency, p.tasks.len(), p.buffer.len())?;
         let threshold = self.config.breaker_threshold;
         let cap = self.config.channel_concurrency;
-        let exclude: Vec<Uuid> = slots
-            .iter()
-            .filter(|(_, s)| s.in_flight >= s.breaker.allowed_in_flight(threshold, cap))
-            .map(|(id, _)| *id)
+        let mut held: HashMap<Uuid, usize> = p.slots.iter().map(|(id, s)| (*id, s.in_flight)).collect();
+        for b in &p.buffer {
+            *held.entry(b.lease.channel_id).or_default() += 1;
+        }
+        let exclude = held
+            .into_iter()
+            .filter(|(id, n)| {
+                // Room for one more round each: what is in flight, and as much again buffered.
+                let allowed = p.slots.get(id).map_or(cap, |s| s.breaker.allowed_in_flight(threshold, cap));
+                *n >= 2 * allowed
+            })
+            .map(|(id, _)| id)
             .collect();
-        let request = ClaimRequest { limit: free, lease: self.config.lease, per_channel: cap, exclude: &exclude };
-        let claim = match self.store.claim_with(&request).await {
+        let request = RefillRequest {
+            limit,
+            lease: self.config.lease,
+            per_channel: cap,
+            exclude,
+            reload_targets: p.targets_loaded.is_none_or(|t| t.elapsed() >= self.config.poll_interval),
+        };
+        Some(tokio::spawn(refill(self.store.clone(), self.config.render.clone(), request, p.targets.clone())))
+    }
+
+    /// Takes a finished refill into the buffer; whether to refill again at once, and
+    /// whether to once a delivery completes.
+    fn take_refill(&self, done: Result<Refilled, tokio::task::JoinError>, p: &mut Pipeline) -> (bool, bool) {
+        let refilled = match done {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "refill task failed");
+                return (false, false);
+            }
+        };
+        if let Some(t) = refilled.targets {
+            p.targets = Arc::new(t);
+            p.targets_loaded = Some(Instant::now());
+        }
+        let claim = match refilled.claim {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "claim failed; retrying");
-                return 0;
+                return (false, false);
             }
         };
         self.metrics.leases_expired.inc_by(claim.taken_over as u64);
         let claimed = claim.leases.len();
-        if claim.leases.iter().any(|l| targets.get(&l.channel_id).is_none())
-            && let Ok(t) = Targets::load(&self.store).await
-        {
-            *targets = t;
-        }
-        for lease in claim.leases {
-            let slot = slots.entry(lease.channel_id).or_default();
-            if slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap) {
-                // More than the channel may have in flight (an open breaker allows one):
-                // give it back at once rather than let it wait on its lease.
-                let settled = Settled::released(lease);
-                let _ = outcomes.send(settled).await;
-                continue;
+        let now = Instant::now();
+        p.buffer.extend(claim.leases.into_iter().map(|lease| Buffered { lease, claimed_at: now }));
+        let again = claimed > 0 || refilled.more_fan_out;
+        (again, !again && refilled.excluded)
+    }
+
+    /// Sends buffered leases while there are free slots, globally and per channel. A
+    /// lease whose channel's breaker opened, or that waited half its length, goes back.
+    async fn dispatch(&self, p: &mut Pipeline, outcomes: &mpsc::Sender<Settled>) {
+        let threshold = self.config.breaker_threshold;
+        let cap = self.config.channel_concurrency;
+        let give_back_after = self.config.lease / 2;
+        let mut kept = VecDeque::with_capacity(p.buffer.len());
+        while let Some(b) = p.buffer.pop_front() {
+            let slot = p.slots.entry(b.lease.channel_id).or_default();
+            let channel_full = slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap);
+            if p.tasks.len() < self.config.concurrency && !channel_full {
+                slot.in_flight += 1;
+                let target = p.targets.get(&b.lease.channel_id);
+                let sender = self.sender.clone();
+                let metrics = self.metrics.clone();
+                let retry = self.config.retry;
+                let pagerduty_url = self.config.pagerduty_url.clone();
+                p.tasks.spawn(
+                    async move { deliver_one(b.lease, target, &sender, &metrics, &retry, &pagerduty_url).await },
+                );
+            } else if (channel_full && slot.breaker.is_open(threshold)) || b.claimed_at.elapsed() >= give_back_after {
+                // An open breaker sends one probe at a time; the rest wait in the table
+                // (where other workers can take them) rather than here under a lease.
+                let _ = outcomes.send(Settled::released(b.lease)).await;
+            } else {
+                kept.push_back(b);
             }
-            slot.in_flight += 1;
-            let target = targets.get(&lease.channel_id);
-            let sender = self.sender.clone();
-            let metrics = self.metrics.clone();
-            let retry = self.config.retry;
-            let pagerduty_url = self.config.pagerduty_url.clone();
-            tasks.spawn(async move { deliver_one(lease, target, &sender, &metrics, &retry, &pagerduty_url).await });
         }
-        claimed
+        p.slots.retain(|_, s| s.in_flight > 0 || s.breaker != Breaker::default());
+        p.buffer = kept;
     }
 
     async fn settle(
@@ -204,7 +247,6 @@ impl Worker {
             }
         }
         let threshold = self.config.breaker_threshold;
-        slots.retain(|_, s| s.in_flight > 0 || s.breaker != Breaker::default());
         let open = slots.values().filter(|s| s.breaker.is_open(threshold)).count();
         self.metrics.circuit_open.set(open as i64);
         let _ = outcomes.send(settled).await;
