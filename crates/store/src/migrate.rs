@@ -30,6 +30,7 @@ pub fn sqlite() -> Migrator {
     migrator(&[
         (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
         (2, "certificate status", include_str!("../../../migrations/sqlite/0002_certificate_status.sql")),
+        (3, "notify only due again", include_str!("../../../migrations/sqlite/0003_notify_only_due_again.sql")),
     ])
 }
 
@@ -38,5 +39,6 @@ pub fn postgres() -> Migrator {
     migrator(&[
         (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
         (2, "certificate status", include_str!("../../../migrations/postgres/0002_certificate_status.sql")),
+        (3, "notify only due again", include_str!("../../../migrations/postgres/0003_notify_only_due_again.sql")),
     ])
 }

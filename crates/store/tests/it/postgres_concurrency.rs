@@ -109,3 +109,46 @@ async fn an_insert_elsewhere_wakes_a_listening_worker() {
     worker.close().await;
     db.finish().await;
 }
+
+/// How long `store` waits for a wake-up, at most `limit`.
+async fn wake_delay(store: &Store, limit: Duration) -> Duration {
+    let started = std::time::Instant::now();
+    store.wait_for_work(limit).await;
+    started.elapsed()
+}
+
+/// A worker's own claims and deliveries do not wake the other workers (each would cost a
+/// NOTIFY under the cluster-wide notify lock and a pointless wake-up); a delivery that
+/// becomes due again (a retry) does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_and_deliveries_wake_no_one_but_a_retry_does() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let listening = db.store().await;
+    let listener = listening.listen_for_work().await.unwrap().expect("PostgreSQL listens");
+    let worker = Store::connect(db.url()).await.unwrap();
+    queue_with(&worker, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wake_delay(&listening, Duration::from_millis(10)).await; // the setup's own wake-up
+
+    let quiet = Duration::from_millis(700);
+    let claim = worker.claim(2, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claim.leases.len(), 2);
+    let mut leases = claim.leases.into_iter();
+    let delivered = Outcome { lease: leases.next().unwrap(), attempt: None, disposition: Disposition::Delivered };
+    assert_eq!(worker.record(&[delivered]).await.unwrap(), vec![true]);
+    let waited = wake_delay(&listening, quiet).await;
+    assert!(waited >= quiet, "a claim and a delivery woke a listener after {waited:?}");
+
+    let retry = Outcome {
+        lease: leases.next().unwrap(),
+        attempt: None,
+        disposition: Disposition::Retry { delay: Duration::from_millis(1) },
+    };
+    assert_eq!(worker.record(&[retry]).await.unwrap(), vec![true]);
+    let waited = wake_delay(&listening, Duration::from_secs(30)).await;
+    assert!(waited < Duration::from_secs(15), "a retry woke the listener only after {waited:?}");
+    listener.abort();
+    worker.close().await;
+    listening.close().await;
+    db.finish().await;
+}
