@@ -8,6 +8,16 @@ use crate::support::{Env, Serve, event};
 
 const EVENTS: usize = 40;
 
+/// Starts `serve` on `env` with one webhook channel to `receiver` and enqueues `n` events.
+async fn serve_with_events(env: &Env, receiver: &Receiver, n: usize) -> Serve {
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(env).await;
+    for i in 0..n {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    serve
+}
+
 fn serials(receiver: &Receiver) -> HashSet<String> {
     receiver
         .received()
@@ -24,11 +34,7 @@ async fn kill_9_during_a_stream_then_restart_delivers_every_event() {
     env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "3s");
     env.set("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "1s");
     env.set("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "20");
-    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
-    let serve = Serve::start(&env).await;
-    for i in 0..EVENTS {
-        serve.enqueue(&event(&app, &i.to_string())).await;
-    }
+    let serve = serve_with_events(&env, &receiver, EVENTS).await;
     receiver.wait_for(3, Duration::from_secs(20)).await;
     serve.kill9().await;
     let before = receiver.received().len();
@@ -44,11 +50,7 @@ async fn kill_9_during_a_stream_then_restart_delivers_every_event() {
 async fn sigterm_with_slow_requests_in_flight_exits_0_and_loses_nothing() {
     let receiver = Receiver::start(Reply::Delay(Duration::from_millis(800), 204)).await;
     let env = Env::fast();
-    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
-    let serve = Serve::start(&env).await;
-    for i in 0..5 {
-        serve.enqueue(&event(&app, &i.to_string())).await;
-    }
+    let serve = serve_with_events(&env, &receiver, 5).await;
     receiver.wait_for(1, Duration::from_secs(20)).await;
     let code = serve.terminate().await;
     assert_eq!(code, 0, "a signal is a clean stop");
@@ -68,11 +70,7 @@ async fn sigterm_gives_claimed_but_unsent_leases_back_at_once() {
     let receiver = Receiver::start(Reply::Delay(Duration::from_millis(800), 204)).await;
     let mut env = Env::fast();
     env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "10m");
-    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
-    let serve = Serve::start(&env).await;
-    for i in 0..EVENTS {
-        serve.enqueue(&event(&app, &i.to_string())).await;
-    }
+    let serve = serve_with_events(&env, &receiver, EVENTS).await;
     receiver.wait_for(8, Duration::from_secs(20)).await;
     let code = serve.terminate().await;
     assert_eq!(code, 0);

@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::model::*;
+use crate::sql::{AttemptRow, OutcomeRow, json_array};
 
 /// Held for the length of a write transaction where the backend serialises writers.
 type WriterGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
@@ -909,9 +910,10 @@ impl Backend {
     // ---- the worker's side ----
 
     /// Claims up to `limit` due deliveries under one fresh lease, at most `per_channel`
-    /// per channel and none of the `exclude`d channels; expired leases are taken over when
-    /// the due rows fall short of `limit`, and at least once a second in any case (a sweep
-    /// for crashed workers that need not cost a statement on every claim).
+    /// per channel and none of the `exclude`d channels. Expired leases (a crashed
+    /// worker's) are taken over first once a second, and otherwise whenever the due rows
+    /// fall short of `limit`, so a busy queue does not pay a statement per claim for what
+    /// is rare.
     pub async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim> {
         let limit = request.limit;
         if limit == 0 {
@@ -920,28 +922,27 @@ impl Backend {
         let token = Uuid::new_v4();
         let tok = token.to_string();
         let lease_ms = duration_ms(request.lease);
-        let exclude = serde_json::to_string(&request.exclude.iter().map(Uuid::to_string).collect::<Vec<_>>())
-            .unwrap_or_else(|_| "[]".into());
+        let exclude = json_array(&request.exclude.iter().map(Uuid::to_string).collect::<Vec<_>>());
         let window = (limit * 4).max(64) as i64;
         let (_writer, mut tx) = self.begin_write().await?;
-        let mut rows = sqlx::query(self.q.claim_due)
-            .bind(&tok)
-            .bind(lease_ms)
-            .bind(&exclude)
-            .bind(window)
-            .bind(request.per_channel.max(1) as i64)
-            .bind(limit as i64)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut taken_over = 0;
-        if rows.len() < limit || self.sweep.due() {
-            let expired = sqlx::query(self.q.claim_expired)
+        let swept = self.sweep.due();
+        let mut rows = if swept { self.claim_expired(&mut tx, &tok, lease_ms, limit).await? } else { Vec::new() };
+        let mut taken_over = rows.len();
+        if rows.len() < limit {
+            let due = sqlx::query(self.q.claim_due)
                 .bind(&tok)
                 .bind(lease_ms)
-                .bind((limit - rows.len().min(limit)).max(1) as i64)
+                .bind(&exclude)
+                .bind(window)
+                .bind(request.per_channel.max(1) as i64)
+                .bind((limit - rows.len()) as i64)
                 .fetch_all(&mut *tx)
                 .await?;
-            taken_over = expired.len();
+            rows.extend(due);
+        }
+        if !swept && rows.len() < limit {
+            let expired = self.claim_expired(&mut tx, &tok, lease_ms, limit - rows.len()).await?;
+            taken_over += expired.len();
             rows.extend(expired);
         }
         tx.commit().await?;
@@ -977,73 +978,74 @@ impl Backend {
         Ok(Claim { leases, taken_over })
     }
 
+    /// Takes over up to `limit` expired leases under `token`.
+    async fn claim_expired(&self, conn: &mut DbConn, token: &str, lease_ms: i64, limit: usize) -> Result<Vec<DbRow>> {
+        Ok(sqlx::query(self.q.claim_expired).bind(token).bind(lease_ms).bind(limit as i64).fetch_all(conn).await?)
+    }
+
     /// Records a batch of outcomes in one transaction: one statement per kind of outcome
     /// and one for all attempts, each over a bound JSON array. Each outcome is accepted
     /// only if its lease still holds the row (fencing); the result says which were, in
     /// input order.
     pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
-        let mut by_kind: [Vec<serde_json::Value>; 4] = Default::default();
-        for Outcome { lease, attempt, disposition } in outcomes {
+        let ids: Vec<String> = outcomes.iter().map(|o| o.lease.delivery_id.to_string()).collect();
+        let mut by_kind: [Vec<OutcomeRow>; 4] = Default::default();
+        for (Outcome { lease, attempt, disposition }, id) in outcomes.iter().zip(&ids) {
             let (kind, delay, reason) = match disposition {
                 Disposition::Delivered => (0, 0, None),
                 Disposition::Retry { delay } => (1, duration_ms(*delay), None),
                 Disposition::Dead { reason } => (2, 0, Some(reason.as_str())),
                 Disposition::Released => (3, 0, None),
             };
-            by_kind[kind].push(serde_json::json!({
-                "id": lease.delivery_id.to_string(),
-                "token": lease.token.to_string(),
-                "added": i64::from(attempt.is_some()),
-                "status": attempt.as_ref().and_then(|a| a.status_code),
-                "error": attempt.as_ref().and_then(|a| a.error.as_deref()),
-                "delay": delay,
-                "reason": reason,
-            }));
+            by_kind[kind].push(OutcomeRow {
+                id,
+                token: lease.token.to_string(),
+                added: i64::from(attempt.is_some()),
+                status: attempt.as_ref().and_then(|a| a.status_code),
+                error: attempt.as_ref().and_then(|a| a.error.as_deref()),
+                delay,
+                reason,
+            });
         }
         let statements = [self.q.record_delivered, self.q.record_retry, self.q.record_dead, self.q.record_released];
         let (_writer, mut tx) = self.begin_write().await?;
         // Accepted deliveries (their lease still held the row) and their attempt counts.
         let mut counts: HashMap<String, i64> = HashMap::with_capacity(outcomes.len());
-        for (rows, sql) in by_kind.into_iter().zip(statements) {
+        for (rows, sql) in by_kind.iter().zip(statements) {
             if rows.is_empty() {
                 continue;
             }
-            let json = serde_json::Value::from(rows).to_string();
-            for row in sqlx::query(sql).bind(json).fetch_all(&mut *tx).await? {
+            for row in sqlx::query(sql).bind(json_array(rows)).fetch_all(&mut *tx).await? {
                 counts.insert(row.try_get("id")?, row.try_get("attempt_count")?);
             }
         }
+        let mut accepted = Vec::with_capacity(outcomes.len());
         let mut attempts = Vec::new();
         // Per channel: did any attempt in this batch succeed, or did all fail?
         let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
         let mut released = false;
-        let accepted: Vec<bool> = outcomes
-            .iter()
-            .map(|Outcome { lease, attempt, disposition }| {
-                let id = lease.delivery_id.to_string();
-                let Some(number) = counts.get(&id) else { return false };
-                released |= matches!(disposition, Disposition::Released);
-                if let Some(a) = attempt {
-                    *channel_health.entry(lease.channel_id).or_insert(false) |=
-                        matches!(disposition, Disposition::Delivered);
-                    attempts.push(serde_json::json!({
-                        "id": id,
-                        "number": number,
-                        "started": a.started_at.timestamp_millis(),
-                        "duration": duration_ms(a.duration),
-                        "status": a.status_code,
-                        "error": a.error,
-                        "snippet": a.response_snippet,
-                    }));
-                }
-                true
-            })
-            .collect();
+        for (Outcome { lease, attempt, disposition }, id) in outcomes.iter().zip(&ids) {
+            let Some(&number) = counts.get(id) else {
+                accepted.push(false);
+                continue;
+            };
+            accepted.push(true);
+            released |= matches!(disposition, Disposition::Released);
+            if let Some(a) = attempt {
+                *channel_health.entry(lease.channel_id).or_insert(false) |= matches!(disposition, Disposition::Delivered);
+                attempts.push(AttemptRow {
+                    id,
+                    number,
+                    started: a.started_at.timestamp_millis(),
+                    duration: duration_ms(a.duration),
+                    status: a.status_code,
+                    error: a.error.as_deref(),
+                    snippet: a.response_snippet.as_deref(),
+                });
+            }
+        }
         if !attempts.is_empty() {
-            sqlx::query(self.q.insert_attempts)
-                .bind(serde_json::Value::from(attempts).to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(self.q.insert_attempts).bind(json_array(&attempts)).execute(&mut *tx).await?;
         }
         for (ok, sql) in [(true, self.q.channels_succeeded), (false, self.q.channels_failed)] {
             // Sorted, so concurrent batches lock channel rows in one order (PostgreSQL).
@@ -1051,8 +1053,7 @@ impl Backend {
                 channel_health.iter().filter(|(_, v)| **v == ok).map(|(c, _)| c.to_string()).collect();
             if !ids.is_empty() {
                 ids.sort();
-                let json = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-                sqlx::query(sql).bind(json).execute(&mut *tx).await?;
+                sqlx::query(sql).bind(json_array(&ids)).execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;

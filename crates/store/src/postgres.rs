@@ -8,9 +8,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use sqlx::{PgConnection as DbConn, PgPool as DbPool, Postgres as Db, postgres::PgRow as DbRow};
 use tokio::sync::Notify;
 
-use crate::sweep::Sweep;
-
 use crate::sql::{POSTGRES, Queries};
+use crate::sweep::Sweep;
 
 /// The NOTIFY channel the outbox trigger signals.
 pub const WORK_CHANNEL: &str = "certhook_work";

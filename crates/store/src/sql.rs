@@ -59,36 +59,31 @@ fn translate(sql: &str, dialect: Dialect) -> &'static str {
 /// drives the join from the partial index on `state = 'leased'` and re-reads the whole JSON
 /// array for every leased row. PostgreSQL plans that join well from its own estimates.
 fn no_index(sql: &str, dialect: Dialect) -> String {
-    let mut out = String::with_capacity(sql.len());
-    let mut rest = sql;
-    while let Some(at) = rest.find("NOIDX(") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + "NOIDX(".len()..];
-        let end = after.find(')').expect("NOIDX( is closed");
-        if dialect == Dialect::Sqlite {
-            out.push('+');
-        }
-        out.push_str(&after[..end]);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    out
+    rewrite_calls(sql, "NOIDX(", |column| match dialect {
+        Dialect::Sqlite => format!("+{column}"),
+        Dialect::Postgres => column.to_string(),
+    })
 }
 
 /// `USE_INDEX(name)` after a table name: SQLite's planner, without statistics, prefers
 /// the broad `(state, created_at)` index and sorts, which makes a claim O(n); `INDEXED BY`
 /// pins the partial index that keeps it O(log n). PostgreSQL plans from statistics.
 fn use_index(sql: &str, dialect: Dialect) -> String {
+    rewrite_calls(sql, "USE_INDEX(", |name| match dialect {
+        Dialect::Sqlite => format!("INDEXED BY {name}"),
+        Dialect::Postgres => String::new(),
+    })
+}
+
+/// Replaces every `MARKER(arg)` (`open` is `MARKER(`) with `replace(arg)`.
+fn rewrite_calls(sql: &str, open: &str, replace: impl Fn(&str) -> String) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
-    while let Some(at) = rest.find("USE_INDEX(") {
+    while let Some(at) = rest.find(open) {
         out.push_str(&rest[..at]);
-        let after = &rest[at + "USE_INDEX(".len()..];
-        let end = after.find(')').expect("USE_INDEX( is closed");
-        if dialect == Dialect::Sqlite {
-            out.push_str("INDEXED BY ");
-            out.push_str(&after[..end]);
-        }
+        let after = &rest[at + open.len()..];
+        let end = after.find(')').unwrap_or_else(|| panic!("{open} is closed"));
+        out.push_str(&replace(&after[..end]));
         rest = &after[end + 1..];
     }
     out.push_str(rest);
@@ -132,6 +127,36 @@ const OUTCOMES: &str = "(SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_t
     CAST(value ->> 'added' AS BIGINT) AS o_added, CAST(value ->> 'status' AS BIGINT) AS o_status, \
     value ->> 'error' AS o_error, CAST(value ->> 'delay' AS BIGINT) AS o_delay, value ->> 'reason' AS o_reason \
     FROM JSON_ELEMENTS(?))";
+
+/// One outcome as a row of [`OUTCOMES`] (the JSON keys are its column sources).
+#[derive(serde::Serialize)]
+pub(crate) struct OutcomeRow<'a> {
+    pub id: &'a str,
+    pub token: String,
+    pub added: i64,
+    pub status: Option<u16>,
+    pub error: Option<&'a str>,
+    pub delay: i64,
+    pub reason: Option<&'a str>,
+}
+
+/// One attempt as a row that `insert_attempts` reads.
+#[derive(serde::Serialize)]
+pub(crate) struct AttemptRow<'a> {
+    pub id: &'a str,
+    pub number: i64,
+    pub started: i64,
+    pub duration: i64,
+    pub status: Option<u16>,
+    pub error: Option<&'a str>,
+    pub snippet: Option<&'a str>,
+}
+
+/// Rows as the JSON array a batch statement binds.
+pub(crate) fn json_array<T: serde::Serialize>(rows: &[T]) -> String {
+    // Strings, integers and options only: serialising them cannot fail.
+    serde_json::to_string(rows).expect("plain rows serialise")
+}
 
 /// The fence of a batch write: the row is still leased, under the outcome's lease token.
 const FENCE: &str = "id = j.o_id AND NOIDX(lease_token) = j.o_token AND NOIDX(state) = 'leased'";

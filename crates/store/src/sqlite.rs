@@ -9,9 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite as Db, SqliteConnection as DbConn, SqlitePool as DbPool, sqlite::SqliteRow as DbRow};
 use tokio::sync::Notify;
 
-use crate::sweep::Sweep;
-
 use crate::sql::{Queries, SQLITE};
+use crate::sweep::Sweep;
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -64,6 +64,18 @@ struct ChannelSlots {
     breaker: Breaker,
 }
 
+/// When the loop starts its next refill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextRefill {
+    /// As soon as there is room: the last one found work.
+    Now,
+    /// After a delivery completes: the last one came back short while some channels were
+    /// excluded as full, and a completion may free one of them.
+    AfterCompletion,
+    /// After a wake-up or the poll interval: the last one found nothing, or failed.
+    AfterWake,
+}
+
 /// What the loop holds between turns.
 #[derive(Default)]
 struct Pipeline {
@@ -88,14 +100,10 @@ impl Worker {
         let recorder = tokio::spawn(run_recorder(self.store.clone(), rx, self.config.lease));
         let mut p = Pipeline::default();
         let mut refilling: Option<JoinHandle<Refilled>> = None;
-        // False once a refill found nothing to do: wait for a wake-up or the poll interval.
-        let mut may_refill = true;
-        // A refill came back short while some channels were excluded as full: their next
-        // completion may free work for a refill.
-        let mut retry_on_completion = false;
+        let mut next = NextRefill::Now;
 
         while !shutdown.is_cancelled() {
-            if refilling.is_none() && may_refill {
+            if refilling.is_none() && next == NextRefill::Now {
                 refilling = self.start_refill(&p);
             }
             tokio::select! {
@@ -103,17 +111,19 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 done = async { refilling.as_mut().expect("guarded by the branch condition").await }, if refilling.is_some() => {
                     refilling = None;
-                    (may_refill, retry_on_completion) = self.take_refill(done, &mut p);
+                    next = self.take_refill(done, &mut p);
                 }
                 Some(done) = p.tasks.join_next(), if !p.tasks.is_empty() => {
                     self.settle(done, &mut p.slots, &outcomes).await;
                     while let Some(done) = p.tasks.try_join_next() {
                         self.settle(done, &mut p.slots, &outcomes).await;
                     }
-                    may_refill |= retry_on_completion;
+                    if next == NextRefill::AfterCompletion {
+                        next = NextRefill::Now;
+                    }
                 }
-                _ = self.store.wait_for_work(self.config.poll_interval), if refilling.is_none() && (!may_refill || p.tasks.is_empty()) => {
-                    may_refill = true;
+                _ = self.store.wait_for_work(self.config.poll_interval), if refilling.is_none() && (next != NextRefill::Now || p.tasks.is_empty()) => {
+                    next = NextRefill::Now;
                 }
             }
             self.dispatch(&mut p, &outcomes).await;
@@ -162,14 +172,13 @@ impl Worker {
         Some(tokio::spawn(refill(self.store.clone(), self.config.render.clone(), request, p.targets.clone())))
     }
 
-    /// Takes a finished refill into the buffer; whether to refill again at once, and
-    /// whether to once a delivery completes.
-    fn take_refill(&self, done: Result<Refilled, tokio::task::JoinError>, p: &mut Pipeline) -> (bool, bool) {
+    /// Takes a finished refill into the buffer; when to refill next.
+    fn take_refill(&self, done: Result<Refilled, tokio::task::JoinError>, p: &mut Pipeline) -> NextRefill {
         let refilled = match done {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "refill task failed");
-                return (false, false);
+                return NextRefill::AfterWake;
             }
         };
         if let Some(t) = refilled.targets {
@@ -180,15 +189,20 @@ impl Worker {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "claim failed; retrying");
-                return (false, false);
+                return NextRefill::AfterWake;
             }
         };
         self.metrics.leases_expired.inc_by(claim.taken_over as u64);
         let claimed = claim.leases.len();
         let now = Instant::now();
         p.buffer.extend(claim.leases.into_iter().map(|lease| Buffered { lease, claimed_at: now }));
-        let again = claimed > 0 || refilled.more_fan_out;
-        (again, !again && refilled.excluded)
+        if claimed > 0 || refilled.more_fan_out {
+            NextRefill::Now
+        } else if refilled.excluded {
+            NextRefill::AfterCompletion
+        } else {
+            NextRefill::AfterWake
+        }
     }
 
     /// Sends buffered leases while there are free slots, globally and per channel. A

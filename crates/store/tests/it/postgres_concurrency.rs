@@ -86,11 +86,7 @@ async fn an_insert_elsewhere_wakes_a_listening_worker() {
     let poll = Duration::from_secs(30);
     let waiter = tokio::spawn({
         let worker = worker.clone();
-        async move {
-            let started = std::time::Instant::now();
-            worker.wait_for_work(poll).await;
-            started.elapsed()
-        }
+        async move { wake_delay(&worker, poll).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     exec(

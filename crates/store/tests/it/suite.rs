@@ -20,6 +20,7 @@ crate::both_backends!(
     claim_leases_due_rows_once,
     claim_respects_per_channel_caps_and_skips_full_channels,
     expired_lease_is_taken_over_and_the_old_owner_is_fenced_off,
+    a_busy_queue_still_takes_expired_leases_over_and_never_claims_past_the_limit,
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
     replay_and_purge_by_filter_with_dry_run,
@@ -224,6 +225,18 @@ async fn expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Stor
     assert_eq!(detail.delivery.state, DeliveryState::Delivered);
     assert_eq!(detail.delivery.last_status_code, Some(204));
     assert!(detail.delivery.delivered_at.is_some());
+}
+
+/// Due rows that fill every claim do not starve a crashed worker's leases: the once-a-second
+/// sweep takes them over first, within the claim's limit.
+async fn a_busy_queue_still_takes_expired_leases_over_and_never_claims_past_the_limit(store: Store) {
+    queue_with(&store, 10).await;
+    let old = store.claim(1, Duration::from_millis(100)).await.unwrap().leases.pop().unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let claim = store.claim(3, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claim.leases.len(), 3, "seven rows are due, and the claim asked for three");
+    assert_eq!(claim.taken_over, 1);
+    assert_eq!(claim.leases[0].delivery_id, old.delivery_id, "the expired lease comes first");
 }
 
 async fn retry_schedules_the_next_attempt_and_logs_the_attempt(store: Store) {
