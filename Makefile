@@ -12,8 +12,15 @@ run:
 build:
 	$(CARGO) build --workspace --all-targets
 
+# PostgreSQL tests that skipped (no server, outside CI) list themselves in SKIP_LOG.
+SKIP_LOG := target/tmp/postgres-skipped.txt
+
 test:
+	@rm -f $(SKIP_LOG)
 	$(CARGO) test --workspace
+	@if [ -s $(SKIP_LOG) ]; then \
+	  echo "WARNING: $$(wc -l < $(SKIP_LOG)) PostgreSQL tests SKIPPED (no server; see $(SKIP_LOG)). Set CERTHOOK_TEST_POSTGRES_URL or start PostgreSQL."; \
+	fi
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -4,15 +4,9 @@
 use std::time::Duration;
 
 use crate::receiver::{Receiver, Reply};
-use crate::support::{Env, Serve, event};
+use crate::support::{Env, Serve, event, metric};
 
 const TOKEN: &str = "test-admin-token-0123456789";
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
-        .unwrap_or_else(|| panic!("no series {series}"))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_needs_the_bearer_token_and_errors_are_json() {
@@ -82,7 +76,7 @@ async fn v1_needs_the_bearer_token_and_errors_are_json() {
 async fn non_loopback_listen_without_a_token_is_refused() {
     let mut env = Env::fast();
     env.set("CERTHOOK_LISTEN", "0.0.0.0:0");
-    let out = env.run(&["serve"]);
+    let out = env.run_within(&["serve"], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin_token"));
 }
@@ -91,23 +85,51 @@ async fn non_loopback_listen_without_a_token_is_refused() {
 async fn metrics_count_exactly_what_happened() {
     let receiver = Receiver::start(Reply::Status(204)).await;
     receiver.script([Reply::Status(500)]);
-    let env = Env::fast();
+    let mut env = Env::fast();
+    // three failures in a row (one dead letter's every attempt) open the circuit
+    env.set("CERTHOOK_DELIVERY__CIRCUIT_BREAKER_THRESHOLD", "3");
     let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
     let serve = Serve::start(&env).await;
-    let before = serve.http().get(serve.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let before = serve.metrics().await;
     assert_eq!(metric(&before, "certhook_events_enqueued_total{type=\"issuance\"}"), 0.0);
     serve.enqueue(&event(&app, "1")).await;
     serve.enqueue(&event(&app, "2")).await;
     serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["delivered"] == 2).await;
-    let text = serve.http().get(serve.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = serve.metrics().await;
     assert_eq!(metric(&text, "certhook_events_enqueued_total{type=\"issuance\"}"), 2.0);
     assert_eq!(metric(&text, "certhook_delivery_attempts_total{result=\"2xx\"}"), 2.0);
     assert_eq!(metric(&text, "certhook_delivery_attempts_total{result=\"5xx\"}"), 1.0);
     assert_eq!(metric(&text, "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"delivered\"}"), 2.0);
     assert_eq!(metric(&text, "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"retried\"}"), 1.0);
     assert_eq!(metric(&text, "certhook_end_to_end_latency_seconds_count"), 2.0);
-    assert_eq!(metric(&text, "certhook_queue_depth{state=\"pending\"}"), 0.0);
     assert_eq!(metric(&text, "certhook_channels{state=\"active\"}"), 1.0);
+    assert_eq!(metric(&text, "certhook_circuit_open"), 0.0, "one failure is below the threshold");
+
+    // Every attempt of the third event fails: a dead letter, and an open circuit.
+    receiver.set_default(Reply::Status(500));
+    serve.enqueue(&event(&app, "3")).await;
+    serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["dead"] == 1).await;
+    let text = serve.metrics().await;
+    assert_eq!(metric(&text, "certhook_queue_depth{state=\"dead\"}"), 1.0);
+    assert_eq!(metric(&text, "certhook_queue_depth{state=\"pending\"}"), 0.0);
+    assert_eq!(metric(&text, "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"dead_lettered\"}"), 1.0);
+    assert_eq!(metric(&text, "certhook_circuit_open"), 1.0, "three failures in a row open the circuit");
+
+    // Replayed through the API, it is delivered: the replay is counted and the circuit closes.
+    receiver.set_default(Reply::Status(204));
+    let resp = serve
+        .http()
+        .post(serve.url("/v1/dead-letters/replay"))
+        .json(&serde_json::json!({ "all": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["delivered"] == 3).await;
+    let text = serve.metrics().await;
+    assert_eq!(metric(&text, "certhook_dead_letter_replays_total"), 1.0);
+    assert_eq!(metric(&text, "certhook_queue_depth{state=\"dead\"}"), 0.0);
+    assert_eq!(metric(&text, "certhook_circuit_open"), 0.0);
     serve.terminate().await;
 }
 
@@ -120,7 +142,8 @@ async fn openapi_document_describes_every_v1_route() {
     assert_eq!(resp.status(), 200, "the document needs no token");
     let doc: serde_json::Value = resp.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for (path, method) in [
+    // Every route the server has, and only those: the document and the router must agree.
+    let expected: std::collections::BTreeSet<(String, String)> = [
         ("/v1/events", "post"),
         ("/v1/events/batch", "post"),
         ("/v1/deliveries", "get"),
@@ -129,8 +152,60 @@ async fn openapi_document_describes_every_v1_route() {
         ("/v1/dead-letters/replay", "post"),
         ("/v1/dead-letters/purge", "post"),
         ("/v1/status", "get"),
-    ] {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} missing from /openapi.json");
+        ("/v1/applications", "get"),
+        ("/v1/applications", "post"),
+        ("/v1/applications/{id}", "get"),
+        ("/v1/applications/{id}/alerts", "get"),
+        ("/v1/applications/{id}/alerts", "post"),
+        ("/v1/alerts/{id}", "get"),
+        ("/v1/alerts/{id}", "delete"),
+        ("/v1/alerts/{id}/channels", "get"),
+        ("/v1/alerts/{id}/channels", "post"),
+        ("/v1/channels/{id}", "get"),
+        ("/v1/channels/{id}", "patch"),
+        ("/v1/channels/{id}", "delete"),
+        ("/v1/channels/{id}/activate", "post"),
+        ("/v1/channels/{id}/reverify", "post"),
+        ("/v1/channels/{id}/test", "post"),
+        ("/v1/channels/{id}/pause", "post"),
+        ("/v1/channels/{id}/resume", "post"),
+        ("/v1/channels/{id}/enable", "post"),
+        ("/v1/channels/{id}/rotate-secret", "post"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+    ]
+    .into_iter()
+    .map(|(p, m)| (p.to_string(), m.to_string()))
+    .collect();
+    let documented: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| item.as_object().unwrap().keys().map(move |m| (path.clone(), m.clone())))
+        .filter(|(_, m)| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+        .collect();
+    assert_eq!(documented, expected, "/openapi.json and the routes differ");
+    // ... and each documented route is served: unknown ids get a JSON 404, not the router's.
+    let nil = "00000000-0000-0000-0000-000000000000";
+    for (path, method) in &documented {
+        let url = serve.url(&path.replace("{id}", nil));
+        let resp = serve
+            .http()
+            .request(method.to_uppercase().parse().unwrap(), &url)
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let code = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert_ne!(code, 405, "{method} {path} is documented but not routed");
+        if code == 404 {
+            let err: serde_json::Value = serde_json::from_str(&body)
+                .unwrap_or_else(|_| panic!("{method} {path} is documented but not routed: {body:?}"));
+            assert_eq!(err["error"]["code"], "not_found", "{method} {path}: {body}");
+        }
     }
     let schemas = &doc["components"]["schemas"];
     for name in ["Delivery", "DeliveryDetail", "Attempt", "Status", "EventInput", "ErrorBody", "DeliveryState"] {

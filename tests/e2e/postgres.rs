@@ -8,23 +8,11 @@ use std::time::Duration;
 use certhook_store::scratch::ScratchDatabase;
 
 use crate::receiver::{Receiver, Reply};
-use crate::support::{Env, Serve, event};
-
-fn admin_url() -> String {
-    std::env::var("CERTHOOK_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+use crate::support::{Env, Serve, event, metric};
 
 /// A fresh database for one test, or `None` to skip.
 async fn fresh_database() -> Option<ScratchDatabase> {
-    let admin = admin_url();
-    match ScratchDatabase::create(&admin, "certhook_e2e").await {
-        Ok(db) => Some(db),
-        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("skipping PostgreSQL test: cannot create a database on {admin}: {e}");
-            None
-        }
-        Err(e) => panic!("CI=true and PostgreSQL is unusable at {admin}: {e}"),
-    }
+    certhook_store::scratch::for_test("certhook_e2e", env!("CARGO_TARGET_TMPDIR")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,6 +39,18 @@ async fn two_serve_processes_share_one_postgres_queue() {
     }
     assert_eq!(per_serial.len(), N, "every event arrived");
     assert!(per_serial.values().all(|n| *n == 1), "no delivery was sent twice without a crash");
+    let delivered = "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"delivered\"}";
+    let counted = async || (metric(&a.metrics().await, delivered), metric(&b.metrics().await, delivered));
+    let (mut by_a, mut by_b) = counted().await;
+    for _ in 0..100 {
+        if by_a + by_b >= N as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await; // counters follow the recorded outcomes
+        (by_a, by_b) = counted().await;
+    }
+    assert_eq!(by_a + by_b, N as f64, "the two processes' counters add up to every delivery");
+    assert!(by_a > 0.0 && by_b > 0.0, "both processes delivered: {by_a} and {by_b}");
     assert_eq!(a.terminate().await, 0);
     assert_eq!(b.terminate().await, 0);
     db.drop_database().await.unwrap();

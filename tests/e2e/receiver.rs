@@ -21,8 +21,15 @@ pub struct Received {
 }
 
 impl Received {
+    /// The value of header `name`; panics when the request did not carry it, so that two
+    /// missing headers never compare equal.
     pub fn header(&self, name: &str) -> String {
-        self.headers.get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+        self.try_header(name).unwrap_or_else(|| panic!("the request to {} has no {name} header", self.path))
+    }
+
+    /// The value of header `name`, if the request carried it.
+    pub fn try_header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.to_str().expect("header is visible ASCII").to_string())
     }
 
     pub fn json(&self) -> serde_json::Value {

@@ -28,7 +28,10 @@ async fn start(program: &str, script: &str) -> Option<Snippet> {
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            eprintln!("skipping the {script} snippet: cannot run {program}: {e}");
+            // io::stderr() directly: libtest captures only the print macros.
+            use std::io::Write;
+            let notice = format!("\nSKIPPED the {script} snippet: cannot run {program}: {e}\n");
+            let _ = std::io::stderr().write_all(notice.as_bytes());
             return None;
         }
         Err(e) => panic!("CI=true and {program} cannot run: {e}"),

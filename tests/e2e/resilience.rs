@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::receiver::{Receiver, Reply};
-use crate::support::{Env, Serve, event};
+use crate::support::{Env, Serve, event, metric};
 
 const EVENTS: usize = 40;
 
@@ -37,12 +37,29 @@ async fn kill_9_during_a_stream_then_restart_delivers_every_event() {
     let serve = serve_with_events(&env, &receiver, EVENTS).await;
     receiver.wait_for(3, Duration::from_secs(20)).await;
     serve.kill9().await;
-    let before = receiver.received().len();
+    let at_kill = env.json(&["status"]);
+    let leased = at_kill["deliveries"]["leased"].as_u64().unwrap() as usize;
+    let delivered = at_kill["deliveries"]["delivered"].as_u64().unwrap() as usize;
+    tokio::time::sleep(Duration::from_millis(300)).await; // requests already on the wire land
+    let sent = receiver.received().len();
+    // Sent but not recorded: these are the only ones that may arrive twice.
+    let unrecorded = sent - delivered;
+    assert!(
+        leased > unrecorded,
+        "some deliveries were leased but not yet sent at the kill: {leased} leased, {unrecorded} sent unrecorded"
+    );
 
     let serve = Serve::start(&env).await;
     serve.wait_status(Duration::from_secs(60), |s| s["deliveries"]["delivered"] == EVENTS).await;
     let got = serials(&receiver);
-    assert_eq!(got.len(), EVENTS, "every event arrived at least once (had {before} before the kill)");
+    assert_eq!(got.len(), EVENTS, "every event arrived at least once");
+    let duplicates = receiver.received().len() - EVENTS;
+    assert!(duplicates <= unrecorded, "{duplicates} duplicates, but only {unrecorded} were sent and not recorded");
+    assert_eq!(
+        metric(&serve.metrics().await, "certhook_leases_expired_total"),
+        leased as f64,
+        "the new process took over every lease the dead one held"
+    );
     serve.terminate().await;
 }
 

@@ -52,13 +52,14 @@ async fn import_a_folder_then_scan_and_the_expiration_alert_arrives() {
         "30d",
     ]);
     env.channel(alert["id"].as_str().unwrap(), &receiver.url("/hook"), None);
-    // a long scan interval: only the explicit `certhook scan` below reports anything after start
+    // a long scan interval: only serve's scan at start and the explicit scans below run
     let mut env = env;
     env.set("CERTHOOK_SCAN_INTERVAL", "1h");
     let serve = Serve::start(&env).await;
-    // serve scans once at start; give it a moment, then scan from the CLI as an operator would
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve.wait_metric("certhook_expiration_scans_total", Duration::from_secs(20), |n| n >= 1.0).await;
     let scan = env.json(&["scan"]);
+    assert_eq!(scan["reported"], 0, "serve's scan at start reported the certificate; the CLI's does not repeat it");
+    assert_eq!(scan["expiredMarked"], 0);
     let got = receiver.wait_for(1, Duration::from_secs(20)).await;
     let ce = got[0].json();
     assert_eq!(ce["type"], "com.infisical.pki.certificate.expiration");
@@ -69,15 +70,44 @@ async fn import_a_folder_then_scan_and_the_expiration_alert_arrives() {
     assert_eq!(reported[0]["serialNumber"], "1001");
     let days = reported[0]["daysUntilExpiry"].as_i64().unwrap();
     assert!((8..=10).contains(&days), "{}", reported[0]);
-    // whichever scan found it first (serve's at start, or the CLI's), it was reported once
-    assert!(scan["reported"].as_u64().unwrap() <= 1);
 
     let again = env.json(&["scan"]);
     assert_eq!(again["reported"], 0, "a second scan does not repeat");
     let ahead = env.json(&["scan", "--as-of", &(chrono::Utc::now() + chrono::Duration::days(80)).to_rfc3339()]);
     assert_eq!(ahead["reported"], 1, "--as-of evaluates another instant: later.example.com enters its window");
-    receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(ahead["expiredMarked"], 0, "a scan ahead of the clock marks nothing expired");
+    serve
+        .wait_status(Duration::from_secs(20), |s| s["events"]["total"] == 2 && s["deliveries"]["delivered"] == 2)
+        .await;
+    let serials: Vec<_> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            r.json()["data"]["certificates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["serialNumber"].clone())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(serials, vec![vec!["1001"], vec!["1002"]], "each certificate reported once, in scan order");
     serve.terminate().await;
+
+    // soon.example.com expires in 10 days: even a scan 80 days ahead leaves it active.
+    let store = certhook_store::Store::connect(&env.database_url).await.unwrap();
+    let statuses: Vec<_> = store
+        .list_certificates(app.parse().unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(c, status)| (c.common_name, status))
+        .collect();
+    store.close().await;
+    assert_eq!(
+        statuses,
+        vec![("soon.example.com".to_string(), "active".to_string()), ("later.example.com".into(), "active".into())]
+    );
 }
 
 #[test]

@@ -79,6 +79,28 @@ impl Env {
         self.command().args(args).output().expect("run certhook")
     }
 
+    /// Runs `certhook <args>` and returns its output; kills it and panics if it is still
+    /// running after `limit` (for commands that must exit, such as a refused `serve`).
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Output {
+        let mut child = self
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run certhook");
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().expect("wait for certhook").is_none() {
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().expect("collect output");
+                panic!("certhook {args:?} still ran after {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().expect("collect output")
+    }
+
     /// Runs `certhook --json <args>`, expects success, and parses stdout.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
         let out = self.command().arg("--json").args(args).output().expect("run certhook");
@@ -123,6 +145,15 @@ pub fn event(app: &str, serial: &str) -> serde_json::Value {
         "certificate": { "serialNumber": serial, "commonName": format!("host-{serial}.example.com"),
                          "notBefore": "2024-01-01T00:00:00Z", "notAfter": "2030-01-01T00:00:00Z" }
     })
+}
+
+/// The value of one series (name and labels, as exposed) in Prometheus text.
+pub fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no series {series}"))
 }
 
 /// `certhook serve` running as a child process.
@@ -209,6 +240,24 @@ impl Serve {
                 let tail = log.iter().rev().take(30).rev().cloned().collect::<Vec<_>>().join("\n");
                 panic!("status never matched: {status}\nserve log (last lines):\n{tail}");
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// This process's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()
+    }
+
+    /// Polls `/metrics` until `series` satisfies `check`; returns its value, or panics after `timeout`.
+    pub async fn wait_metric(&self, series: &str, timeout: Duration, check: impl Fn(f64) -> bool) -> f64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let value = metric(&self.metrics().await, series);
+            if check(value) {
+                return value;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{series} stayed at {value} for {timeout:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -2,7 +2,10 @@
 //! one run, on loopback (SPEC §10). Every figure is the median of `--runs` runs with its
 //! min–max; ratios are taken between figures of the same run.
 //!
-//! `--quick` runs a seconds-long smoke version (CI runs it so the harness cannot rot).
+//! `--quick` runs a seconds-long smoke version (CI runs it so the harness cannot rot): any
+//! figure that cannot be measured fails it. A full run reports such a figure as "not
+//! measured" (and prints the error to stderr) where the figure depends on what the machine
+//! offers (a PostgreSQL server; /proc for the RSS); every other error fails it too.
 
 mod receiver;
 mod scenarios;
@@ -11,14 +14,24 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
+/// The sections `--only` can name (by prefix).
+const SECTIONS: [&str; 6] = ["drain-sqlite", "drain-postgres", "drain-fanout", "ingest", "latency", "claim"];
+
+/// A row of the report: figure, median (min–max), ratio.
+type Row = (String, String, String);
+
 /// What to run.
 pub struct Options {
+    /// `--quick`: the smoke run, where nothing may go unmeasured.
+    pub quick: bool,
     /// Runs per figure.
     pub runs: usize,
     /// Events in a drain.
     pub events: usize,
     /// Events for the ingest figures.
     pub ingest_events: usize,
+    /// How long a drain may take before it counts as stuck.
+    pub drain_timeout: std::time::Duration,
     /// Seconds of the latency run.
     pub latency_secs: u64,
     /// Rows waiting in the large claim test.
@@ -41,9 +54,11 @@ impl Options {
 
 fn parse_args() -> anyhow::Result<Options> {
     let mut o = Options {
+        quick: false,
         runs: 3,
         events: 100_000,
         ingest_events: 40_000,
+        drain_timeout: std::time::Duration::from_secs(600),
         latency_secs: 20,
         claim_rows: 1_000_000,
         concurrency: 32,
@@ -57,22 +72,43 @@ fn parse_args() -> anyhow::Result<Options> {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match a.as_str() {
             "--quick" => {
+                o.quick = true;
                 o.runs = 1;
                 o.events = 2_000;
                 o.ingest_events = 2_000;
+                o.drain_timeout = std::time::Duration::from_secs(120);
                 o.latency_secs = 3;
                 o.claim_rows = 50_000;
             }
             "--runs" => o.runs = value("--runs")?.parse()?,
             "--events" => o.events = value("--events")?.parse()?,
             "--output" => o.output = Some(value("--output")?),
-            "--only" => o.only = value("--only")?.split(',').map(str::to_string).collect(),
+            "--only" => {
+                o.only = value("--only")?.split(',').map(str::to_string).collect();
+                // A name that selects nothing would silently measure only the ceiling.
+                if let Some(bad) = o.only.iter().find(|n| !SECTIONS.iter().any(|s| s.starts_with(n.as_str()))) {
+                    anyhow::bail!("--only: no section is named {bad:?} (sections: {})", SECTIONS.join(","));
+                }
+            }
             other => anyhow::bail!(
                 "unknown argument {other:?} (use --quick, --runs N, --events N, --only drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim, --output FILE)"
             ),
         }
     }
+    anyhow::ensure!(o.runs >= 1, "--runs must be at least 1");
     Ok(o)
+}
+
+/// A figure that could not be measured. Under `--quick` (CI's smoke run) the error fails
+/// the run, so a broken path cannot pass as a "not measured" row; in a full run the row
+/// says "not measured" and the error also goes to stderr.
+fn not_measured(o: &Options, rows: &mut Vec<Row>, figure: &str, e: anyhow::Error) -> anyhow::Result<()> {
+    if o.quick {
+        return Err(e.context(format!("{figure}: not measured (--quick fails on any figure it cannot measure)")));
+    }
+    eprintln!("certhook-bench: {figure}: not measured: {e:#}");
+    rows.push((figure.into(), format!("not measured: {e:#}"), "-".into()));
+    Ok(())
 }
 
 /// Median, min and max of a set of measurements.
@@ -101,7 +137,7 @@ impl Figure {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let o = parse_args()?;
-    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let ceiling = scenarios::repeat(o.runs, || scenarios::ceiling(&o)).await?;
     rows.push((
         format!("raw HTTP ceiling (keep-alive client, {} in flight)", o.concurrency),
@@ -125,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
                 pg.show("deliveries/s"),
                 ratio(&pg),
             )),
-            Err(e) => rows.push(("drain, PostgreSQL".into(), format!("not measured: {e:#}"), "-".into())),
+            Err(e) => not_measured(&o, &mut rows, "drain, PostgreSQL", e)?,
         }
     }
     if o.wants("drain-fanout") {
@@ -163,11 +199,11 @@ async fn main() -> anyhow::Result<()> {
             claims.large.show("rows/s"),
             format!("{:.2} × the 10k rate", claims.large.median / claims.small.median),
         ));
-        rows.push((
-            format!("serve peak RSS, {} rows waiting", o.claim_rows),
-            format!("{:.1} MB", claims.rss_mb),
-            "-".into(),
-        ));
+        let rss = format!("serve peak RSS, {} rows waiting", o.claim_rows);
+        match claims.rss_mb {
+            Ok(mb) => rows.push((rss, format!("{mb:.1} MB"), "-".into())),
+            Err(e) => not_measured(&o, &mut rows, &rss, e)?,
+        }
     }
 
     let mut report = String::new();

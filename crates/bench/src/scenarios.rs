@@ -107,7 +107,11 @@ mod tempdir {
     pub struct Dir(pub std::path::PathBuf);
     impl Drop for Dir {
         fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
+            if let Err(e) = std::fs::remove_dir_all(&self.0)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                eprintln!("certhook-bench: could not remove {}: {e}", self.0.display());
+            }
         }
     }
 }
@@ -130,10 +134,12 @@ impl FreshDb {
         }
     }
 
-    async fn drop_pg(&self) {
+    /// Drops the PostgreSQL scratch database (a no-op for SQLite).
+    async fn drop_pg(&self) -> anyhow::Result<()> {
         if let Some(db) = &self.pg {
-            let _ = db.drop_database().await;
+            db.drop_database().await.with_context(|| format!("dropping the scratch database {}", db.url))?;
         }
+        Ok(())
     }
 }
 
@@ -173,6 +179,16 @@ async fn subscribe(store: &Store, url: &str, channels: usize) -> anyhow::Result<
 /// fanned out; measures deliveries/s from the worker's start to the last 2xx.
 pub async fn drain(o: &Options, db: Db, channels: usize) -> anyhow::Result<f64> {
     let fresh = FreshDb::new(o, db).await?;
+    // The scratch database is dropped whether the drain worked or not; a failed drop is an
+    // error too (it would leave databases behind on the server).
+    let measured = drain_in(o, &fresh, channels).await;
+    let dropped = fresh.drop_pg().await;
+    let rate = measured?;
+    dropped?;
+    Ok(rate)
+}
+
+async fn drain_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Result<f64> {
     let store = Store::connect(&fresh.url).await?;
     let (url, counter) = receiver::start().await;
     let app = subscribe(&store, &url, channels).await?;
@@ -194,15 +210,23 @@ pub async fn drain(o: &Options, db: Db, channels: usize) -> anyhow::Result<f64> 
     let total = (events * channels) as u64;
 
     let shutdown = CancellationToken::new();
+    // Stops the worker on every way out, not only after a complete drain.
+    let _stop = shutdown.clone().drop_guard();
     let worker = worker(&store, o, &shutdown)?;
     // A marker on stderr, so a profiler can attach for the drain alone.
     eprintln!("drain: {total} deliveries queued; draining");
     let started = Instant::now();
     let task = tokio::spawn(worker.run(shutdown.clone()));
-    let deadline = started + Duration::from_secs(600);
+    let deadline = started + o.drain_timeout;
     while counter.count.load(Ordering::Relaxed) < total {
+        if task.is_finished() {
+            let delivered = counter.count.load(Ordering::Relaxed);
+            task.await?;
+            bail!("the worker stopped after {delivered} of {total} deliveries");
+        }
         if Instant::now() > deadline {
-            bail!("drain did not finish in 10 minutes");
+            let delivered = counter.count.load(Ordering::Relaxed);
+            bail!("drain did not finish in {:?}: {delivered} of {total} delivered", o.drain_timeout);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -210,7 +234,6 @@ pub async fn drain(o: &Options, db: Db, channels: usize) -> anyhow::Result<f64> 
     shutdown.cancel();
     task.await?;
     store.close().await;
-    fresh.drop_pg().await;
     Ok(total as f64 / elapsed)
 }
 
@@ -269,25 +292,37 @@ impl Serve {
                 if let Some(url) = line.strip_prefix("certhook: listening on ") {
                     return Some(url.to_string());
                 }
+                // What serve says before it listens (why it exited, if it does) is shown too.
+                eprintln!("serve: {line}");
             }
             None
         })
-        .await?
-        .context("serve exited before listening")?;
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        .await
+        .context("serve did not listen within 30 s")?
+        .context("serve exited before listening (its stderr is above)")?;
+        // serve runs with RUST_LOG=warn: whatever it still says is worth seeing.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("serve: {line}");
+            }
+        });
         Ok(Serve { child, base })
     }
 
-    fn rss_mb(&self) -> f64 {
-        let Some(pid) = self.child.id() else { return 0.0 };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
+    /// Peak RSS so far (VmHWM), in MB.
+    fn rss_mb(&mut self) -> anyhow::Result<f64> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("serve exited ({status}) while its RSS was being measured");
+        }
+        let pid = self.child.id().context("serve has no pid")?;
+        let path = format!("/proc/{pid}/status");
+        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let kb = status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
             .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map(|kb| kb / 1024.0)
-            .unwrap_or(0.0)
+            .with_context(|| format!("no VmHWM line in {path}"))?;
+        Ok(kb.parse::<f64>().with_context(|| format!("VmHWM {kb:?} in {path}"))? / 1024.0)
     }
 }
 
@@ -369,14 +404,19 @@ async fn latency(o: &Options) -> anyhow::Result<(f64, f64)> {
         let (client, base) = (client.clone(), serve.base.clone());
         sent.push(Instant::now());
         inflight.push(tokio::spawn(async move {
-            client.post(format!("{base}/v1/events")).json(&event_json(app, i)).send().await.expect("serve answers");
+            let resp = client.post(format!("{base}/v1/events")).json(&event_json(app, i)).send().await?;
+            resp.error_for_status().context("serve refused an event")?;
+            anyhow::Ok(())
         }));
     }
     for t in inflight {
-        t.await?;
+        t.await??;
     }
+    // Waits on the arrivals themselves: the receiver counts a request before it records its
+    // arrival, so a count that has reached `total` can run ahead of the map read below.
+    let arrived = || counter.arrivals.lock().expect("lock").len();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while (counter.count.load(Ordering::Relaxed) as usize) < total && Instant::now() < deadline {
+    while arrived() < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let arrivals = counter.arrivals.lock().expect("lock").clone();
@@ -399,7 +439,8 @@ async fn latency(o: &Options) -> anyhow::Result<(f64, f64)> {
 pub struct Claims {
     pub small: Figure,
     pub large: Figure,
-    pub rss_mb: f64,
+    /// Or why it could not be read.
+    pub rss_mb: anyhow::Result<f64>,
 }
 
 async fn filled(o: &Options, rows: usize, url: &str) -> anyhow::Result<(FreshDb, Store)> {
@@ -443,7 +484,7 @@ pub async fn claims(o: &Options) -> anyhow::Result<Claims> {
     let (url, _counter) = receiver::start().await;
     let mut small = Vec::new();
     let mut large = Vec::new();
-    let mut rss_mb = 0.0;
+    let mut rss_mb = Err(anyhow::anyhow!("not measured"));
     for run in 0..o.runs {
         let (_fresh_small, s) = filled(o, 10_000, &url).await?;
         small.push(claim_rate(&s, measure).await?);
@@ -453,13 +494,16 @@ pub async fn claims(o: &Options) -> anyhow::Result<Claims> {
         l.close().await;
         if run == 0 {
             // serve with the large queue waiting: peak RSS over a few seconds of draining
-            let serve = Serve::start(&fresh_large.url, o).await?;
-            let mut peak: f64 = 0.0;
-            for _ in 0..30 {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                peak = peak.max(serve.rss_mb());
+            let mut serve = Serve::start(&fresh_large.url, o).await?;
+            rss_mb = async {
+                let mut peak: f64 = 0.0;
+                for _ in 0..30 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    peak = peak.max(serve.rss_mb()?);
+                }
+                anyhow::Ok(peak)
             }
-            rss_mb = peak;
+            .await;
             drop(serve);
         }
     }

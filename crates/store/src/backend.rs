@@ -798,7 +798,8 @@ impl Backend {
     /// alert's window and that were not yet reported for that alert at that notAfter, in
     /// events of at most `max_per_event` certificates. A report row per (alert,
     /// certificate, notAfter) is claimed with `ON CONFLICT DO NOTHING`, so concurrent scans
-    /// on one database enqueue each report once. Also marks expired certificates.
+    /// on one database enqueue each report once. Also marks expired the certificates whose notAfter has
+    /// passed by both `as_of` and the database clock: a scan ahead of time never marks one.
     pub async fn scan_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
         let (_writer, mut tx) = self.begin_write().await?;
         let now_ms = as_of.timestamp_millis();

@@ -242,7 +242,7 @@ queries! {
     insert_scan_event = "INSERT INTO certhook_events (id, application_id, type, certificates, alert_id, occurred_at, created_at) \
         VALUES (?, ?, 'expiration', ?, ?, ?, NOW_MS)";
     mark_expired = "UPDATE certhook_certificates SET status = 'expired', updated_at = NOW_MS \
-        WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ?";
+        WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ? AND not_after <= NOW_MS";
     list_certificates = "SELECT id, serial_number, common_name, san, profile_name, not_before, not_after, revoked_at, \
         revocation_reason, status FROM certhook_certificates WHERE application_id = ? ORDER BY not_after, id";
     insert_message = "INSERT INTO certhook_messages (id, event_id, alert_id, type, body, created_at) VALUES (?, ?, ?, ?, ?, NOW_MS)";

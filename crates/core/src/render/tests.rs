@@ -177,15 +177,6 @@ fn prefix_and_public_url_are_configurable() {
 }
 
 #[test]
-fn rendering_is_byte_for_byte_stable() {
-    let a = alert(AlertType::Expiration, "n", Some("2w"));
-    let first = render(&a, "2024-01-15T10:30:00Z", &[expiration_cert()]);
-    for _ in 0..10 {
-        assert_eq!(render(&a, "2024-01-15T10:30:00Z", &[expiration_cert()]), first);
-    }
-}
-
-#[test]
 fn verification_and_test_events() {
     let channel = ChannelRef {
         id: "0190a5b4-0000-7000-8000-00000000c004".parse().unwrap(),

@@ -8,12 +8,6 @@
 use certhook_store::Store;
 use certhook_store::scratch::ScratchDatabase;
 
-/// Where the PostgreSQL server for tests is.
-pub fn postgres_admin_url() -> String {
-    std::env::var("CERTHOOK_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
 /// A database that exists for one test.
 pub enum TestDb {
     /// A SQLite file, removed with its directory.
@@ -32,15 +26,7 @@ impl TestDb {
 
     /// A fresh PostgreSQL database, or `None` (skip) when the server is unreachable outside CI.
     pub async fn postgres() -> Option<TestDb> {
-        let admin = postgres_admin_url();
-        match ScratchDatabase::create(&admin, "certhook_test").await {
-            Ok(db) => Some(TestDb::Postgres(db)),
-            Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-                eprintln!("skipping PostgreSQL test: cannot create a database on {admin}: {e}");
-                None
-            }
-            Err(e) => panic!("CI=true and PostgreSQL is unusable at {admin}: {e}"),
-        }
+        certhook_store::scratch::for_test("certhook_test", env!("CARGO_TARGET_TMPDIR")).await.map(TestDb::Postgres)
     }
 
     /// The database URL.

@@ -86,9 +86,13 @@ async fn an_insert_elsewhere_wakes_a_listening_worker() {
     let poll = Duration::from_secs(30);
     let waiter = tokio::spawn({
         let worker = worker.clone();
-        async move { wake_delay(&worker, poll).await }
+        async move {
+            worker.wait_for_work(poll).await;
+            std::time::Instant::now()
+        }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
+    let inserted_at = std::time::Instant::now();
     exec(
         &producer,
         &format!(
@@ -98,8 +102,10 @@ async fn an_insert_elsewhere_wakes_a_listening_worker() {
         ),
     )
     .await;
-    let waited = waiter.await.unwrap();
-    assert!(waited < poll / 2, "woken by NOTIFY after {waited:?}, not by the {poll:?} poll");
+    let woken_at = waiter.await.unwrap();
+    assert!(woken_at >= inserted_at, "the waiter returned before anything was inserted");
+    let waited = woken_at - inserted_at;
+    assert!(waited < poll / 2, "woken by NOTIFY {waited:?} after the insert, not by the {poll:?} poll");
     listener.abort();
     producer.close().await;
     worker.close().await;
@@ -123,8 +129,14 @@ async fn claims_and_deliveries_wake_no_one_but_a_retry_does() {
     let listener = listening.listen_for_work().await.unwrap().expect("PostgreSQL listens");
     let worker = Store::connect(db.url()).await.unwrap();
     queue_with(&worker, 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    wake_delay(&listening, Duration::from_millis(10)).await; // the setup's own wake-up
+    // Let the setup's own wake-ups drain: until a wait runs its full length undisturbed.
+    let settle = Duration::from_millis(300);
+    for tries in 0.. {
+        if wake_delay(&listening, settle).await >= settle {
+            break;
+        }
+        assert!(tries < 50, "the listener never went quiet");
+    }
 
     let quiet = Duration::from_millis(700);
     let claim = worker.claim(2, Duration::from_secs(60)).await.unwrap();

@@ -16,6 +16,7 @@ crate::both_backends!(
     batches_split_at_max_per_event_and_never_repeat,
     a_renewal_leaves_the_window_and_comes_back_with_its_new_not_after,
     the_rendered_event_is_fixed_by_as_of,
+    a_scan_ahead_of_the_clock_reports_but_marks_nothing_expired,
 );
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -52,6 +53,20 @@ async fn window_edges_revoked_and_expired_certificates(store: Store) {
     let status = |id: &str| inventory.iter().find(|(c, _)| c.id == id).unwrap().1.clone();
     assert_eq!((status("expired").as_str(), status("at-now").as_str()), ("expired", "expired"));
     assert_eq!((status("edge").as_str(), status("revoked").as_str()), ("active", "revoked"));
+}
+
+async fn a_scan_ahead_of_the_clock_reports_but_marks_nothing_expired(store: Store) {
+    let app = app(&store).await;
+    alert(&store, &app, AlertType::Expiration, "tls-expiry").await; // 30d
+    let now = store.now().await.unwrap();
+    let certs = [cert("soon", now + chrono::Duration::days(2)), cert("past", now - chrono::Duration::days(1))];
+    store.upsert_certificates(app.id, &certs).await.unwrap();
+    let ahead = store.scan_expirations(now + chrono::Duration::days(10), 100).await.unwrap();
+    assert_eq!(ahead.reported, 0, "soon is already past at that instant, so it is not reported either");
+    assert_eq!(ahead.expired_marked, 1, "only the certificate the real clock has passed");
+    let inventory = store.list_certificates(app.id).await.unwrap();
+    let status = |id: &str| inventory.iter().find(|(c, _)| c.id == id).unwrap().1.clone();
+    assert_eq!((status("soon").as_str(), status("past").as_str()), ("active", "expired"));
 }
 
 async fn batches_split_at_max_per_event_and_never_repeat(store: Store) {

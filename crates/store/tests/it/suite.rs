@@ -204,10 +204,19 @@ async fn claim_leases_due_rows_once(store: Store) {
 
 async fn expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Store) {
     queue_with(&store, 1).await;
-    let old = store.claim(10, Duration::from_millis(300)).await.unwrap().leases.pop().unwrap();
-    assert!(store.claim(10, Duration::from_secs(60)).await.unwrap().leases.is_empty(), "a live lease is not taken");
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let mut claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
+    let lease = Duration::from_secs(2);
+    let claimed_at = std::time::Instant::now();
+    let old = store.claim(10, lease).await.unwrap().leases.pop().unwrap();
+    // Poll until the lease has expired by the database clock and a claim takes it over.
+    let mut claim = loop {
+        let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
+        if !claim.leases.is_empty() {
+            break claim;
+        }
+        assert!(claimed_at.elapsed() < lease * 10, "the expired lease was never taken over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(claimed_at.elapsed() >= lease, "a live lease is not taken");
     assert_eq!(claim.taken_over, 1);
     let new = claim.leases.pop().unwrap();
     assert_eq!(new.delivery_id, old.delivery_id);
