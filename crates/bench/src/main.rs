@@ -7,6 +7,7 @@
 //! measured" (and prints the error to stderr) where the figure depends on what the machine
 //! offers (a PostgreSQL server; /proc for the RSS); every other error fails it too.
 
+mod pipeline;
 mod receiver;
 mod scenarios;
 
@@ -15,7 +16,17 @@ use std::fmt::Write as _;
 use anyhow::Context;
 
 /// The sections `--only` can name (by prefix).
-const SECTIONS: [&str; 6] = ["drain-sqlite", "drain-postgres", "drain-fanout", "ingest", "latency", "claim"];
+const SECTIONS: [&str; 9] = [
+    "pipeline-sqlite",
+    "pipeline-postgres",
+    "pipeline-processes",
+    "drain-sqlite",
+    "drain-postgres",
+    "drain-fanout",
+    "ingest",
+    "latency",
+    "claim",
+];
 
 /// A row of the report: figure, median (min–max), ratio.
 type Row = (String, String, String);
@@ -28,6 +39,8 @@ pub struct Options {
     pub runs: usize,
     /// Events in a drain.
     pub events: usize,
+    /// Deliveries in a headline pipeline run (events = this / channels).
+    pub pipeline_events: usize,
     /// Events for the ingest figures.
     pub ingest_events: usize,
     /// How long a drain may take before it counts as stuck.
@@ -57,6 +70,7 @@ fn parse_args() -> anyhow::Result<Options> {
         quick: false,
         runs: 3,
         events: 100_000,
+        pipeline_events: 60_000,
         ingest_events: 40_000,
         drain_timeout: std::time::Duration::from_secs(600),
         latency_secs: 20,
@@ -75,6 +89,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 o.quick = true;
                 o.runs = 1;
                 o.events = 2_000;
+                o.pipeline_events = 2_000;
                 o.ingest_events = 2_000;
                 o.drain_timeout = std::time::Duration::from_secs(120);
                 o.latency_secs = 3;
@@ -82,6 +97,7 @@ fn parse_args() -> anyhow::Result<Options> {
             }
             "--runs" => o.runs = value("--runs")?.parse()?,
             "--events" => o.events = value("--events")?.parse()?,
+            "--pipeline-events" => o.pipeline_events = value("--pipeline-events")?.parse()?,
             "--output" => o.output = Some(value("--output")?),
             "--only" => {
                 o.only = value("--only")?.split(',').map(str::to_string).collect();
@@ -91,7 +107,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 }
             }
             other => anyhow::bail!(
-                "unknown argument {other:?} (use --quick, --runs N, --events N, --only drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim, --output FILE)"
+                "unknown argument {other:?} (use --quick, --runs N, --events N, --pipeline-events N, --only pipeline,pipeline-sqlite,pipeline-postgres,pipeline-processes,drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim, --output FILE)"
             ),
         }
     }
@@ -145,6 +161,37 @@ async fn main() -> anyhow::Result<()> {
         "1.00".into(),
     ));
     let ratio = |f: &Figure| format!("{:.2}", f.median / ceiling.median);
+
+    // The headline: the release serve at its defaults, enqueue to last delivery.
+    use pipeline::{Case, Feed};
+    for db in [scenarios::Db::Sqlite, scenarios::Db::Postgres] {
+        let section = match db {
+            scenarios::Db::Sqlite => "pipeline-sqlite",
+            scenarios::Db::Postgres => "pipeline-postgres",
+        };
+        if !o.wants(section) {
+            continue;
+        }
+        for (channels, feed) in [(1, Feed::File), (10, Feed::File), (1, Feed::Api), (10, Feed::Api)] {
+            let case = Case { db, channels, feed, processes: 1 };
+            let label = case.label(o.pipeline_events);
+            match scenarios::repeat(o.runs, || pipeline::run(&o, case)).await {
+                Ok(f) => rows.push((label, f.show("deliveries/s"), ratio(&f))),
+                Err(e) if matches!(db, scenarios::Db::Postgres) => not_measured(&o, &mut rows, &label, e)?,
+                Err(e) => return Err(e.context(label)),
+            }
+        }
+    }
+    if o.wants("pipeline-processes") {
+        for processes in [1, 2, 4] {
+            let case = Case { db: scenarios::Db::Postgres, channels: 1, feed: Feed::File, processes };
+            let label = case.label(o.pipeline_events);
+            match scenarios::repeat(o.runs, || pipeline::run(&o, case)).await {
+                Ok(f) => rows.push((label, f.show("deliveries/s"), ratio(&f))),
+                Err(e) => not_measured(&o, &mut rows, &label, e)?,
+            }
+        }
+    }
 
     if o.wants("drain-sqlite") {
         let sqlite = scenarios::repeat(o.runs, || scenarios::drain(&o, scenarios::Db::Sqlite, 1)).await?;

@@ -95,35 +95,44 @@ pub enum Db {
     Postgres,
 }
 
+impl Db {
+    /// The name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Db::Sqlite => "SQLite",
+            Db::Postgres => "PostgreSQL",
+        }
+    }
+}
+
 /// A fresh database URL; the guard removes it.
-struct FreshDb {
-    url: String,
-    _dir: Option<tempdir::Dir>,
+pub(crate) struct FreshDb {
+    pub(crate) url: String,
+    _dir: Option<TempDir>,
     pg: Option<ScratchDatabase>,
 }
 
-mod tempdir {
-    /// A temporary directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            if let Err(e) = std::fs::remove_dir_all(&self.0)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                eprintln!("certhook-bench: could not remove {}: {e}", self.0.display());
-            }
+/// A temporary directory removed on drop.
+pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            eprintln!("certhook-bench: could not remove {}: {e}", self.0.display());
         }
     }
 }
 
 impl FreshDb {
-    async fn new(o: &Options, db: Db) -> anyhow::Result<FreshDb> {
+    pub(crate) async fn new(o: &Options, db: Db) -> anyhow::Result<FreshDb> {
         match db {
             Db::Sqlite => {
                 let dir = std::env::temp_dir().join(format!("certhook-bench-{}", Uuid::new_v4().simple()));
                 std::fs::create_dir_all(&dir)?;
                 let url = format!("sqlite://{}", dir.join("bench.db").display());
-                Ok(FreshDb { url, _dir: Some(tempdir::Dir(dir)), pg: None })
+                Ok(FreshDb { url, _dir: Some(TempDir(dir)), pg: None })
             }
             Db::Postgres => {
                 let db = ScratchDatabase::create(&o.postgres_url, "certhook_bench")
@@ -135,7 +144,7 @@ impl FreshDb {
     }
 
     /// Drops the PostgreSQL scratch database (a no-op for SQLite).
-    async fn drop_pg(&self) -> anyhow::Result<()> {
+    pub(crate) async fn drop_pg(&self) -> anyhow::Result<()> {
         if let Some(db) = &self.pg {
             db.drop_database().await.with_context(|| format!("dropping the scratch database {}", db.url))?;
         }
@@ -144,7 +153,7 @@ impl FreshDb {
 }
 
 /// An application with one issuance alert and `channels` active, signed channels to `url`.
-async fn subscribe(store: &Store, url: &str, channels: usize) -> anyhow::Result<Uuid> {
+pub(crate) async fn subscribe(store: &Store, url: &str, channels: usize) -> anyhow::Result<Uuid> {
     let app = store.create_application("bench").await?;
     let alert = store
         .create_alert(&NewAlert {
@@ -262,25 +271,42 @@ fn worker(store: &Store, o: &Options, _shutdown: &CancellationToken) -> anyhow::
 }
 
 /// `certhook serve` (the release binary beside this one) as a child process.
-struct Serve {
+pub(crate) struct Serve {
     child: tokio::process::Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Serve {
     async fn start(database_url: &str, o: &Options) -> anyhow::Result<Serve> {
+        let concurrency = o.concurrency.to_string();
+        Serve::start_with(
+            database_url,
+            &[
+                ("CERTHOOK_DELIVERY__CONCURRENCY", concurrency.as_str()),
+                ("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", concurrency.as_str()),
+            ],
+        )
+        .await
+    }
+
+    /// The release `certhook` beside this binary.
+    pub(crate) fn exe() -> anyhow::Result<std::path::PathBuf> {
         let exe = std::env::current_exe()?.with_file_name("certhook");
         if !exe.exists() {
             bail!("{} not found: build it with `cargo build --release -p certhook`", exe.display());
         }
-        let mut child = tokio::process::Command::new(&exe)
+        Ok(exe)
+    }
+
+    /// `serve` at its defaults but for loopback delivery and a free port, plus `settings`.
+    pub(crate) async fn start_with(database_url: &str, settings: &[(&str, &str)]) -> anyhow::Result<Serve> {
+        let mut child = tokio::process::Command::new(Serve::exe()?)
             .arg("serve")
             .env("CERTHOOK_DATABASE_URL", database_url)
             .env("CERTHOOK_LISTEN", "127.0.0.1:0")
             .env("CERTHOOK_ALLOW_INSECURE_HTTP", "true")
             .env("CERTHOOK_ALLOWED_NETWORKS", "[\"127.0.0.0/8\"]")
-            .env("CERTHOOK_DELIVERY__CONCURRENCY", o.concurrency.to_string())
-            .env("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", o.concurrency.to_string())
+            .envs(settings.iter().copied())
             .env("RUST_LOG", "warn")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -326,7 +352,7 @@ impl Serve {
     }
 }
 
-fn event_json(app: Uuid, i: usize) -> serde_json::Value {
+pub(crate) fn event_json(app: Uuid, i: usize) -> serde_json::Value {
     serde_json::json!({
         "type": "issuance", "applicationId": app,
         "certificate": {"serialNumber": i.to_string(), "commonName": format!("host-{i}.example.com"),

@@ -17,13 +17,16 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::sql::{AttemptRow, OutcomeRow, json_array};
+use crate::sql::{AttemptRow, CertificateRow, ChannelLimitRow, DeliveryRow, MessageRow, OutcomeRow, json_array};
 
 /// Held for the length of a write transaction where the backend serialises writers.
 type WriterGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 /// Rows a retention pass deletes per statement, so no statement holds the writer for long.
 const PRUNE_CHUNK: i64 = 5_000;
+
+/// Rows bound per batch statement at most (a bound JSON array stays a few MB).
+const FAN_OUT_CHUNK: usize = 2_000;
 
 /// How often a claim looks for expired leases even when due rows fill it.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -212,6 +215,76 @@ struct FanOutTarget<'a> {
     alert: &'a Alert,
     channels: &'a [(String, ChannelState)],
     resolve: bool,
+}
+
+/// The rows one fan-out batch writes, one statement per table.
+#[derive(Default)]
+struct FanOutBatch<'a> {
+    certificates: Vec<CertificateRow<'a>>,
+    messages: Vec<MessageRow<'a>>,
+    deliveries: Vec<DeliveryRow<'a>>,
+    done: Vec<&'a str>,
+}
+
+impl<'a> FanOutBatch<'a> {
+    /// Renders the event for one alert and adds a delivery per channel of it.
+    fn add(&mut self, settings: &RenderSettings, ev: &'a PendingEvent, parsed: &ParsedEvent, target: FanOutTarget<'_>) {
+        let FanOutTarget { alert, channels, resolve } = target;
+        if channels.is_empty() {
+            return;
+        }
+        // `resolve`: the event is a renewal sent to the PagerDuty channels of an expiration
+        // alert, rendered as a renewal and delivered as a resolution of that alert's incident.
+        let (alert_type, delivery_type) =
+            if resolve { (AlertType::Renewal, "resolve") } else { (alert.alert_type, alert.alert_type.as_str()) };
+        let message_id = Uuid::now_v7().to_string();
+        let alert_ref = AlertRef {
+            id: alert.id,
+            name: alert.name.clone(),
+            alert_type,
+            alert_before: alert.alert_before,
+            application_id: parsed.application_id,
+        };
+        let body = render_alert_event(settings, &alert_ref, &message_id, millis(ev.occurred_at), &parsed.certificates);
+        for (channel_id, channel_state) in channels {
+            let (state, reason) = initial_delivery_state(*channel_state);
+            self.deliveries.push(DeliveryRow {
+                id: Uuid::now_v7().to_string(),
+                message: message_id.clone(),
+                event: &ev.id,
+                channel: channel_id.clone(),
+                delivery_type,
+                state: state.as_str(),
+                reason,
+                enqueued: ev.created_at,
+            });
+        }
+        self.messages.push(MessageRow {
+            id: message_id,
+            event: &ev.id,
+            alert: alert.id.to_string(),
+            delivery_type,
+            // Rendered CloudEvents are JSON: UTF-8 by construction.
+            body: String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        });
+    }
+}
+
+/// A certificate as the inventory stores it.
+fn certificate_row<'a>(application_id: &'a str, c: &'a Certificate) -> CertificateRow<'a> {
+    CertificateRow {
+        app: application_id,
+        id: &c.id,
+        serial: &c.serial_number,
+        cn: &c.common_name,
+        san: serde_json::to_string(&c.san).unwrap_or_else(|_| "[]".into()),
+        profile: c.profile_name.as_deref(),
+        not_before: c.not_before.timestamp_millis(),
+        not_after: c.not_after.timestamp_millis(),
+        revoked_at: c.revoked_at.map(|t| t.timestamp_millis()),
+        reason: c.revocation_reason.map(|r| r.as_str()),
+        status: if c.revoked_at.is_some() { "revoked" } else { "active" },
+    }
 }
 
 /// An event row waiting for fan-out.
@@ -664,6 +737,7 @@ impl Backend {
     ///
     /// Each row: the inventory is updated, one message is rendered per matching alert, and
     /// one delivery is created per channel of that alert, in the state the channel allows.
+    /// The batch is written set-based: one statement per table over a JSON array of rows.
     pub async fn fan_out(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
         // A read first: the worker calls this every pass, and a write transaction that
         // finds nothing would still take the writer's turn.
@@ -675,30 +749,37 @@ impl Backend {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut created = 0u64;
+        let events = rows
+            .iter()
+            .map(|row| {
+                Ok(PendingEvent {
+                    id: row.try_get("id")?,
+                    application_id: row.try_get("application_id")?,
+                    event_type: row.try_get("type")?,
+                    certificate: row.try_get("certificate")?,
+                    certificates: row.try_get("certificates")?,
+                    alert_id: row.try_get("alert_id")?,
+                    occurred_at: row.try_get("occurred_at")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut cache = FanOutCache::default();
-        for row in &rows {
-            let ev = PendingEvent {
-                id: row.try_get("id")?,
-                application_id: row.try_get("application_id")?,
-                event_type: row.try_get("type")?,
-                certificate: row.try_get("certificate")?,
-                certificates: row.try_get("certificates")?,
-                alert_id: row.try_get("alert_id")?,
-                occurred_at: row.try_get("occurred_at")?,
-                created_at: row.try_get("created_at")?,
-            };
-            let parsed = match parse_pending(&ev) {
-                Ok(p) => p,
+        let mut batch = FanOutBatch::default();
+        let mut parsed_events = Vec::with_capacity(events.len());
+        for ev in &events {
+            match parse_pending(ev) {
+                Ok(p) => parsed_events.push((ev, p)),
                 Err(error) => {
                     tracing::warn!(event_id = %ev.id, %error, "outbox row refused at fan-out");
                     sqlx::query(self.q.mark_fanned_out).bind(Some(error)).bind(&ev.id).execute(&mut *tx).await?;
-                    continue;
                 }
-            };
+            }
+        }
+        for (ev, parsed) in &parsed_events {
             if parsed.upsert {
                 for c in &parsed.certificates {
-                    self.upsert_certificate(&mut tx, &ev.application_id, c).await?;
+                    batch.certificates.push(certificate_row(&ev.application_id, c));
                 }
             }
             let alerts = match &ev.alert_id {
@@ -707,32 +788,25 @@ impl Backend {
             };
             for alert in &alerts {
                 let channels = cache.channels_of(self, &mut tx, alert.id, false).await?;
-                created += self
-                    .fan_out_to_alert(
-                        &mut tx,
-                        settings,
-                        &ev,
-                        &parsed,
-                        FanOutTarget { alert, channels: &channels, resolve: false },
-                    )
-                    .await?;
+                batch.add(settings, ev, parsed, FanOutTarget { alert, channels: &channels, resolve: false });
             }
             if parsed.alert_type == AlertType::Renewal && ev.alert_id.is_none() {
                 // A renewal resolves the certificate's open expiration incidents (PagerDuty).
                 for alert in &cache.alerts_for(self, &mut tx, &ev.application_id, AlertType::Expiration).await? {
                     let channels = cache.channels_of(self, &mut tx, alert.id, true).await?;
-                    created += self
-                        .fan_out_to_alert(
-                            &mut tx,
-                            settings,
-                            &ev,
-                            &parsed,
-                            FanOutTarget { alert, channels: &channels, resolve: true },
-                        )
-                        .await?;
+                    batch.add(settings, ev, parsed, FanOutTarget { alert, channels: &channels, resolve: true });
                 }
             }
-            sqlx::query(self.q.mark_fanned_out).bind(None::<String>).bind(&ev.id).execute(&mut *tx).await?;
+            batch.done.push(&ev.id);
+        }
+        let created = batch.deliveries.len();
+        self.write_certificates(&mut tx, batch.certificates).await?;
+        if !batch.messages.is_empty() {
+            sqlx::query(self.q.insert_messages).bind(json_array(&batch.messages)).execute(&mut *tx).await?;
+            sqlx::query(self.q.insert_deliveries).bind(json_array(&batch.deliveries)).execute(&mut *tx).await?;
+        }
+        if !batch.done.is_empty() {
+            sqlx::query(self.q.mark_all_fanned_out).bind(json_array(&batch.done)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if created > 0 {
@@ -741,26 +815,25 @@ impl Backend {
         Ok(rows.len())
     }
 
-    async fn upsert_certificate(
+    /// Upserts inventory rows in one statement; of several rows for one certificate the
+    /// last wins (PostgreSQL refuses to update one row twice in a statement).
+    async fn write_certificates(
         &self,
         tx: &mut sqlx::Transaction<'static, Db>,
-        application_id: &str,
-        c: &Certificate,
+        rows: Vec<CertificateRow<'_>>,
     ) -> Result<()> {
-        sqlx::query(self.q.upsert_certificate)
-            .bind(application_id)
-            .bind(&c.id)
-            .bind(&c.serial_number)
-            .bind(&c.common_name)
-            .bind(serde_json::to_string(&c.san).unwrap_or_else(|_| "[]".into()))
-            .bind(&c.profile_name)
-            .bind(c.not_before.timestamp_millis())
-            .bind(c.not_after.timestamp_millis())
-            .bind(c.revoked_at.map(|t| t.timestamp_millis()))
-            .bind(c.revocation_reason.map(|r| r.as_str()))
-            .bind(if c.revoked_at.is_some() { "revoked" } else { "active" })
-            .execute(&mut **tx)
-            .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            last.insert((r.app, r.id), i);
+        }
+        let unique: Vec<&CertificateRow<'_>> =
+            rows.iter().enumerate().filter(|(i, r)| last[&(r.app, r.id)] == *i).map(|(_, r)| r).collect();
+        for chunk in unique.chunks(FAN_OUT_CHUNK) {
+            sqlx::query(self.q.upsert_certificates).bind(json_array(chunk)).execute(&mut **tx).await?;
+        }
         Ok(())
     }
 
@@ -772,9 +845,7 @@ impl Backend {
         if sqlx::query(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "application", id: app });
         }
-        for c in certificates {
-            self.upsert_certificate(&mut tx, &app, c).await?;
-        }
+        self.write_certificates(&mut tx, certificates.iter().map(|c| certificate_row(&app, c)).collect()).await?;
         tx.commit().await?;
         Ok(certificates.len() as u64)
     }
@@ -855,59 +926,6 @@ impl Backend {
         Ok(outcome)
     }
 
-    async fn fan_out_to_alert(
-        &self,
-        tx: &mut sqlx::Transaction<'static, Db>,
-        settings: &RenderSettings,
-        ev: &PendingEvent,
-        parsed: &ParsedEvent,
-        target: FanOutTarget<'_>,
-    ) -> Result<u64> {
-        let FanOutTarget { alert, channels, resolve } = target;
-        // `resolve`: the event is a renewal sent to the PagerDuty channels of an expiration
-        // alert, rendered as a renewal and delivered as a resolution of that alert's incident.
-        let (alert_type, delivery_type) =
-            if resolve { (AlertType::Renewal, "resolve") } else { (alert.alert_type, alert.alert_type.as_str()) };
-        if channels.is_empty() {
-            return Ok(0);
-        }
-        let message_id = Uuid::now_v7().to_string();
-        let alert_ref = AlertRef {
-            id: alert.id,
-            name: alert.name.clone(),
-            alert_type,
-            alert_before: alert.alert_before,
-            application_id: parsed.application_id,
-        };
-        let body = render_alert_event(settings, &alert_ref, &message_id, millis(ev.occurred_at), &parsed.certificates);
-        sqlx::query(self.q.insert_message)
-            .bind(&message_id)
-            .bind(&ev.id)
-            .bind(alert.id.to_string())
-            .bind(delivery_type)
-            .bind(body)
-            .execute(&mut **tx)
-            .await?;
-        let mut created = 0;
-        for (channel_id, channel_state) in channels {
-            let (state, reason) = initial_delivery_state(*channel_state);
-            sqlx::query(self.q.insert_delivery)
-                .bind(Uuid::now_v7().to_string())
-                .bind(&message_id)
-                .bind(&ev.id)
-                .bind(channel_id)
-                .bind(delivery_type)
-                .bind(state.as_str())
-                .bind(reason)
-                .bind(ev.created_at)
-                .bind(state.as_str())
-                .execute(&mut **tx)
-                .await?;
-            created += 1;
-        }
-        Ok(created)
-    }
-
     // ---- the worker's side ----
 
     /// Claims up to `limit` due deliveries under one fresh lease, at most `per_channel`
@@ -925,6 +943,9 @@ impl Backend {
         let lease_ms = duration_ms(request.lease);
         let exclude = json_array(&request.exclude.iter().map(Uuid::to_string).collect::<Vec<_>>());
         let window = (limit * 4).max(64) as i64;
+        let channel_limits = json_array(
+            &request.channel_limits.iter().map(|(c, n)| ChannelLimitRow { c: c.to_string(), n: *n }).collect::<Vec<_>>(),
+        );
         let (_writer, mut tx) = self.begin_write().await?;
         let swept = self.sweep.due();
         let mut rows = if swept { self.claim_expired(&mut tx, &tok, lease_ms, limit).await? } else { Vec::new() };
@@ -935,6 +956,7 @@ impl Backend {
                 .bind(lease_ms)
                 .bind(&exclude)
                 .bind(window)
+                .bind(&channel_limits)
                 .bind(request.per_channel.max(1) as i64)
                 .bind((limit - rows.len()) as i64)
                 .fetch_all(&mut *tx)

@@ -305,16 +305,18 @@ pub struct ClaimRequest<'a> {
     pub limit: usize,
     /// How long the leases last.
     pub lease: Duration,
-    /// At most this many new leases per channel.
+    /// At most this many new leases per channel not named in `channel_limits`.
     pub per_channel: usize,
     /// Channels with no free sending slot.
     pub exclude: &'a [Uuid],
+    /// At most this many new leases for each channel named here.
+    pub channel_limits: &'a [(Uuid, usize)],
 }
 
 impl ClaimRequest<'_> {
     /// A plain claim: `limit` rows, any channel.
     pub fn simple(limit: usize, lease: Duration) -> ClaimRequest<'static> {
-        ClaimRequest { limit, lease, per_channel: limit.max(1), exclude: &[] }
+        ClaimRequest { limit, lease, per_channel: limit.max(1), exclude: &[], channel_limits: &[] }
     }
 }
 

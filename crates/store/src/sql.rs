@@ -33,6 +33,7 @@ fn translate(sql: &str, dialect: Dialect) -> &'static str {
         .replace("JSON_ELEMENTS(?)", json_elements);
     let sql = use_index(&sql, dialect);
     let sql = no_index(&sql, dialect);
+    let sql = to_bytes(&sql, dialect);
     let out = match dialect {
         Dialect::Sqlite => sql,
         Dialect::Postgres => {
@@ -62,6 +63,15 @@ fn no_index(sql: &str, dialect: Dialect) -> String {
     rewrite_calls(sql, "NOIDX(", |column| match dialect {
         Dialect::Sqlite => format!("+{column}"),
         Dialect::Postgres => column.to_string(),
+    })
+}
+
+/// `TO_BYTES(text)`: UTF-8 text as the bytes of a `BLOB`/`BYTEA` column (bodies travel in
+/// batch statements as JSON strings).
+fn to_bytes(sql: &str, dialect: Dialect) -> String {
+    rewrite_calls(sql, "TO_BYTES(", |text| match dialect {
+        Dialect::Sqlite => format!("CAST({text} AS BLOB)"),
+        Dialect::Postgres => format!("convert_to({text}, 'UTF8')"),
     })
 }
 
@@ -158,6 +168,56 @@ pub(crate) fn json_array<T: serde::Serialize>(rows: &[T]) -> String {
     serde_json::to_string(rows).expect("plain rows serialise")
 }
 
+/// A channel's own claim limit as a row that `claim_due` reads.
+#[derive(serde::Serialize)]
+pub(crate) struct ChannelLimitRow {
+    pub c: String,
+    pub n: usize,
+}
+
+/// One certificate of the inventory as a row of `upsert_certificates`.
+#[derive(serde::Serialize)]
+pub(crate) struct CertificateRow<'a> {
+    pub app: &'a str,
+    pub id: &'a str,
+    pub serial: &'a str,
+    pub cn: &'a str,
+    /// The SAN list as JSON text (the column's format).
+    pub san: String,
+    pub profile: Option<&'a str>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub revoked_at: Option<i64>,
+    pub reason: Option<&'static str>,
+    pub status: &'static str,
+}
+
+/// One rendered message as a row of `insert_messages`.
+#[derive(serde::Serialize)]
+pub(crate) struct MessageRow<'a> {
+    pub id: String,
+    pub event: &'a str,
+    pub alert: String,
+    #[serde(rename = "type")]
+    pub delivery_type: &'static str,
+    /// The rendered CloudEvent (JSON text, stored as bytes).
+    pub body: String,
+}
+
+/// One new delivery as a row of `insert_deliveries`.
+#[derive(serde::Serialize)]
+pub(crate) struct DeliveryRow<'a> {
+    pub id: String,
+    pub message: String,
+    pub event: &'a str,
+    pub channel: String,
+    #[serde(rename = "type")]
+    pub delivery_type: &'static str,
+    pub state: &'static str,
+    pub reason: Option<&'static str>,
+    pub enqueued: i64,
+}
+
 /// The fence of a batch write: the row is still leased, under the outcome's lease token.
 const FENCE: &str = "id = j.o_id AND NOIDX(lease_token) = j.o_token AND NOIDX(state) = 'leased'";
 
@@ -222,13 +282,27 @@ queries! {
     unfanned_events = "SELECT id, application_id, type, certificate, certificates, alert_id, occurred_at, created_at \
         FROM certhook_events WHERE fanned_out_at IS NULL ORDER BY seq LIMIT ? SKIP_LOCKED";
     mark_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = ? WHERE id = ?";
-    upsert_certificate = "INSERT INTO certhook_certificates (application_id, id, serial_number, common_name, san, profile_name, \
-        not_before, not_after, revoked_at, revocation_reason, status, updated_at) \
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS) \
+    mark_all_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = NULL WHERE id IN JSON_LIST(?)";
+    // Fan-out writes a batch of events with one statement per table, each over a JSON
+    // array; `WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint.
+    upsert_certificates = "INSERT INTO certhook_certificates (application_id, id, serial_number, common_name, san, \
+        profile_name, not_before, not_after, revoked_at, revocation_reason, status, updated_at) \
+        SELECT value ->> 'app', value ->> 'id', value ->> 'serial', value ->> 'cn', value ->> 'san', value ->> 'profile', \
+        CAST(value ->> 'not_before' AS BIGINT), CAST(value ->> 'not_after' AS BIGINT), CAST(value ->> 'revoked_at' AS BIGINT), \
+        value ->> 'reason', value ->> 'status', NOW_MS FROM JSON_ELEMENTS(?) WHERE true \
         ON CONFLICT (application_id, id) DO UPDATE SET serial_number = excluded.serial_number, \
         common_name = excluded.common_name, san = excluded.san, profile_name = excluded.profile_name, \
         not_before = excluded.not_before, not_after = excluded.not_after, revoked_at = excluded.revoked_at, \
         revocation_reason = excluded.revocation_reason, status = excluded.status, updated_at = excluded.updated_at";
+    insert_messages = "INSERT INTO certhook_messages (id, event_id, alert_id, type, body, created_at) \
+        SELECT value ->> 'id', value ->> 'event', value ->> 'alert', value ->> 'type', TO_BYTES(value ->> 'body'), NOW_MS \
+        FROM JSON_ELEMENTS(?)";
+    insert_deliveries = "INSERT INTO certhook_deliveries (id, message_id, event_id, channel_id, type, state, next_attempt_at, \
+        reason, enqueued_at, created_at, updated_at, dead_at) \
+        SELECT value ->> 'id', value ->> 'message', value ->> 'event', value ->> 'channel', value ->> 'type', value ->> 'state', \
+        NOW_MS, value ->> 'reason', CAST(value ->> 'enqueued' AS BIGINT), NOW_MS, NOW_MS, \
+        CASE WHEN value ->> 'state' = 'dead' THEN NOW_MS END FROM JSON_ELEMENTS(?) WHERE true \
+        ON CONFLICT (message_id, channel_id) DO NOTHING";
     expiration_alerts = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
         WHERE type = 'expiration' AND deleted_at IS NULL ORDER BY created_at, id";
     // Active, unrevoked certificates whose notAfter is in (asOf, asOf + window], not yet
@@ -259,12 +333,13 @@ queries! {
     // channels that have no free sending slot); the window function then gives no channel
     // more rows than it may have in flight, so a leased row is sent, not left waiting.
     claim_due = const_format(&["UPDATE certhook_deliveries SET state = 'leased', lease_token = ?, lease_expires_at = NOW_MS + ?, \
-        updated_at = NOW_MS WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at, \
+        updated_at = NOW_MS WHERE id IN (SELECT id FROM (SELECT id, channel_id, next_attempt_at, \
         ROW_NUMBER() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, id) AS rn FROM \
         (SELECT id, channel_id, next_attempt_at FROM certhook_deliveries USE_INDEX(certhook_deliveries_due) \
         WHERE state IN ('pending', 'retrying') \
         AND next_attempt_at <= NOW_MS AND channel_id NOT IN JSON_LIST(?) ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) due) ranked \
-        WHERE rn <= ? ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
+        WHERE rn <= COALESCE((SELECT CAST(value ->> 'n' AS BIGINT) FROM JSON_ELEMENTS(?) \
+        WHERE value ->> 'c' = ranked.channel_id), ?) ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
     // Outcomes are written a batch at a time: one statement per kind of outcome, each over
     // a JSON array of (id, token, …) rows, instead of two statements per delivery.
     record_delivered = const_format(&["UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + j.o_added, \

@@ -9,12 +9,14 @@
 //! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
 //! - [`channels`]: Slack and PagerDuty formats (pure).
 //! - [`breaker`]: the per-channel circuit breaker (pure).
+//! - [`budget`]: how much each channel may keep claimed, from its observed rate (pure).
 //! - [`targets`]: the channel cache the loop sends with.
 //! - [`record`]: batched outcome writes.
 //! - [`metrics`]: every Prometheus family.
 #![deny(missing_docs)]
 
 pub mod breaker;
+pub mod budget;
 pub mod channels;
 pub mod classify;
 pub mod deliver;

@@ -42,10 +42,12 @@ pub struct RefillRequest {
     pub limit: usize,
     /// Lease length.
     pub lease: std::time::Duration,
-    /// New leases per channel at most.
+    /// New leases per channel at most, for channels not in `channel_limits`.
     pub per_channel: usize,
     /// Channels that have no room (in flight plus buffered at their allowance).
     pub exclude: Vec<Uuid>,
+    /// New leases at most for the channels the loop knows (their allowance less what they hold).
+    pub channel_limits: Vec<(Uuid, usize)>,
     /// Reload the channel cache even if every claimed channel is in it.
     pub reload_targets: bool,
 }
@@ -79,6 +81,7 @@ pub async fn refill(store: Store, render: RenderSettings, request: RefillRequest
             lease: request.lease,
             per_channel: request.per_channel,
             exclude: &request.exclude,
+            channel_limits: &request.channel_limits,
         })
         .await;
     let unknown = claim.as_ref().is_ok_and(|c| c.leases.iter().any(|l| known.get(&l.channel_id).is_none()));

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::breaker::Breaker;
+use crate::budget::{self, Throughput};
 use crate::channels::{Destination, requests};
 use crate::classify::{AttemptResult, Verdict, classify, dispose};
 use crate::deliver::Sender;
@@ -58,10 +59,18 @@ pub struct Worker {
 }
 
 /// Per-channel bookkeeping of the loop.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ChannelSlots {
     in_flight: usize,
     breaker: Breaker,
+    /// Attempts completed per second: how much this channel may keep claimed.
+    sent: Throughput,
+}
+
+impl Default for ChannelSlots {
+    fn default() -> Self {
+        ChannelSlots { in_flight: 0, breaker: Breaker::default(), sent: Throughput::new(Instant::now()) }
+    }
 }
 
 /// When the loop starts its next refill.
@@ -84,6 +93,8 @@ struct Pipeline {
     buffer: VecDeque<Buffered>,
     targets: Arc<Targets>,
     targets_loaded: Option<Instant>,
+    /// The channels the last claim left out, sorted.
+    excluded: Vec<Uuid>,
 }
 
 impl Worker {
@@ -104,7 +115,7 @@ impl Worker {
 
         while !shutdown.is_cancelled() {
             if refilling.is_none() && next == NextRefill::Now {
-                refilling = self.start_refill(&p);
+                refilling = self.start_refill(&mut p);
             }
             tokio::select! {
                 biased;
@@ -118,7 +129,10 @@ impl Worker {
                     while let Some(done) = p.tasks.try_join_next() {
                         self.settle(done, &mut p.slots, &outcomes).await;
                     }
-                    if next == NextRefill::AfterCompletion {
+                    // A completion matters only if it took a channel out of the exclusion
+                    // the last claim was made with; otherwise that claim would find nothing
+                    // again.
+                    if next == NextRefill::AfterCompletion && self.claim_plan(&mut p).0 != p.excluded {
                         next = NextRefill::Now;
                     }
                 }
@@ -145,31 +159,53 @@ impl Worker {
     }
 
     /// Starts a background refill if the loop has room for one.
-    fn start_refill(&self, p: &Pipeline) -> Option<JoinHandle<Refilled>> {
+    fn start_refill(&self, p: &mut Pipeline) -> Option<JoinHandle<Refilled>> {
         let limit = refill_size(self.config.concurrency, p.tasks.len(), p.buffer.len())?;
+        let (exclude, channel_limits) = self.claim_plan(p);
+        p.excluded = exclude.clone();
+        let request = RefillRequest {
+            limit,
+            lease: self.config.lease,
+            per_channel: 2 * self.config.channel_concurrency.max(1),
+            exclude,
+            channel_limits,
+            reload_targets: p.targets_loaded.is_none_or(|t| t.elapsed() >= self.config.poll_interval),
+        };
+        Some(tokio::spawn(refill(self.store.clone(), self.config.render.clone(), request, p.targets.clone())))
+    }
+
+    /// Which channels a claim leaves out, and how many new leases each other known channel
+    /// may take. A channel may hold what it sends in a short horizon at its observed rate
+    /// (at least two rounds of its in-flight cap); it is claimed for again only once half
+    /// of that is free, so that a busy channel's claims come in large batches, not one
+    /// transaction per completed request.
+    fn claim_plan(&self, p: &mut Pipeline) -> (Vec<Uuid>, Vec<(Uuid, usize)>) {
         let threshold = self.config.breaker_threshold;
         let cap = self.config.channel_concurrency;
+        let now = Instant::now();
+        let horizon = budget::horizon(self.config.lease);
+        let ceiling = 2 * self.config.concurrency.max(1);
         let mut held: HashMap<Uuid, usize> = p.slots.iter().map(|(id, s)| (*id, s.in_flight)).collect();
         for b in &p.buffer {
             *held.entry(b.lease.channel_id).or_default() += 1;
         }
-        let exclude = held
-            .into_iter()
-            .filter(|(id, n)| {
-                // Room for one more round each: what is in flight, and as much again buffered.
-                let allowed = p.slots.get(id).map_or(cap, |s| s.breaker.allowed_in_flight(threshold, cap));
-                *n >= 2 * allowed
-            })
-            .map(|(id, _)| id)
-            .collect();
-        let request = RefillRequest {
-            limit,
-            lease: self.config.lease,
-            per_channel: cap,
-            exclude,
-            reload_targets: p.targets_loaded.is_none_or(|t| t.elapsed() >= self.config.poll_interval),
-        };
-        Some(tokio::spawn(refill(self.store.clone(), self.config.render.clone(), request, p.targets.clone())))
+        let mut exclude = Vec::new();
+        let mut limits = Vec::new();
+        for (id, n) in held {
+            let (allowed, rate) = match p.slots.get_mut(&id) {
+                Some(s) => (s.breaker.allowed_in_flight(threshold, cap), s.sent.per_sec(now)),
+                None => (cap, 0.0),
+            };
+            let allowance = budget::allowance(allowed, rate, horizon, ceiling);
+            let room = allowance.saturating_sub(n);
+            if room == 0 || room < allowance / 2 {
+                exclude.push(id);
+            } else {
+                limits.push((id, room));
+            }
+        }
+        exclude.sort_unstable();
+        (exclude, limits)
     }
 
     /// Takes a finished refill into the buffer; when to refill next.
@@ -233,7 +269,10 @@ impl Worker {
                 kept.push_back(b);
             }
         }
-        p.slots.retain(|_, s| s.in_flight > 0 || s.breaker != Breaker::default());
+        // An idle channel's slot goes once its rate is stale; a busy one keeps its rate
+        // across the moments it has nothing in flight.
+        let now = Instant::now();
+        p.slots.retain(|_, s| s.in_flight > 0 || s.breaker != Breaker::default() || !s.sent.is_stale(now));
         p.buffer = kept;
     }
 
@@ -258,6 +297,9 @@ impl Worker {
                 Some(true) => slot.breaker.on_success(),
                 Some(false) => slot.breaker.on_failure(),
                 None => {}
+            }
+            if settled.success.is_some() {
+                slot.sent.record(Instant::now());
             }
         }
         let threshold = self.config.breaker_threshold;

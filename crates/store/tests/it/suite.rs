@@ -31,6 +31,7 @@ crate::both_backends!(
     malformed_plain_sql_row_is_marked_and_not_delivered,
     transactional_outbox_commits_or_rolls_back_with_the_caller,
     issuance_and_revocation_update_the_inventory,
+    one_fan_out_batch_with_several_events_for_a_certificate_keeps_the_last,
     status_counts_every_state,
     channels_failing_without_success_for_disable_after_are_disabled,
 );
@@ -492,6 +493,30 @@ async fn issuance_and_revocation_update_the_inventory(store: Store) {
     );
 }
 
+/// Fan-out writes a batch set-based: several events about one certificate in one batch
+/// must leave the inventory as the last of them says (PostgreSQL refuses to upsert a row
+/// twice in one statement, so the batch must fold them first).
+async fn one_fan_out_batch_with_several_events_for_a_certificate_keeps_the_last(store: Store) {
+    let app = app(&store).await;
+    let issuance = alert(&store, &app, AlertType::Issuance, "issued").await;
+    channel(&store, &issuance, ChannelState::Active).await;
+    let mut issued = event(app.id, AlertType::Issuance, "1", None);
+    issued.certificate.id = "cert-1".into();
+    let mut revoked = event(app.id, AlertType::Revocation, "1", None);
+    revoked.certificate.id = "cert-1".into();
+    revoked.certificate.revoked_at = Some(Utc::now());
+    revoked.certificate.revocation_reason = Some(certhook_core::event::RevocationReason::Superseded);
+    let other = event(app.id, AlertType::Issuance, "2", None);
+    store.enqueue(&[issued, other, revoked]).await.unwrap();
+    assert_eq!(store.fan_out(&settings(), 500).await.unwrap(), 3, "one batch");
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM certhook_certificates").await, 2);
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(*) FROM certhook_certificates WHERE id = 'cert-1' AND status = 'revoked'").await,
+        1
+    );
+    assert_eq!(state_counts(&store).await.pending, 2, "the two issuances reach the issuance alert's channel");
+}
+
 async fn status_counts_every_state(store: Store) {
     let (app, ch) = queue_with(&store, 4).await;
     let held_alert = alert(&store, &app, AlertType::Revocation, "revoked").await;
@@ -531,13 +556,21 @@ async fn claim_respects_per_channel_caps_and_skips_full_channels(store: Store) {
     store.enqueue(&events).await.unwrap();
     fan_out_all(&store).await;
     let lease = Duration::from_secs(60);
-    let claim = store.claim_with(&ClaimRequest { limit: 10, lease, per_channel: 2, exclude: &[] }).await.unwrap();
+    let limits = [(a.id, 1)];
+    let request = ClaimRequest { limit: 10, lease, per_channel: 2, exclude: &[], channel_limits: &limits };
+    let claim = store.claim_with(&request).await.unwrap();
     let on = |ch: uuid::Uuid| claim.leases.iter().filter(|l| l.channel_id == ch).count();
-    assert_eq!((on(a.id), on(b.id)), (2, 2), "no channel gets more than its cap");
-    let claim = store.claim_with(&ClaimRequest { limit: 10, lease, per_channel: 8, exclude: &[a.id] }).await.unwrap();
+    assert_eq!((on(a.id), on(b.id)), (1, 2), "a named channel gets its own limit, the others the default");
+    let request = ClaimRequest { limit: 10, lease, per_channel: 1, exclude: &[], channel_limits: &[(b.id, 0)] };
+    let claim = store.claim_with(&request).await.unwrap();
+    let on = |ch: uuid::Uuid| claim.leases.iter().filter(|l| l.channel_id == ch).count();
+    assert_eq!((on(a.id), on(b.id)), (1, 0), "no channel gets more than its limit");
+    let request = ClaimRequest { limit: 10, lease, per_channel: 8, exclude: &[a.id], channel_limits: &[] };
+    let claim = store.claim_with(&request).await.unwrap();
     assert_eq!(claim.leases.len(), 3);
     assert!(claim.leases.iter().all(|l| l.channel_id == b.id), "a full channel is skipped");
-    let claim = store.claim_with(&ClaimRequest { limit: 10, lease, per_channel: 8, exclude: &[] }).await.unwrap();
+    let request = ClaimRequest { limit: 10, lease, per_channel: 8, exclude: &[], channel_limits: &[] };
+    let claim = store.claim_with(&request).await.unwrap();
     assert_eq!(claim.leases.len(), 3);
 }
 
