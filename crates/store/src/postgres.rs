@@ -27,7 +27,15 @@ pub struct Backend {
 impl Backend {
     /// Connects to `url` and applies pending migrations (serialised by sqlx's advisory lock).
     pub async fn connect(url: &str, work: Arc<Notify>) -> Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        // The hot statements (fan-out's oldest unfanned rows, claims of the oldest due
+        // deliveries) must walk their partial indexes in order and stop at the LIMIT. A
+        // queue grows faster than autovacuum re-analyzes it; with statistics that still say
+        // "a few hundred rows" PostgreSQL picks a bitmap scan and sorts the whole backlog on
+        // every call instead (measured: 37 ms against 0.75 ms with 34,000 events waiting,
+        // and growing with the backlog). Without bitmap scans the index order is kept.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?
+            .options([("enable_bitmapscan", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`worker`]: the loop: send from the buffer within free slots, settle.
-//! - [`refill`]: the background fan-out and claim that keeps the buffer full.
+//! - [`fan_out`]: new outbox rows into deliveries, in a task of its own.
+//! - [`refill`]: the background claim that keeps the buffer full.
 //! - [`deliver`]: one HTTP attempt over the shared client (signing at send time).
 //! - [`classify`]: what a result means, and what becomes of the delivery (pure).
 //! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
@@ -20,6 +21,7 @@ pub mod budget;
 pub mod channels;
 pub mod classify;
 pub mod deliver;
+pub mod fan_out;
 pub mod guard;
 pub mod metrics;
 pub mod record;

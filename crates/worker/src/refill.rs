@@ -1,20 +1,16 @@
 //! Keeping the sending slots fed: the loop holds up to two rounds of leases (those in
 //! flight plus a buffer of claimed ones), and tops the buffer up in a background task
-//! (fan-out, then a claim) while the slots keep sending from what is already claimed.
+//! (a claim) while the slots keep sending from what is already claimed.
 //! Without the buffer every slot that frees up waits for a database round trip — on
 //! SQLite, for the writer the recorder holds — which left the slots idle most of the time.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use certhook_core::render::RenderSettings;
 use certhook_store::{Claim, ClaimRequest, Lease, Store, StoreError};
 use uuid::Uuid;
 
 use crate::targets::Targets;
-
-/// Events fanned out per refill.
-pub const FAN_OUT_BATCH: usize = 256;
 
 /// A claimed lease waiting for a sending slot.
 #[derive(Debug)]
@@ -57,24 +53,15 @@ pub struct RefillRequest {
 pub struct Refilled {
     /// The claim, or why it failed.
     pub claim: Result<Claim, StoreError>,
-    /// Whether fan-out left events behind (refill again at once).
-    pub more_fan_out: bool,
     /// A fresh channel cache, when one was loaded.
     pub targets: Option<Targets>,
     /// Whether some channels were left out as full.
     pub excluded: bool,
 }
 
-/// Fans out a batch of new events, claims, and reloads the channel cache when asked or
-/// when a claimed lease names a channel `known` does not hold.
-pub async fn refill(store: Store, render: RenderSettings, request: RefillRequest, known: Arc<Targets>) -> Refilled {
-    let more_fan_out = match store.fan_out(&render, FAN_OUT_BATCH).await {
-        Ok(n) => n == FAN_OUT_BATCH,
-        Err(e) => {
-            tracing::warn!(error = %e, "fan-out failed; retrying");
-            false
-        }
-    };
+/// Claims, and reloads the channel cache when asked or when a claimed lease names a
+/// channel `known` does not hold.
+pub async fn refill(store: Store, request: RefillRequest, known: Arc<Targets>) -> Refilled {
     let claim = store
         .claim_with(&ClaimRequest {
             limit: request.limit,
@@ -96,7 +83,7 @@ pub async fn refill(store: Store, render: RenderSettings, request: RefillRequest
     } else {
         None
     };
-    Refilled { claim, more_fan_out, targets, excluded: !request.exclude.is_empty() }
+    Refilled { claim, targets, excluded: !request.exclude.is_empty() }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use certhook_core::event::ChannelState;
 use certhook_core::render::RenderSettings;
 use certhook_core::retry::RetryPolicy;
 use certhook_store::{AttemptRecord, Disposition, Lease, Outcome, Store};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -20,6 +20,7 @@ use crate::budget::{self, Throughput};
 use crate::channels::{Destination, requests};
 use crate::classify::{AttemptResult, Verdict, classify, dispose};
 use crate::deliver::Sender;
+use crate::fan_out::run_fan_out;
 use crate::metrics::Metrics;
 use crate::record::{Settled, run_recorder};
 use crate::refill::{Buffered, RefillRequest, Refilled, refill, refill_size};
@@ -109,6 +110,14 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let (outcomes, rx) = mpsc::channel::<Settled>(self.config.concurrency.max(64) * 2);
         let recorder = tokio::spawn(run_recorder(self.store.clone(), rx, self.config.lease));
+        let kick = Arc::new(Notify::new());
+        let fan_out = tokio::spawn(run_fan_out(
+            self.store.clone(),
+            self.config.render.clone(),
+            kick.clone(),
+            self.config.poll_interval,
+            shutdown.clone(),
+        ));
         let mut p = Pipeline::default();
         let mut refilling: Option<JoinHandle<Refilled>> = None;
         let mut next = NextRefill::Now;
@@ -123,6 +132,7 @@ impl Worker {
                 done = async { refilling.as_mut().expect("guarded by the branch condition").await }, if refilling.is_some() => {
                     refilling = None;
                     next = self.take_refill(done, &mut p);
+                    kick.notify_one();
                 }
                 Some(done) = p.tasks.join_next(), if !p.tasks.is_empty() => {
                     self.settle(done, &mut p.slots, &outcomes).await;
@@ -138,6 +148,7 @@ impl Worker {
                 }
                 _ = self.store.wait_for_work(self.config.poll_interval), if refilling.is_none() && (next != NextRefill::Now || p.tasks.is_empty()) => {
                     next = NextRefill::Now;
+                    kick.notify_one();
                 }
             }
             self.dispatch(&mut p, &outcomes).await;
@@ -153,6 +164,9 @@ impl Worker {
             self.settle(done, &mut p.slots, &outcomes).await;
         }
         drop(outcomes);
+        if let Err(e) = fan_out.await {
+            tracing::error!(error = %e, "fan-out task failed");
+        }
         if let Err(e) = recorder.await {
             tracing::error!(error = %e, "recorder task failed");
         }
@@ -171,7 +185,7 @@ impl Worker {
             channel_limits,
             reload_targets: p.targets_loaded.is_none_or(|t| t.elapsed() >= self.config.poll_interval),
         };
-        Some(tokio::spawn(refill(self.store.clone(), self.config.render.clone(), request, p.targets.clone())))
+        Some(tokio::spawn(refill(self.store.clone(), request, p.targets.clone())))
     }
 
     /// Which channels a claim leaves out, and how many new leases each other known channel
@@ -232,7 +246,7 @@ impl Worker {
         let claimed = claim.leases.len();
         let now = Instant::now();
         p.buffer.extend(claim.leases.into_iter().map(|lease| Buffered { lease, claimed_at: now }));
-        if claimed > 0 || refilled.more_fan_out {
+        if claimed > 0 {
             NextRefill::Now
         } else if refilled.excluded {
             NextRefill::AfterCompletion
