@@ -1,11 +1,13 @@
-//! The recorder: writes outcomes in batches (one transaction per batch), and applies a
-//! `410 Gone` to its channel. If the database is briefly away, it keeps retrying a batch
-//! for up to a lease; after that the leases expire and the deliveries are sent again.
+//! The recorder: writes outcomes in batches (one transaction per batch, several side by
+//! side on PostgreSQL), and applies a `410 Gone` to its channel. If the database is
+//! briefly away, it keeps retrying a batch for up to a lease; after that the leases
+//! expire and the deliveries are sent again.
 
 use std::time::{Duration, Instant};
 
-use certhook_store::{Disposition, Lease, Outcome, Store};
+use certhook_store::{BackendKind, Disposition, Lease, Outcome, Store};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 /// Outcomes written per transaction at most.
@@ -46,20 +48,38 @@ impl Settled {
     }
 }
 
+/// Record transactions in flight at once: PostgreSQL runs them side by side (each batch
+/// touches its own rows), SQLite has one writer, so more would only queue.
+fn parallel_batches(store: &Store) -> usize {
+    match store.kind() {
+        BackendKind::Sqlite => 1,
+        BackendKind::Postgres => 4,
+    }
+}
+
 /// Drains `rx` until every sender is dropped, recording in batches.
 pub async fn run_recorder(store: Store, mut rx: mpsc::Receiver<Settled>, give_up_after: Duration) {
+    let parallel = parallel_batches(&store);
+    let mut writing = JoinSet::new();
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let gone: Vec<Uuid> = batch.iter().filter(|s| s.gone).map(|s| s.channel_id).collect();
         let outcomes: Vec<Outcome> = batch.drain(..).map(|s| s.outcome).collect();
-        record_with_retry(&store, outcomes, give_up_after).await;
-        for channel in gone {
-            match store.channel_gone(channel).await {
-                Ok(n) => tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled"),
-                Err(e) => tracing::error!(channel_id = %channel, error = %e, "disabling a gone channel failed"),
-            }
+        while writing.len() >= parallel {
+            writing.join_next().await;
         }
+        let store = store.clone();
+        writing.spawn(async move {
+            record_with_retry(&store, outcomes, give_up_after).await;
+            for channel in gone {
+                match store.channel_gone(channel).await {
+                    Ok(n) => tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled"),
+                    Err(e) => tracing::error!(channel_id = %channel, error = %e, "disabling a gone channel failed"),
+                }
+            }
+        });
     }
+    while writing.join_next().await.is_some() {}
 }
 
 async fn record_with_retry(store: &Store, outcomes: Vec<Outcome>, give_up_after: Duration) {
