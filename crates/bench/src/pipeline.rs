@@ -105,6 +105,9 @@ async fn run_in(o: &Options, fresh: &FreshDb, case: Case) -> anyhow::Result<f64>
     }
     let deadline = started + o.drain_timeout;
     while counter.count.load(Ordering::Relaxed) < total {
+        for serve in &mut serves {
+            serve.check_running()?;
+        }
         if Instant::now() > deadline {
             let delivered = counter.count.load(Ordering::Relaxed);
             bail!("the pipeline did not finish in {:?}: {delivered} of {total} delivered", o.drain_timeout);

@@ -335,6 +335,14 @@ impl Serve {
         Ok(Serve { child, base })
     }
 
+    /// Fails if serve has exited (a crash would otherwise cost a whole drain timeout).
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("serve exited ({status}) before the last delivery (its stderr is above)");
+        }
+        Ok(())
+    }
+
     /// Peak RSS so far (VmHWM), in MB.
     fn rss_mb(&mut self) -> anyhow::Result<f64> {
         if let Some(status) = self.child.try_wait()? {

@@ -1,6 +1,6 @@
 // The store's logic, written once and compiled once per backend: `sqlite.rs` and
 // `postgres.rs` each `include!` this file after defining `Db`, `DbPool`, `DbRow`,
-// `Backend { pool, q, work }` and `Backend::begin_write`. The SQL differs per dialect
+// `Backend { pool, q, work }`, `Backend::begin_write` and `Backend::begin_hot`. The SQL differs per dialect
 // (see `sql.rs`); the Rust around it does not, and neither does its behaviour.
 
 use std::collections::HashMap;
@@ -17,7 +17,10 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::sql::{AttemptRow, CertificateRow, ChannelLimitRow, DeliveryRow, MessageRow, OutcomeRow, json_array};
+use crate::sql::{
+    AttemptRow, CertificateRow, ChannelHealthRow, ChannelLimitRow, DeliveryRow, MessageRow, OutcomeRow, byte_chunks,
+    json_array,
+};
 
 /// Held for the length of a write transaction where the backend serialises writers.
 type WriterGuard = Option<tokio::sync::OwnedMutexGuard<()>>;
@@ -27,6 +30,9 @@ const PRUNE_CHUNK: i64 = 5_000;
 
 /// Rows bound per batch statement at most (a bound JSON array stays a few MB).
 const FAN_OUT_CHUNK: usize = 2_000;
+
+/// Payload bytes bound per batch statement, about.
+const CHUNK_BYTES: usize = 8 << 20;
 
 /// How often a claim looks for expired leases even when due rows fill it.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -264,8 +270,8 @@ impl<'a> FanOutBatch<'a> {
             event: &ev.id,
             alert: alert.id.to_string(),
             delivery_type,
-            // Rendered CloudEvents are JSON: UTF-8 by construction.
-            body: String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            // serde_json writes UTF-8 and nothing else, so this cannot fail.
+            body: String::from_utf8(body).expect("a rendered CloudEvent is UTF-8"),
         });
     }
 }
@@ -744,7 +750,7 @@ impl Backend {
         if sqlx::query(self.q.any_unfanned).fetch_optional(&self.pool).await?.is_none() {
             return Ok(0);
         }
-        let (_writer, mut tx) = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_hot().await?;
         let rows = sqlx::query(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
         if rows.is_empty() {
             return Ok(0);
@@ -801,9 +807,12 @@ impl Backend {
         }
         let created = batch.deliveries.len();
         self.write_certificates(&mut tx, batch.certificates).await?;
-        if !batch.messages.is_empty() {
-            sqlx::query(self.q.insert_messages).bind(json_array(&batch.messages)).execute(&mut *tx).await?;
-            sqlx::query(self.q.insert_deliveries).bind(json_array(&batch.deliveries)).execute(&mut *tx).await?;
+        // Messages before their deliveries (foreign key), each in bounded statements.
+        for chunk in byte_chunks(&batch.messages, FAN_OUT_CHUNK, CHUNK_BYTES, |m| m.body.len()) {
+            sqlx::query(self.q.insert_messages).bind(json_array(chunk)).execute(&mut *tx).await?;
+        }
+        for chunk in batch.deliveries.chunks(FAN_OUT_CHUNK) {
+            sqlx::query(self.q.insert_deliveries).bind(json_array(chunk)).execute(&mut *tx).await?;
         }
         if !batch.done.is_empty() {
             sqlx::query(self.q.mark_all_fanned_out).bind(json_array(&batch.done)).execute(&mut *tx).await?;
@@ -946,7 +955,7 @@ impl Backend {
         let channel_limits = json_array(
             &request.channel_limits.iter().map(|(c, n)| ChannelLimitRow { c: c.to_string(), n: *n }).collect::<Vec<_>>(),
         );
-        let (_writer, mut tx) = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_hot().await?;
         let swept = self.sweep.due();
         let mut rows = if swept { self.claim_expired(&mut tx, &tok, lease_ms, limit).await? } else { Vec::new() };
         let mut taken_over = rows.len();
@@ -1070,14 +1079,13 @@ impl Backend {
         if !attempts.is_empty() {
             sqlx::query(self.q.insert_attempts).bind(json_array(&attempts)).execute(&mut *tx).await?;
         }
-        for (ok, sql) in [(true, self.q.channels_succeeded), (false, self.q.channels_failed)] {
-            // Sorted, so concurrent batches lock channel rows in one order (PostgreSQL).
-            let mut ids: Vec<String> =
-                channel_health.iter().filter(|(_, v)| **v == ok).map(|(c, _)| c.to_string()).collect();
-            if !ids.is_empty() {
-                ids.sort();
-                sqlx::query(sql).bind(json_array(&ids)).execute(&mut *tx).await?;
-            }
+        if !channel_health.is_empty() {
+            // One statement for both kinds, sorted: batches written side by side (PostgreSQL)
+            // lock channel rows in one order, so they cannot deadlock on them.
+            let mut health: Vec<ChannelHealthRow> =
+                channel_health.iter().map(|(c, ok)| ChannelHealthRow { c: c.to_string(), ok: i64::from(*ok) }).collect();
+            health.sort_by(|a, b| a.c.cmp(&b.c));
+            sqlx::query(self.q.channel_health).bind(json_array(&health)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         if released {

@@ -177,6 +177,13 @@ pub(crate) struct ChannelLimitRow {
     pub n: usize,
 }
 
+/// A channel's outcome in a batch as a row that `channel_health` reads.
+#[derive(serde::Serialize)]
+pub(crate) struct ChannelHealthRow {
+    pub c: String,
+    pub ok: i64,
+}
+
 /// One certificate of the inventory as a row of `upsert_certificates`.
 #[derive(serde::Serialize)]
 pub(crate) struct CertificateRow<'a> {
@@ -218,6 +225,26 @@ pub(crate) struct DeliveryRow<'a> {
     pub state: &'static str,
     pub reason: Option<&'static str>,
     pub enqueued: i64,
+}
+
+/// Splits `rows` into runs of at most `max_rows` rows and about `max_bytes` of payload
+/// (`size` of each row; a single larger row still goes alone), so no bound JSON array grows
+/// with the events' size: PostgreSQL caps a jsonb value at 256 MB, and the array is held in
+/// memory more than once while it is sent.
+pub(crate) fn byte_chunks<T>(rows: &[T], max_rows: usize, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, row) in rows.iter().enumerate() {
+        if i > start && (i - start >= max_rows.max(1) || bytes + size(row) > max_bytes) {
+            chunks.push(&rows[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size(row);
+    }
+    if start < rows.len() {
+        chunks.push(&rows[start..]);
+    }
+    chunks
 }
 
 /// The fence of a batch write: the row is still leased, under the outcome's lease token.
@@ -340,8 +367,9 @@ queries! {
         (SELECT id, channel_id, next_attempt_at FROM certhook_deliveries USE_INDEX(certhook_deliveries_due) \
         WHERE state IN ('pending', 'retrying') \
         AND next_attempt_at <= NOW_MS AND channel_id NOT IN JSON_LIST(?) ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) due) ranked \
-        WHERE rn <= COALESCE((SELECT CAST(value ->> 'n' AS BIGINT) FROM JSON_ELEMENTS(?) \
-        WHERE value ->> 'c' = ranked.channel_id), ?) ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
+        LEFT JOIN (SELECT value ->> 'c' AS l_channel, CAST(value ->> 'n' AS BIGINT) AS l_max FROM JSON_ELEMENTS(?)) limits \
+        ON limits.l_channel = ranked.channel_id \
+        WHERE rn <= COALESCE(limits.l_max, ?) ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
     // Outcomes are written a batch at a time: one statement per kind of outcome, each over
     // a JSON array of (id, token, …) rows, instead of two statements per delivery.
     record_delivered = const_format(&["UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + j.o_added, \
@@ -362,10 +390,13 @@ queries! {
         response_snippet) SELECT value ->> 'id', CAST(value ->> 'number' AS BIGINT), CAST(value ->> 'started' AS BIGINT), \
         CAST(value ->> 'duration' AS BIGINT), CAST(value ->> 'status' AS BIGINT), value ->> 'error', value ->> 'snippet' \
         FROM JSON_ELEMENTS(?)";
-    channels_succeeded = "UPDATE certhook_channels SET last_success_at = NOW_MS, failing_since = NULL \
-        WHERE id IN JSON_LIST(?)";
-    channels_failed = "UPDATE certhook_channels SET failing_since = COALESCE(failing_since, NOW_MS) \
-        WHERE id IN JSON_LIST(?)";
+    // Per channel of a batch: `ok` 1 if any attempt succeeded (the failure clock stops),
+    // 0 if all failed (it starts, unless running).
+    channel_health = "UPDATE certhook_channels SET \
+        last_success_at = CASE WHEN j.ok = 1 THEN NOW_MS ELSE last_success_at END, \
+        failing_since = CASE WHEN j.ok = 1 THEN NULL ELSE COALESCE(failing_since, NOW_MS) END \
+        FROM (SELECT value ->> 'c' AS c, CAST(value ->> 'ok' AS BIGINT) AS ok FROM JSON_ELEMENTS(?)) AS j \
+        WHERE id = j.c";
     disable_failing = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
         WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_MS - ? RETURNING id";
 
@@ -429,6 +460,17 @@ mod tests {
         assert_eq!(no_index("WHERE id = ? AND NOIDX(state) = 'x'", Dialect::Postgres), "WHERE id = ? AND state = 'x'");
         assert!(SQLITE.record_delivered.contains("+lease_token = j.o_token AND +state = 'leased'"));
         assert!(POSTGRES.record_delivered.contains("jsonb_array_elements(CAST($1 AS jsonb))"));
+    }
+
+    #[test]
+    fn chunks_stop_at_a_row_count_or_a_byte_budget() {
+        let sizes = [4, 4, 4, 10, 1, 1, 1];
+        let lens = |c: Vec<&[usize]>| c.iter().map(|c| c.len()).collect::<Vec<_>>();
+        assert_eq!(lens(byte_chunks(&sizes, 3, 100, |s| *s)), vec![3, 3, 1]);
+        assert_eq!(lens(byte_chunks(&sizes, 100, 8, |s| *s)), vec![2, 1, 1, 3], "an oversized row goes alone");
+        assert!(byte_chunks(&[] as &[usize], 3, 8, |s| *s).is_empty());
+        let all: usize = byte_chunks(&sizes, 2, 5, |s| *s).iter().map(|c| c.len()).sum();
+        assert_eq!(all, sizes.len(), "every row is in exactly one chunk");
     }
 
     #[test]

@@ -60,6 +60,12 @@ impl Backend {
         Ok((Some(guard), self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 
+    /// A write transaction for the hot path (fan-out, claims); SQLite's plans are pinned
+    /// by index hints in the statements themselves.
+    async fn begin_hot(&self) -> Result<(WriterGuard, sqlx::Transaction<'static, Db>)> {
+        self.begin_write().await
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -65,11 +65,10 @@ pub async fn run_recorder(store: Store, mut rx: mpsc::Receiver<Settled>, give_up
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let gone: Vec<Uuid> = batch.iter().filter(|s| s.gone).map(|s| s.channel_id).collect();
         let outcomes: Vec<Outcome> = batch.drain(..).map(|s| s.outcome).collect();
-        while writing.len() >= parallel {
-            writing.join_next().await;
-        }
-        let store = store.clone();
-        writing.spawn(async move {
+        if !gone.is_empty() {
+            // A 410 disables the channel after everything recorded before it, and before
+            // anything recorded after it: no batch may commit around it.
+            join_all(&mut writing).await;
             record_with_retry(&store, outcomes, give_up_after).await;
             for channel in gone {
                 match store.channel_gone(channel).await {
@@ -77,9 +76,28 @@ pub async fn run_recorder(store: Store, mut rx: mpsc::Receiver<Settled>, give_up
                     Err(e) => tracing::error!(channel_id = %channel, error = %e, "disabling a gone channel failed"),
                 }
             }
-        });
+            continue;
+        }
+        while writing.len() >= parallel {
+            join_one(&mut writing).await;
+        }
+        let store = store.clone();
+        writing.spawn(async move { record_with_retry(&store, outcomes, give_up_after).await });
     }
-    while writing.join_next().await.is_some() {}
+    join_all(&mut writing).await;
+}
+
+async fn join_one(writing: &mut JoinSet<()>) {
+    if let Some(Err(e)) = writing.join_next().await {
+        // Only the in-memory outcomes are lost: their leases expire and are sent again.
+        tracing::error!(error = %e, "recording task failed");
+    }
+}
+
+async fn join_all(writing: &mut JoinSet<()>) {
+    while !writing.is_empty() {
+        join_one(writing).await;
+    }
 }
 
 async fn record_with_retry(store: &Store, outcomes: Vec<Outcome>, give_up_after: Duration) {

@@ -190,15 +190,17 @@ impl Worker {
 
     /// Which channels a claim leaves out, and how many new leases each other known channel
     /// may take. A channel may hold what it sends in a short horizon at its observed rate
-    /// (at least two rounds of its in-flight cap); it is claimed for again only once half
-    /// of that is free, so that a busy channel's claims come in large batches, not one
-    /// transaction per completed request.
+    /// (at least two rounds of its in-flight cap); it is claimed for again only once a
+    /// quarter of that is free, so that a busy channel's claims come in batches, not one
+    /// transaction per completed request, while what is still buffered covers the claim.
     fn claim_plan(&self, p: &mut Pipeline) -> (Vec<Uuid>, Vec<(Uuid, usize)>) {
         let threshold = self.config.breaker_threshold;
         let cap = self.config.channel_concurrency;
         let now = Instant::now();
         let horizon = budget::horizon(self.config.lease);
-        let ceiling = 2 * self.config.concurrency.max(1);
+        // Half of what the worker may hold in all: a channel that was fast and then stops
+        // answering cannot fill the whole buffer and starve the others until its breaker opens.
+        let ceiling = self.config.concurrency.max(1);
         let mut held: HashMap<Uuid, usize> = p.slots.iter().map(|(id, s)| (*id, s.in_flight)).collect();
         for b in &p.buffer {
             *held.entry(b.lease.channel_id).or_default() += 1;
@@ -207,12 +209,14 @@ impl Worker {
         let mut limits = Vec::new();
         for (id, n) in held {
             let (allowed, rate) = match p.slots.get_mut(&id) {
+                // An open breaker sends one probe at a time, whatever the channel did before.
+                Some(s) if s.breaker.is_open(threshold) => (1, 0.0),
                 Some(s) => (s.breaker.allowed_in_flight(threshold, cap), s.sent.per_sec(now)),
                 None => (cap, 0.0),
             };
             let allowance = budget::allowance(allowed, rate, horizon, ceiling);
             let room = allowance.saturating_sub(n);
-            if room == 0 || room < allowance / 2 {
+            if room == 0 || room < allowance / 4 {
                 exclude.push(id);
             } else {
                 limits.push((id, room));

@@ -32,6 +32,7 @@ crate::both_backends!(
     transactional_outbox_commits_or_rolls_back_with_the_caller,
     issuance_and_revocation_update_the_inventory,
     one_fan_out_batch_with_several_events_for_a_certificate_keeps_the_last,
+    a_body_survives_the_batch_write_byte_for_byte,
     status_counts_every_state,
     channels_failing_without_success_for_disable_after_are_disabled,
 );
@@ -515,6 +516,25 @@ async fn one_fan_out_batch_with_several_events_for_a_certificate_keeps_the_last(
         1
     );
     assert_eq!(state_counts(&store).await.pending, 2, "the two issuances reach the issuance alert's channel");
+}
+
+/// Bodies travel to the database as strings inside a JSON array: escapes, non-ASCII and
+/// astral characters must come back as the exact bytes that were rendered.
+async fn a_body_survives_the_batch_write_byte_for_byte(store: Store) {
+    let app = app(&store).await;
+    let issuance = alert(&store, &app, AlertType::Issuance, "issued").await;
+    channel(&store, &issuance, ChannelState::Active).await;
+    let name = "ünï \"quoted\" back\\slash tab\t \u{1F512} <&> '.example.com";
+    let mut e = event(app.id, AlertType::Issuance, "1", None);
+    e.certificate.common_name = name.into();
+    store.enqueue(&[e]).await.unwrap();
+    fan_out_all(&store).await;
+    let lease = claim_one(&store).await;
+    let body = std::str::from_utf8(&lease.body).expect("UTF-8 body");
+    let escaped = serde_json::to_string(name).unwrap();
+    assert!(body.contains(&format!("\"commonName\":{escaped}")), "{body}");
+    let parsed: serde_json::Value = serde_json::from_slice(&lease.body).unwrap();
+    assert_eq!(parsed["data"]["certificates"][0]["commonName"], name);
 }
 
 async fn status_counts_every_state(store: Store) {
