@@ -59,10 +59,7 @@ impl Case {
 pub async fn run(o: &Options, case: Case) -> anyhow::Result<f64> {
     let fresh = FreshDb::new(o, case.db).await?;
     let measured = run_in(o, &fresh, case).await;
-    let dropped = fresh.drop_pg().await;
-    let rate = measured?;
-    dropped?;
-    Ok(rate)
+    fresh.finish(measured).await
 }
 
 async fn run_in(o: &Options, fresh: &FreshDb, case: Case) -> anyhow::Result<f64> {

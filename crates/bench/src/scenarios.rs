@@ -143,8 +143,17 @@ impl FreshDb {
         }
     }
 
+    /// Drops the database whether the measurement worked or not, then gives the
+    /// measurement; a failed drop is an error too (it would leave databases behind).
+    pub(crate) async fn finish(self, measured: anyhow::Result<f64>) -> anyhow::Result<f64> {
+        let dropped = self.drop_pg().await;
+        let rate = measured?;
+        dropped?;
+        Ok(rate)
+    }
+
     /// Drops the PostgreSQL scratch database (a no-op for SQLite).
-    pub(crate) async fn drop_pg(&self) -> anyhow::Result<()> {
+    async fn drop_pg(&self) -> anyhow::Result<()> {
         if let Some(db) = &self.pg {
             db.drop_database().await.with_context(|| format!("dropping the scratch database {}", db.url))?;
         }
@@ -188,13 +197,8 @@ pub(crate) async fn subscribe(store: &Store, url: &str, channels: usize) -> anyh
 /// fanned out; measures deliveries/s from the worker's start to the last 2xx.
 pub async fn drain(o: &Options, db: Db, channels: usize) -> anyhow::Result<f64> {
     let fresh = FreshDb::new(o, db).await?;
-    // The scratch database is dropped whether the drain worked or not; a failed drop is an
-    // error too (it would leave databases behind on the server).
     let measured = drain_in(o, &fresh, channels).await;
-    let dropped = fresh.drop_pg().await;
-    let rate = measured?;
-    dropped?;
-    Ok(rate)
+    fresh.finish(measured).await
 }
 
 async fn drain_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Result<f64> {

@@ -1080,11 +1080,13 @@ impl Backend {
             sqlx::query(self.q.insert_attempts).bind(json_array(&attempts)).execute(&mut *tx).await?;
         }
         if !channel_health.is_empty() {
-            // One statement for both kinds, sorted: batches written side by side (PostgreSQL)
-            // lock channel rows in one order, so they cannot deadlock on them.
+            // Channel rows locked in id order, then one statement for both kinds: batches
+            // written side by side (PostgreSQL) cannot deadlock on them.
             let mut health: Vec<ChannelHealthRow> =
                 channel_health.iter().map(|(c, ok)| ChannelHealthRow { c: c.to_string(), ok: i64::from(*ok) }).collect();
             health.sort_by(|a, b| a.c.cmp(&b.c));
+            let ids: Vec<&str> = health.iter().map(|h| h.c.as_str()).collect();
+            sqlx::query(self.q.lock_channels).bind(json_array(&ids)).fetch_all(&mut *tx).await?;
             sqlx::query(self.q.channel_health).bind(json_array(&health)).execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -2,6 +2,7 @@
 //! backend: `?` placeholders become `$1…` on PostgreSQL, `NOW_MS` becomes the database's
 //! clock in unix milliseconds, `SKIP_LOCKED` becomes `FOR UPDATE SKIP LOCKED` where
 //! the backend has it (on SQLite one `BEGIN IMMEDIATE` writer at a time makes it moot),
+//! `LOCK_ROWS` becomes `FOR NO KEY UPDATE` where rows can be locked (PostgreSQL),
 //! `JSON_LIST(?)` becomes a subquery over the elements of a bound JSON array of strings,
 //! `JSON_ELEMENTS(?)` a table of the objects of a bound JSON array (column `value`), and
 //! `NOIDX(column)` keeps SQLite's planner from using an index on that column (see below).
@@ -28,9 +29,14 @@ fn translate(sql: &str, dialect: Dialect) -> &'static str {
         // which a join that rescans the batch pays for per row.
         Dialect::Postgres => "jsonb_array_elements(CAST(? AS jsonb))",
     };
+    let lock_rows = match dialect {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => "FOR NO KEY UPDATE",
+    };
     let sql = sql
         .replace("NOW_MS", now)
         .replace("SKIP_LOCKED", skip_locked)
+        .replace("LOCK_ROWS", lock_rows)
         .replace("JSON_LIST(?)", json_list)
         .replace("JSON_ELEMENTS(?)", json_elements);
     let sql = use_index(&sql, dialect);
@@ -390,6 +396,10 @@ queries! {
         response_snippet) SELECT value ->> 'id', CAST(value ->> 'number' AS BIGINT), CAST(value ->> 'started' AS BIGINT), \
         CAST(value ->> 'duration' AS BIGINT), CAST(value ->> 'status' AS BIGINT), value ->> 'error', value ->> 'snippet' \
         FROM JSON_ELEMENTS(?)";
+    // Batches written side by side (PostgreSQL) take their channel rows in id order first:
+    // an UPDATE … FROM locks rows in whatever order its plan visits them, and two plans
+    // (a custom and a generic one, or rows moved by earlier updates) deadlocked.
+    lock_channels = "SELECT id FROM certhook_channels WHERE id IN JSON_LIST(?) ORDER BY id LOCK_ROWS";
     // Per channel of a batch: `ok` 1 if any attempt succeeded (the failure clock stops),
     // 0 if all failed (it starts, unless running).
     channel_health = "UPDATE certhook_channels SET \
