@@ -195,6 +195,37 @@ async fn a_black_holed_channel_does_not_hold_up_a_healthy_one() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_channel_that_starts_hanging_does_not_starve_the_others() {
+    let turns_silent = Receiver::start(Reply::Status(204)).await;
+    let steady = Receiver::start(Reply::Status(204)).await;
+    let mut env = Env::fast();
+    // The worker holds at most 16 leases; a fast channel may keep claimed what it sent in
+    // the last second, but never more than 8 of them, however fast it was.
+    env.set("CERTHOOK_DELIVERY__CONCURRENCY", "8");
+    env.set("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", "2");
+    env.set("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "60s");
+    env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "90s");
+    env.set("CERTHOOK_DELIVERY__CIRCUIT_BREAKER_THRESHOLD", "1000");
+    let (app, _) = env.webhook("issuance", &turns_silent.url("/a"), None);
+    let alert = env.json(&["alert", "list", "--app", &app])[0]["id"].as_str().unwrap().to_string();
+    env.channel(&alert, &steady.url("/b"), None);
+    let serve = Serve::start(&env).await;
+    for i in 0..60 {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    turns_silent.wait_for(60, WAIT).await;
+    steady.wait_for(60, WAIT).await;
+    // Both channels have a rate now; one stops answering while more work arrives.
+    turns_silent.set_default(Reply::Hang);
+    for i in 60..160 {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    let got = steady.wait_for(160, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 160, "the steady channel got everything while the other hung");
+    serve.kill9().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_destinations_are_blocked_unless_allowed() {
     let receiver = Receiver::start(Reply::Status(204)).await;
     let mut env = Env::fast();
