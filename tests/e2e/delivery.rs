@@ -168,22 +168,29 @@ async fn redirects_are_not_followed_and_big_answers_are_cut() {
     serve.terminate().await;
 }
 
+/// An alert with webhook channels to `first` and `second`, `concurrency` slots in all and
+/// two per channel, requests that may hang far longer than a test, and no breaker (it
+/// would shield the other channel and hide what the caps do); returns the env and app id.
+fn two_channels_that_may_hang(concurrency: usize, first: &str, second: &str) -> (Env, String) {
+    let mut env = Env::fast();
+    env.set("CERTHOOK_DELIVERY__CONCURRENCY", &concurrency.to_string());
+    env.set("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", "2");
+    env.set("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "60s");
+    env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "90s");
+    env.set("CERTHOOK_DELIVERY__CIRCUIT_BREAKER_THRESHOLD", "1000");
+    let (app, _) = env.webhook("issuance", first, None);
+    let alert = env.json(&["alert", "list", "--app", &app])[0]["id"].as_str().unwrap().to_string();
+    env.channel(&alert, second, None);
+    (env, app)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_black_holed_channel_does_not_hold_up_a_healthy_one() {
     let healthy = Receiver::start(Reply::Status(204)).await;
     let black_hole = Receiver::start(Reply::Hang).await;
-    let mut env = Env::fast();
-    // Four slots in all, two per channel, and requests that hang far longer than the test:
-    // without the per-channel cap the black hole would hold every slot.
-    env.set("CERTHOOK_DELIVERY__CONCURRENCY", "4");
-    env.set("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", "2");
-    env.set("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "60s");
-    env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "90s");
-    // the breaker would also shield the healthy channel; keep it out of this test
-    env.set("CERTHOOK_DELIVERY__CIRCUIT_BREAKER_THRESHOLD", "1000");
-    let (app, _) = env.webhook("issuance", &healthy.url("/ok"), None);
-    let alert = env.json(&["alert", "list", "--app", &app])[0]["id"].as_str().unwrap().to_string();
-    env.channel(&alert, &black_hole.url("/void"), None);
+    // Four slots in all, two per channel: without the per-channel cap the black hole would
+    // hold every slot.
+    let (env, app) = two_channels_that_may_hang(4, &healthy.url("/ok"), &black_hole.url("/void"));
     let serve = Serve::start(&env).await;
     for i in 0..30 {
         serve.enqueue(&event(&app, &i.to_string())).await;
@@ -198,17 +205,9 @@ async fn a_black_holed_channel_does_not_hold_up_a_healthy_one() {
 async fn a_fast_channel_that_starts_hanging_does_not_starve_the_others() {
     let turns_silent = Receiver::start(Reply::Status(204)).await;
     let steady = Receiver::start(Reply::Status(204)).await;
-    let mut env = Env::fast();
     // The worker holds at most 16 leases; a fast channel may keep claimed what it sent in
     // the last second, but never more than 8 of them, however fast it was.
-    env.set("CERTHOOK_DELIVERY__CONCURRENCY", "8");
-    env.set("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", "2");
-    env.set("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "60s");
-    env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "90s");
-    env.set("CERTHOOK_DELIVERY__CIRCUIT_BREAKER_THRESHOLD", "1000");
-    let (app, _) = env.webhook("issuance", &turns_silent.url("/a"), None);
-    let alert = env.json(&["alert", "list", "--app", &app])[0]["id"].as_str().unwrap().to_string();
-    env.channel(&alert, &steady.url("/b"), None);
+    let (env, app) = two_channels_that_may_hang(8, &turns_silent.url("/a"), &steady.url("/b"));
     let serve = Serve::start(&env).await;
     for i in 0..60 {
         serve.enqueue(&event(&app, &i.to_string())).await;
