@@ -13,14 +13,16 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 # PostgreSQL tests that skipped (no server, outside CI) list themselves in SKIP_LOG.
-SKIP_LOG := target/tmp/postgres-skipped.txt
+# The count is printed whether the tests passed or not.
+SKIP_LOG := $(or $(CARGO_TARGET_DIR),target)/tmp/postgres-skipped.txt
 
 test:
 	@rm -f $(SKIP_LOG)
-	$(CARGO) test --workspace
-	@if [ -s $(SKIP_LOG) ]; then \
+	@status=0; $(CARGO) test --workspace || status=$$?; \
+	if [ -s $(SKIP_LOG) ]; then \
 	  echo "WARNING: $$(wc -l < $(SKIP_LOG)) PostgreSQL tests SKIPPED (no server; see $(SKIP_LOG)). Set CERTHOOK_TEST_POSTGRES_URL or start PostgreSQL."; \
-	fi
+	fi; \
+	exit $$status
 
 lint:
 	$(CARGO) fmt --all -- --check

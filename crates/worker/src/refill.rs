@@ -55,8 +55,6 @@ pub struct Refilled {
     pub claim: Result<Claim, StoreError>,
     /// A fresh channel cache, when one was loaded.
     pub targets: Option<Targets>,
-    /// Whether some channels were left out as full.
-    pub excluded: bool,
 }
 
 /// Claims, and reloads the channel cache when asked or when a claimed lease names a
@@ -83,7 +81,7 @@ pub async fn refill(store: Store, request: RefillRequest, known: Arc<Targets>) -
     } else {
         None
     };
-    Refilled { claim, targets, excluded: !request.exclude.is_empty() }
+    Refilled { claim, targets }
 }
 
 #[cfg(test)]

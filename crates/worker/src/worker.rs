@@ -252,7 +252,7 @@ impl Worker {
         p.buffer.extend(claim.leases.into_iter().map(|lease| Buffered { lease, claimed_at: now }));
         if claimed > 0 {
             NextRefill::Now
-        } else if refilled.excluded {
+        } else if !p.excluded.is_empty() {
             NextRefill::AfterCompletion
         } else {
             NextRefill::AfterWake
