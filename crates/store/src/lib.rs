@@ -3,8 +3,15 @@
 //! # Layout
 //!
 //! - [`Store`]: one API over both backends, chosen once from the database URL.
-//! - `sqlite` / `postgres`: connection set-up per backend; both compile the same logic
-//!   (`backend.rs`) against their own SQL dialect (`sql.rs`).
+//! - [`driver`]: the contract each backend fulfils ([`driver::Driver`]): its sqlx types,
+//!   its transactions, its statements.
+//! - [`sqlite`], [`postgres`]: one driver each, with its connection set-up and its dialect
+//!   of the statements (`sql.rs` holds them once, with markers where the dialects differ).
+//! - The store's logic, written once over any driver ([`Backend`]), one module per concern:
+//!   `subscriptions` (applications, alerts, channels and their lifecycle), `outbox`
+//!   (enqueue), `fan_out`, `inventory` (certificates and the expiration scan), `leases`
+//!   (claim and record), `inspection` (lists, replay and purge, status, pruning).
+//! - `rows` (rows as domain values) and `batch` (the JSON rows batch statements bind).
 //! - [`model`]: rows as domain values, leases and outcomes.
 //! - [`scratch`]: throwaway PostgreSQL databases for tests and benchmarks.
 //! - [`migrate`]: the embedded migrations of `migrations/sqlite` and `migrations/postgres`.
@@ -16,13 +23,23 @@
 //! release; [`Store::replay`] and [`Store::purge`] are the only ways out of `dead`.
 #![deny(missing_docs)]
 
+mod backend;
+mod batch;
+pub mod driver;
 pub mod error;
+mod fan_out;
+mod inspection;
+mod inventory;
+mod leases;
 pub mod migrate;
 pub mod model;
+mod outbox;
 pub mod postgres;
+mod rows;
 pub mod scratch;
 mod sql;
 pub mod sqlite;
+mod subscriptions;
 mod sweep;
 
 use std::sync::Arc;
@@ -35,6 +52,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+pub use backend::Backend;
 pub use error::{Result, StoreError};
 pub use model::*;
 
@@ -42,9 +60,9 @@ pub use model::*;
 #[derive(Debug, Clone)]
 pub enum Store {
     /// One SQLite file.
-    Sqlite(sqlite::Backend),
+    Sqlite(sqlite::SqliteBackend),
     /// A PostgreSQL database shared by any number of workers.
-    Postgres(postgres::Backend),
+    Postgres(postgres::PostgresBackend),
 }
 
 macro_rules! dispatch {
@@ -84,8 +102,8 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Store> {
         let work = Arc::new(Notify::new());
         Ok(match BackendKind::of_url(url)? {
-            BackendKind::Sqlite => Store::Sqlite(sqlite::Backend::connect(url, work).await?),
-            BackendKind::Postgres => Store::Postgres(postgres::Backend::connect(url, work).await?),
+            BackendKind::Sqlite => Store::Sqlite(sqlite::SqliteBackend::connect(url, work).await?),
+            BackendKind::Postgres => Store::Postgres(postgres::PostgresBackend::connect(url, work).await?),
         })
     }
 

@@ -1,100 +1,21 @@
-//! Every statement the store runs, written once in a neutral dialect and translated per
-//! backend: `?` placeholders become `$1…` on PostgreSQL, `NOW_MS` becomes the database's
-//! clock in unix milliseconds, `SKIP_LOCKED` becomes `FOR UPDATE SKIP LOCKED` where
-//! the backend has it (on SQLite one `BEGIN IMMEDIATE` writer at a time makes it moot),
-//! `LOCK_ROWS` becomes `FOR NO KEY UPDATE` where rows can be locked (PostgreSQL),
-//! `JSON_LIST(?)` becomes a subquery over the elements of a bound JSON array of strings,
-//! `JSON_ELEMENTS(?)` a table of the objects of a bound JSON array (column `value`), and
-//! `NOIDX(column)` keeps SQLite's planner from using an index on that column (see below).
+//! Every statement the store runs, written once in a neutral dialect; each backend
+//! (`sqlite::dialect`, `postgres::dialect`) turns it into its own SQL when it starts.
+//!
+//! Where the dialects differ, a statement says what it needs with a marker, and each backend
+//! writes that part its own way:
+//! - `?`: a placeholder (`$1…` on PostgreSQL);
+//! - `NOW_MS`: the database's clock in unix milliseconds;
+//! - `SKIP_LOCKED`: `FOR UPDATE SKIP LOCKED` where rows can be skipped (on SQLite, one
+//!   `BEGIN IMMEDIATE` writer at a time makes it moot);
+//! - `LOCK_ROWS`: `FOR NO KEY UPDATE` where rows can be locked;
+//! - `JSON_LIST(?)`: a subquery over the strings of a bound JSON array;
+//! - `JSON_ELEMENTS(?)`: a table of the objects of a bound JSON array (column `value`);
+//! - `NOIDX(column)`, `USE_INDEX(name)`: planner hints that only SQLite needs;
+//! - `TO_BYTES(text)`: UTF-8 text as the bytes of a `BLOB`/`BYTEA` column.
 
-use std::sync::LazyLock;
-
-/// The SQL dialect of a backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-fn translate(sql: &str, dialect: Dialect) -> &'static str {
-    let (now, skip_locked, json_list) = match dialect {
-        Dialect::Sqlite => ("CAST(unixepoch('subsec') * 1000 AS INTEGER)", "", "(SELECT value FROM json_each(?))"),
-        Dialect::Postgres => {
-            ("certhook_now_ms()", "FOR UPDATE SKIP LOCKED", "(SELECT jsonb_array_elements_text(CAST(? AS jsonb)))")
-        }
-    };
-    let json_elements = match dialect {
-        Dialect::Sqlite => "json_each(?)",
-        // jsonb: parsed once; `value ->> 'k'` on `json` re-parses the element on every access,
-        // which a join that rescans the batch pays for per row.
-        Dialect::Postgres => "jsonb_array_elements(CAST(? AS jsonb))",
-    };
-    let lock_rows = match dialect {
-        Dialect::Sqlite => "",
-        Dialect::Postgres => "FOR NO KEY UPDATE",
-    };
-    let sql = sql
-        .replace("NOW_MS", now)
-        .replace("SKIP_LOCKED", skip_locked)
-        .replace("LOCK_ROWS", lock_rows)
-        .replace("JSON_LIST(?)", json_list)
-        .replace("JSON_ELEMENTS(?)", json_elements);
-    let sql = use_index(&sql, dialect);
-    let sql = no_index(&sql, dialect);
-    let sql = to_bytes(&sql, dialect);
-    let out = match dialect {
-        Dialect::Sqlite => sql,
-        Dialect::Postgres => {
-            let mut out = String::with_capacity(sql.len() + 16);
-            let mut n = 0;
-            for ch in sql.chars() {
-                if ch == '?' {
-                    n += 1;
-                    out.push('$');
-                    out.push_str(&n.to_string());
-                } else {
-                    out.push(ch);
-                }
-            }
-            out
-        }
-    };
-    // Built once per dialect per process (see the LazyLocks below), so the leak is bounded.
-    Box::leak(out.into_boxed_str())
-}
-
-/// `NOIDX(column)`: on SQLite `+column`, which the planner cannot match to an index. A
-/// batch write joins a bound JSON table to the deliveries by primary key; left free, SQLite
-/// drives the join from the partial index on `state = 'leased'` and re-reads the whole JSON
-/// array for every leased row. PostgreSQL plans that join well from its own estimates.
-fn no_index(sql: &str, dialect: Dialect) -> String {
-    rewrite_calls(sql, "NOIDX(", |column| match dialect {
-        Dialect::Sqlite => format!("+{column}"),
-        Dialect::Postgres => column.to_string(),
-    })
-}
-
-/// `TO_BYTES(text)`: UTF-8 text as the bytes of a `BLOB`/`BYTEA` column (bodies travel in
-/// batch statements as JSON strings).
-fn to_bytes(sql: &str, dialect: Dialect) -> String {
-    rewrite_calls(sql, "TO_BYTES(", |text| match dialect {
-        Dialect::Sqlite => format!("CAST({text} AS BLOB)"),
-        Dialect::Postgres => format!("convert_to({text}, 'UTF8')"),
-    })
-}
-
-/// `USE_INDEX(name)` after a table name: SQLite's planner, without statistics, prefers
-/// the broad `(state, created_at)` index and sorts, which makes a claim O(n); `INDEXED BY`
-/// pins the partial index that keeps it O(log n). PostgreSQL plans from statistics.
-fn use_index(sql: &str, dialect: Dialect) -> String {
-    rewrite_calls(sql, "USE_INDEX(", |name| match dialect {
-        Dialect::Sqlite => format!("INDEXED BY {name}"),
-        Dialect::Postgres => String::new(),
-    })
-}
-
-/// Replaces every `MARKER(arg)` (`open` is `MARKER(`) with `replace(arg)`.
-fn rewrite_calls(sql: &str, open: &str, replace: impl Fn(&str) -> String) -> String {
+/// Replaces every `MARKER(arg)` (`open` is `MARKER(`) with `replace(arg)`: how a backend
+/// writes a marker that takes an argument.
+pub(crate) fn rewrite_calls(sql: &str, open: &str, replace: impl Fn(&str) -> String) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     while let Some(at) = rest.find(open) {
@@ -108,15 +29,19 @@ fn rewrite_calls(sql: &str, open: &str, replace: impl Fn(&str) -> String) -> Str
     out
 }
 
+/// Declares [`Queries`]: one field per statement, each written in the neutral dialect.
 macro_rules! queries {
     ($($(#[$doc:meta])* $name:ident = $sql:expr;)+) => {
-        pub(crate) struct Queries {
+        /// Every statement the store runs, in one backend's dialect.
+        pub struct Queries {
             $($(#[$doc])* pub $name: &'static str,)+
         }
 
         impl Queries {
-            fn build(dialect: Dialect) -> Queries {
-                Queries { $($name: translate(&$sql, dialect),)+ }
+            /// Every statement in one backend's dialect, as `translate` writes the markers.
+            pub(crate) fn build(translate: fn(&str) -> String) -> Queries {
+                // Built once per backend per process (a `LazyLock` each), so the leak is bounded.
+                Queries { $($name: Box::leak(translate(&$sql).into_boxed_str()),)+ }
             }
         }
     };
@@ -127,11 +52,6 @@ impl std::fmt::Debug for Queries {
         f.write_str("Queries")
     }
 }
-
-/// The statements, translated for SQLite.
-pub(crate) static SQLITE: LazyLock<Queries> = LazyLock::new(|| Queries::build(Dialect::Sqlite));
-/// The statements, translated for PostgreSQL.
-pub(crate) static POSTGRES: LazyLock<Queries> = LazyLock::new(|| Queries::build(Dialect::Postgres));
 
 const DELIVERY_COLUMNS: &str = "id, event_id, channel_id, message_id, type, state, attempt_count, next_attempt_at, \
      last_status_code, last_error, reason, created_at, delivered_at, dead_at";
@@ -145,113 +65,6 @@ const OUTCOMES: &str = "(SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_t
     CAST(value ->> 'added' AS BIGINT) AS o_added, CAST(value ->> 'status' AS BIGINT) AS o_status, \
     value ->> 'error' AS o_error, CAST(value ->> 'delay' AS BIGINT) AS o_delay, value ->> 'reason' AS o_reason \
     FROM JSON_ELEMENTS(?))";
-
-/// One outcome as a row of [`OUTCOMES`] (the JSON keys are its column sources).
-#[derive(serde::Serialize)]
-pub(crate) struct OutcomeRow<'a> {
-    pub id: &'a str,
-    pub token: String,
-    pub added: i64,
-    pub status: Option<u16>,
-    pub error: Option<&'a str>,
-    pub delay: i64,
-    pub reason: Option<&'a str>,
-}
-
-/// One attempt as a row that `insert_attempts` reads.
-#[derive(serde::Serialize)]
-pub(crate) struct AttemptRow<'a> {
-    pub id: &'a str,
-    pub number: i64,
-    pub started: i64,
-    pub duration: i64,
-    pub status: Option<u16>,
-    pub error: Option<&'a str>,
-    pub snippet: Option<&'a str>,
-}
-
-/// Rows as the JSON array a batch statement binds.
-pub(crate) fn json_array<T: serde::Serialize>(rows: &[T]) -> String {
-    // Strings, integers and options only: serialising them cannot fail.
-    serde_json::to_string(rows).expect("plain rows serialise")
-}
-
-/// A channel's own claim limit as a row that `claim_due` reads.
-#[derive(serde::Serialize)]
-pub(crate) struct ChannelLimitRow {
-    pub c: String,
-    pub n: usize,
-}
-
-/// A channel's outcome in a batch as a row that `channel_health` reads.
-#[derive(serde::Serialize)]
-pub(crate) struct ChannelHealthRow {
-    pub c: String,
-    pub ok: i64,
-}
-
-/// One certificate of the inventory as a row of `upsert_certificates`.
-#[derive(serde::Serialize)]
-pub(crate) struct CertificateRow<'a> {
-    pub app: &'a str,
-    pub id: &'a str,
-    pub serial: &'a str,
-    pub cn: &'a str,
-    /// The SAN list as JSON text (the column's format).
-    pub san: String,
-    pub profile: Option<&'a str>,
-    pub not_before: i64,
-    pub not_after: i64,
-    pub revoked_at: Option<i64>,
-    pub reason: Option<&'static str>,
-    pub status: &'static str,
-}
-
-/// One rendered message as a row of `insert_messages`.
-#[derive(serde::Serialize)]
-pub(crate) struct MessageRow<'a> {
-    pub id: String,
-    pub event: &'a str,
-    pub alert: String,
-    #[serde(rename = "type")]
-    pub delivery_type: &'static str,
-    /// The rendered CloudEvent (JSON text, stored as bytes).
-    pub body: String,
-}
-
-/// One new delivery as a row of `insert_deliveries`.
-#[derive(serde::Serialize)]
-pub(crate) struct DeliveryRow<'a> {
-    pub id: String,
-    pub message: String,
-    pub event: &'a str,
-    pub channel: String,
-    #[serde(rename = "type")]
-    pub delivery_type: &'static str,
-    pub state: &'static str,
-    pub reason: Option<&'static str>,
-    pub enqueued: i64,
-}
-
-/// Splits `rows` into runs of at most `max_rows` rows and about `max_bytes` of payload
-/// (`size` of each row; a single larger row still goes alone), so no bound JSON array grows
-/// with the events' size: PostgreSQL caps a jsonb value at 256 MB, and the array is held in
-/// memory more than once while it is sent.
-pub(crate) fn byte_chunks<T>(rows: &[T], max_rows: usize, max_bytes: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, row) in rows.iter().enumerate() {
-        if i > start && (i - start >= max_rows.max(1) || bytes + size(row) > max_bytes) {
-            chunks.push(&rows[start..i]);
-            (start, bytes) = (i, 0);
-        }
-        bytes += size(row);
-    }
-    if start < rows.len() {
-        chunks.push(&rows[start..]);
-    }
-    chunks
-}
 
 /// The fence of a batch write: the row is still leased, under the outcome's lease token.
 const FENCE: &str = "id = j.o_id AND NOIDX(lease_token) = j.o_token AND NOIDX(state) = 'leased'";
@@ -442,51 +255,4 @@ queries! {
 /// Joins statement fragments (the `queries!` entries are built at run time, once).
 fn const_format(parts: &[&str]) -> String {
     parts.concat()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postgres_placeholders_are_numbered_and_tokens_replaced() {
-        let q = translate("SELECT ? + NOW_MS FROM t WHERE a = ? LIMIT ? SKIP_LOCKED", Dialect::Postgres);
-        assert_eq!(q, "SELECT $1 + certhook_now_ms() FROM t WHERE a = $2 LIMIT $3 FOR UPDATE SKIP LOCKED");
-        let q = translate("SELECT ? + NOW_MS LIMIT ? SKIP_LOCKED", Dialect::Sqlite);
-        assert_eq!(q, "SELECT ? + CAST(unixepoch('subsec') * 1000 AS INTEGER) LIMIT ? ");
-    }
-
-    #[test]
-    fn index_hints_exist_only_for_sqlite() {
-        assert_eq!(use_index("FROM t USE_INDEX(t_due) WHERE", Dialect::Sqlite), "FROM t INDEXED BY t_due WHERE");
-        assert_eq!(use_index("FROM t USE_INDEX(t_due) WHERE", Dialect::Postgres), "FROM t  WHERE");
-        assert!(SQLITE.claim_due.contains("INDEXED BY certhook_deliveries_due"));
-        assert!(!POSTGRES.claim_due.contains("INDEXED"));
-    }
-
-    #[test]
-    fn no_index_hides_a_column_from_sqlite_only() {
-        assert_eq!(no_index("WHERE id = ? AND NOIDX(state) = 'x'", Dialect::Sqlite), "WHERE id = ? AND +state = 'x'");
-        assert_eq!(no_index("WHERE id = ? AND NOIDX(state) = 'x'", Dialect::Postgres), "WHERE id = ? AND state = 'x'");
-        assert!(SQLITE.record_delivered.contains("+lease_token = j.o_token AND +state = 'leased'"));
-        assert!(POSTGRES.record_delivered.contains("jsonb_array_elements(CAST($1 AS jsonb))"));
-    }
-
-    #[test]
-    fn chunks_stop_at_a_row_count_or_a_byte_budget() {
-        let sizes = [4, 4, 4, 10, 1, 1, 1];
-        let lens = |c: Vec<&[usize]>| c.iter().map(|c| c.len()).collect::<Vec<_>>();
-        assert_eq!(lens(byte_chunks(&sizes, 3, 100, |s| *s)), vec![3, 3, 1]);
-        assert_eq!(lens(byte_chunks(&sizes, 100, 8, |s| *s)), vec![2, 1, 1, 3], "an oversized row goes alone");
-        assert!(byte_chunks(&[] as &[usize], 3, 8, |s| *s).is_empty());
-        let all: usize = byte_chunks(&sizes, 2, 5, |s| *s).iter().map(|c| c.len()).sum();
-        assert_eq!(all, sizes.len(), "every row is in exactly one chunk");
-    }
-
-    #[test]
-    fn every_statement_translates() {
-        assert!(SQLITE.claim_due.contains("LIMIT ?"));
-        assert!(POSTGRES.claim_due.contains("FOR UPDATE SKIP LOCKED"));
-        assert!(!POSTGRES.list_deliveries.contains('?'));
-    }
 }

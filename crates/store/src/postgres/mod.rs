@@ -2,29 +2,74 @@
 //! share the queue. Claims use `FOR UPDATE SKIP LOCKED` in short statements, and new work
 //! wakes listeners through `LISTEN certhook_work` (a trigger on the outbox NOTIFYs).
 
+mod dialect;
+
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use certhook_core::event::NewEvent;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgConnection as DbConn, PgPool as DbPool, Postgres as Db, postgres::PgRow as DbRow};
+use sqlx::{PgConnection, PgPool, Postgres, postgres::PgRow};
 use tokio::sync::Notify;
+use uuid::Uuid;
 
-use crate::sql::{POSTGRES, Queries};
-use crate::sweep::Sweep;
+use crate::backend::Backend;
+use crate::driver::{Driver, WriteTx};
+use crate::error::{Result, StoreError};
+use crate::sql::Queries;
 
 /// The NOTIFY channel the outbox trigger signals.
 pub const WORK_CHANNEL: &str = "certhook_work";
 
-/// The store on a PostgreSQL database.
+/// The driver for a PostgreSQL database.
 #[derive(Debug, Clone)]
-pub struct Backend {
-    pool: DbPool,
-    q: &'static Queries,
-    pub(crate) work: Arc<Notify>,
-    /// When claims next look for expired leases regardless.
-    sweep: Arc<Sweep>,
+pub struct PostgresDriver {
+    pool: PgPool,
 }
 
-impl Backend {
+impl Driver for PostgresDriver {
+    type Db = Postgres;
+    type Conn = PgConnection;
+    type Row = PgRow;
+    type Stmt = sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>;
+
+    fn statement(sql: &'static str) -> Self::Stmt {
+        sqlx::query(sql)
+    }
+
+    fn sql(&self) -> &'static Queries {
+        &dialect::SQL
+    }
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// PostgreSQL has row locks and SKIP LOCKED: writers need no serialising here.
+    async fn begin_write(&self) -> Result<WriteTx<Postgres>> {
+        Ok((None, self.pool.begin().await?))
+    }
+
+    /// Planned without bitmap scans.
+    ///
+    /// Hot statements must walk their partial indexes in order and stop at the LIMIT. A
+    /// queue grows faster than autovacuum re-analyzes it; with statistics that still say
+    /// "a few hundred rows" PostgreSQL picks a bitmap scan and sorts the whole backlog on
+    /// every call instead (measured: 37 ms against 0.75 ms for the oldest 1,000 unfanned
+    /// events with 34,000 waiting, and growing with the backlog). `SET LOCAL` keeps the
+    /// setting inside this transaction, so poolers and other queries see nothing of it.
+    async fn begin_hot(&self) -> Result<WriteTx<Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
+        Ok((None, tx))
+    }
+}
+
+/// The store on a PostgreSQL database.
+pub type PostgresBackend = Backend<PostgresDriver>;
+
+impl Backend<PostgresDriver> {
     /// Connects to `url` and applies pending migrations (serialised by sqlx's advisory lock).
     pub async fn connect(url: &str, work: Arc<Notify>) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
@@ -34,36 +79,7 @@ impl Backend {
             .connect_with(options)
             .await?;
         crate::migrate::postgres().run(&pool).await?;
-        Ok(Backend { pool, q: &POSTGRES, work, sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)) })
-    }
-
-    /// The connection pool, for callers that run their own transactions (transactional outbox).
-    pub fn pool(&self) -> &DbPool {
-        &self.pool
-    }
-
-    async fn begin_write(&self) -> Result<(WriterGuard, sqlx::Transaction<'static, Db>)> {
-        // PostgreSQL has row locks and SKIP LOCKED: writers need no serialising here.
-        Ok((None, self.pool.begin().await?))
-    }
-
-    /// A write transaction for the hot path (fan-out, claims), planned without bitmap scans.
-    ///
-    /// Those statements must walk their partial indexes in order and stop at the LIMIT. A
-    /// queue grows faster than autovacuum re-analyzes it; with statistics that still say
-    /// "a few hundred rows" PostgreSQL picks a bitmap scan and sorts the whole backlog on
-    /// every call instead (measured: 37 ms against 0.75 ms for the oldest 1,000 unfanned
-    /// events with 34,000 waiting, and growing with the backlog). `SET LOCAL` keeps the
-    /// setting inside this transaction, so poolers and other queries see nothing of it.
-    async fn begin_hot(&self) -> Result<(WriterGuard, sqlx::Transaction<'static, Db>)> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::raw_sql("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
-        Ok((None, tx))
-    }
-
-    /// Closes the pool, waiting for connections to be returned.
-    pub async fn close(&self) {
-        self.pool.close().await;
+        Ok(Backend::new(PostgresDriver { pool }, work))
     }
 
     /// Forwards `NOTIFY certhook_work` to this process's wake-up until the pool closes.
@@ -71,10 +87,10 @@ impl Backend {
     /// The listener reconnects by itself after a database restart; notifications missed
     /// meanwhile are covered by polling.
     pub async fn listen_for_work(&self) -> Result<tokio::task::JoinHandle<()>> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let mut listener = PgListener::connect_with(self.pool()).await?;
         listener.listen(WORK_CHANNEL).await?;
         let work = self.work.clone();
-        let pool = self.pool.clone();
+        let pool = self.pool().clone();
         Ok(tokio::spawn(async move {
             while !pool.is_closed() {
                 match listener.recv().await {
@@ -92,8 +108,6 @@ impl Backend {
 
 /// Enqueues events on the caller's own PostgreSQL connection or transaction, so the PKI's
 /// write and the events commit or roll back together.
-pub async fn enqueue_in_tx(conn: &mut DbConn, events: &[NewEvent]) -> Result<Vec<Uuid>> {
-    enqueue_on(conn, &POSTGRES, events).await
+pub async fn enqueue_in_tx(conn: &mut PgConnection, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+    crate::outbox::enqueue_on::<PostgresDriver>(conn, &dialect::SQL, events).await
 }
-
-include!("backend.rs");

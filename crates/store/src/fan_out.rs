@@ -1,0 +1,289 @@
+//! Fan-out: outbox rows become one rendered message per matching alert and one delivery
+//! per channel of it, a batch at a time, written with one statement per table.
+use std::collections::HashMap;
+
+use certhook_core::event::{AlertType, Certificate, ChannelState, DeliveryState, NewEvent};
+use certhook_core::render::{AlertRef, RenderSettings, render_alert_event};
+use uuid::Uuid;
+
+use crate::backend::Backend;
+use crate::batch::{CertificateRow, DeliveryRow, MessageRow, byte_chunks, json_array};
+use crate::driver::{Driver, Record, Statement};
+use crate::error::Result;
+use crate::inventory::certificate_row;
+use crate::model::*;
+use crate::rows::{alert_from, millis, parse_col};
+
+/// Rows bound per batch statement at most (a bound JSON array stays a few MB).
+pub(crate) const FAN_OUT_CHUNK: usize = 2_000;
+
+/// Payload bytes bound per batch statement, about.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Where a new delivery for a channel in `state` starts, and why it is dead if it is.
+fn initial_delivery_state(state: ChannelState) -> (DeliveryState, Option<&'static str>) {
+    match state {
+        ChannelState::Active => (DeliveryState::Pending, None),
+        ChannelState::Paused | ChannelState::PendingVerification => (DeliveryState::Held, None),
+        ChannelState::Disabled => (DeliveryState::Dead, Some("channel_disabled")),
+    }
+}
+
+/// Alerts and channels read once per fan-out batch: a batch of events for one application
+/// asks the same questions for every event.
+#[derive(Default)]
+struct FanOutCache {
+    alerts: HashMap<(String, AlertType), Vec<Alert>>,
+    alerts_by_id: HashMap<String, Vec<Alert>>,
+    channels: HashMap<(Uuid, bool), Vec<(String, ChannelState)>>,
+}
+
+impl FanOutCache {
+    async fn alerts_for<D: Driver>(
+        &mut self,
+        b: &Backend<D>,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        application_id: &str,
+        alert_type: AlertType,
+    ) -> Result<Vec<Alert>> {
+        let key = (application_id.to_string(), alert_type);
+        if let Some(hit) = self.alerts.get(&key) {
+            return Ok(hit.clone());
+        }
+        let rows = D::statement(b.q.alerts_for_event)
+            .bind(application_id)
+            .bind(alert_type.as_str())
+            .fetch_all(&mut **tx)
+            .await?;
+        let alerts = rows.iter().map(alert_from).collect::<Result<Vec<_>>>()?;
+        self.alerts.insert(key, alerts.clone());
+        Ok(alerts)
+    }
+
+    async fn alert_by_id<D: Driver>(
+        &mut self,
+        b: &Backend<D>,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        id: &str,
+    ) -> Result<Vec<Alert>> {
+        if let Some(hit) = self.alerts_by_id.get(id) {
+            return Ok(hit.clone());
+        }
+        let rows = D::statement(b.q.get_alert).bind(id).fetch_all(&mut **tx).await?;
+        let alerts = rows.iter().map(alert_from).collect::<Result<Vec<_>>>()?;
+        self.alerts_by_id.insert(id.to_string(), alerts.clone());
+        Ok(alerts)
+    }
+
+    /// The live channels of an alert (only its PagerDuty ones when `pagerduty_only`).
+    async fn channels_of<D: Driver>(
+        &mut self,
+        b: &Backend<D>,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        alert_id: Uuid,
+        pagerduty_only: bool,
+    ) -> Result<Vec<(String, ChannelState)>> {
+        if let Some(hit) = self.channels.get(&(alert_id, pagerduty_only)) {
+            return Ok(hit.clone());
+        }
+        let sql = if pagerduty_only { b.q.pagerduty_channels_of_alert } else { b.q.channels_of_alert };
+        let rows = D::statement(sql).bind(alert_id.to_string()).fetch_all(&mut **tx).await?;
+        let channels =
+            rows.iter().map(|r| Ok((r.try_get("id")?, parse_col(r, "state")?))).collect::<Result<Vec<_>>>()?;
+        self.channels.insert((alert_id, pagerduty_only), channels.clone());
+        Ok(channels)
+    }
+}
+
+/// One alert an event goes to, with the channels it reaches; `resolve` marks a renewal
+/// going to an expiration alert's PagerDuty channels.
+struct FanOutTarget<'a> {
+    alert: &'a Alert,
+    channels: &'a [(String, ChannelState)],
+    resolve: bool,
+}
+
+/// The rows one fan-out batch writes, one statement per table.
+#[derive(Default)]
+struct FanOutBatch<'a> {
+    certificates: Vec<CertificateRow<'a>>,
+    messages: Vec<MessageRow<'a>>,
+    deliveries: Vec<DeliveryRow<'a>>,
+    done: Vec<&'a str>,
+}
+
+impl<'a> FanOutBatch<'a> {
+    /// Renders the event for one alert and adds a delivery per channel of it.
+    fn add(&mut self, settings: &RenderSettings, ev: &'a PendingEvent, parsed: &ParsedEvent, target: FanOutTarget<'_>) {
+        let FanOutTarget { alert, channels, resolve } = target;
+        if channels.is_empty() {
+            return;
+        }
+        // `resolve`: the event is a renewal sent to the PagerDuty channels of an expiration
+        // alert, rendered as a renewal and delivered as a resolution of that alert's incident.
+        let (alert_type, delivery_type) =
+            if resolve { (AlertType::Renewal, "resolve") } else { (alert.alert_type, alert.alert_type.as_str()) };
+        let message_id = Uuid::now_v7().to_string();
+        let alert_ref = AlertRef {
+            id: alert.id,
+            name: alert.name.clone(),
+            alert_type,
+            alert_before: alert.alert_before,
+            application_id: parsed.application_id,
+        };
+        let body = render_alert_event(settings, &alert_ref, &message_id, millis(ev.occurred_at), &parsed.certificates);
+        for (channel_id, channel_state) in channels {
+            let (state, reason) = initial_delivery_state(*channel_state);
+            self.deliveries.push(DeliveryRow {
+                id: Uuid::now_v7().to_string(),
+                message: message_id.clone(),
+                event: &ev.id,
+                channel: channel_id.clone(),
+                delivery_type,
+                state: state.as_str(),
+                reason,
+                enqueued: ev.created_at,
+            });
+        }
+        self.messages.push(MessageRow {
+            id: message_id,
+            event: &ev.id,
+            alert: alert.id.to_string(),
+            delivery_type,
+            // serde_json writes UTF-8 and nothing else, so this cannot fail.
+            body: String::from_utf8(body).expect("a rendered CloudEvent is UTF-8"),
+        });
+    }
+}
+
+/// An event row waiting for fan-out.
+struct PendingEvent {
+    id: String,
+    application_id: String,
+    event_type: String,
+    certificate: Option<String>,
+    certificates: Option<String>,
+    alert_id: Option<String>,
+    occurred_at: i64,
+    created_at: i64,
+}
+
+/// What an outbox row turned out to hold.
+struct ParsedEvent {
+    alert_type: AlertType,
+    application_id: Uuid,
+    certificates: Vec<Certificate>,
+    upsert: bool,
+}
+
+/// Reads an outbox row: what the producer API wrote, or what a PKI inserted by plain SQL.
+fn parse_pending(ev: &PendingEvent) -> std::result::Result<ParsedEvent, String> {
+    let occurred = millis(ev.occurred_at);
+    if let Some(list) = &ev.certificates {
+        let certificates: Vec<Certificate> = serde_json::from_str(list).map_err(|e| format!("certificates: {e}"))?;
+        let alert_type: AlertType = ev.event_type.parse().map_err(|e| format!("type: {e}"))?;
+        let application_id =
+            Uuid::parse_str(&ev.application_id).map_err(|_| "applicationId: not a UUID".to_string())?;
+        return Ok(ParsedEvent { alert_type, application_id, certificates, upsert: false });
+    }
+    let certificate: serde_json::Value = match &ev.certificate {
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("certificate: invalid JSON: {e}"))?,
+        None => return Err("certificate: missing required field".into()),
+    };
+    let value = serde_json::json!({
+        "type": ev.event_type,
+        "applicationId": ev.application_id,
+        "certificate": certificate,
+    });
+    let NewEvent { event_type, application_id, certificate, .. } =
+        certhook_core::validate::parse_event(&value, occurred).map_err(|e| e.to_string())?;
+    let upsert = event_type != AlertType::Expiration;
+    Ok(ParsedEvent { alert_type: event_type, application_id, certificates: vec![certificate], upsert })
+}
+
+impl<D: Driver> Backend<D> {
+    /// Fans out up to `limit` new outbox rows into deliveries; returns how many rows it read.
+    ///
+    /// Each row: the inventory is updated, one message is rendered per matching alert, and
+    /// one delivery is created per channel of that alert, in the state the channel allows.
+    /// The batch is written set-based: one statement per table over a JSON array of rows.
+    pub async fn fan_out(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
+        // A read first: the worker calls this every pass, and a write transaction that
+        // finds nothing would still take the writer's turn.
+        if D::statement(self.q.any_unfanned).fetch_optional(&mut *self.conn().await?).await?.is_none() {
+            return Ok(0);
+        }
+        let (_writer, mut tx) = self.begin_hot().await?;
+        let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let events = rows
+            .iter()
+            .map(|row| {
+                Ok(PendingEvent {
+                    id: row.try_get("id")?,
+                    application_id: row.try_get("application_id")?,
+                    event_type: row.try_get("type")?,
+                    certificate: row.try_get("certificate")?,
+                    certificates: row.try_get("certificates")?,
+                    alert_id: row.try_get("alert_id")?,
+                    occurred_at: row.try_get("occurred_at")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut cache = FanOutCache::default();
+        let mut batch = FanOutBatch::default();
+        let mut parsed_events = Vec::with_capacity(events.len());
+        for ev in &events {
+            match parse_pending(ev) {
+                Ok(p) => parsed_events.push((ev, p)),
+                Err(error) => {
+                    tracing::warn!(event_id = %ev.id, %error, "outbox row refused at fan-out");
+                    D::statement(self.q.mark_fanned_out).bind(Some(error)).bind(&ev.id).execute(&mut *tx).await?;
+                }
+            }
+        }
+        for (ev, parsed) in &parsed_events {
+            if parsed.upsert {
+                for c in &parsed.certificates {
+                    batch.certificates.push(certificate_row(&ev.application_id, c));
+                }
+            }
+            let alerts = match &ev.alert_id {
+                Some(alert) => cache.alert_by_id(self, &mut tx, alert).await?,
+                None => cache.alerts_for(self, &mut tx, &ev.application_id, parsed.alert_type).await?,
+            };
+            for alert in &alerts {
+                let channels = cache.channels_of(self, &mut tx, alert.id, false).await?;
+                batch.add(settings, ev, parsed, FanOutTarget { alert, channels: &channels, resolve: false });
+            }
+            if parsed.alert_type == AlertType::Renewal && ev.alert_id.is_none() {
+                // A renewal resolves the certificate's open expiration incidents (PagerDuty).
+                for alert in &cache.alerts_for(self, &mut tx, &ev.application_id, AlertType::Expiration).await? {
+                    let channels = cache.channels_of(self, &mut tx, alert.id, true).await?;
+                    batch.add(settings, ev, parsed, FanOutTarget { alert, channels: &channels, resolve: true });
+                }
+            }
+            batch.done.push(&ev.id);
+        }
+        let created = batch.deliveries.len();
+        self.write_certificates(&mut tx, batch.certificates).await?;
+        // Messages before their deliveries (foreign key), each in bounded statements.
+        for chunk in byte_chunks(&batch.messages, FAN_OUT_CHUNK, CHUNK_BYTES, |m| m.body.len()) {
+            D::statement(self.q.insert_messages).bind(json_array(chunk)).execute(&mut *tx).await?;
+        }
+        for chunk in batch.deliveries.chunks(FAN_OUT_CHUNK) {
+            D::statement(self.q.insert_deliveries).bind(json_array(chunk)).execute(&mut *tx).await?;
+        }
+        if !batch.done.is_empty() {
+            D::statement(self.q.mark_all_fanned_out).bind(json_array(&batch.done)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if created > 0 {
+            self.wake();
+        }
+        Ok(rows.len())
+    }
+}

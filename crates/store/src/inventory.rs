@@ -1,0 +1,148 @@
+//! The certificate inventory: what fan-out and imports write, what the expiration scan
+//! reads, and the scan itself (each report enqueued once, however many scans run).
+use std::collections::HashMap;
+
+use certhook_core::event::Certificate;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::backend::Backend;
+use crate::batch::{CertificateRow, json_array};
+use crate::driver::{Driver, Record, Statement};
+use crate::error::{Result, StoreError};
+use crate::fan_out::FAN_OUT_CHUNK;
+use crate::model::*;
+use crate::rows::{alert_from, certificate_from, opt_millis};
+
+/// A certificate as the inventory stores it.
+pub(crate) fn certificate_row<'a>(application_id: &'a str, c: &'a Certificate) -> CertificateRow<'a> {
+    CertificateRow {
+        app: application_id,
+        id: &c.id,
+        serial: &c.serial_number,
+        cn: &c.common_name,
+        san: serde_json::to_string(&c.san).unwrap_or_else(|_| "[]".into()),
+        profile: c.profile_name.as_deref(),
+        not_before: c.not_before.timestamp_millis(),
+        not_after: c.not_after.timestamp_millis(),
+        revoked_at: c.revoked_at.map(|t| t.timestamp_millis()),
+        reason: c.revocation_reason.map(|r| r.as_str()),
+        status: if c.revoked_at.is_some() { "revoked" } else { "active" },
+    }
+}
+
+impl<D: Driver> Backend<D> {
+    /// Upserts inventory rows in one statement; of several rows for one certificate the
+    /// last wins (PostgreSQL refuses to update one row twice in a statement).
+    pub(crate) async fn write_certificates(
+        &self,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        rows: Vec<CertificateRow<'_>>,
+    ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            last.insert((r.app, r.id), i);
+        }
+        let unique: Vec<&CertificateRow<'_>> =
+            rows.iter().enumerate().filter(|(i, r)| last[&(r.app, r.id)] == *i).map(|(_, r)| r).collect();
+        for chunk in unique.chunks(FAN_OUT_CHUNK) {
+            D::statement(self.q.upsert_certificates).bind(json_array(chunk)).execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Loads certificates into an application's inventory without producing events
+    /// (`import` without `--notify`). Returns how many were written.
+    pub async fn upsert_certificates(&self, application_id: Uuid, certificates: &[Certificate]) -> Result<u64> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let app = application_id.to_string();
+        if D::statement(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound { kind: "application", id: app });
+        }
+        self.write_certificates(&mut tx, certificates.iter().map(|c| certificate_row(&app, c)).collect()).await?;
+        tx.commit().await?;
+        Ok(certificates.len() as u64)
+    }
+
+    /// An application's inventory, soonest expiry first, with each certificate's status
+    /// as last judged.
+    pub async fn list_certificates(&self, application_id: Uuid) -> Result<Vec<(Certificate, String)>> {
+        let rows = D::statement(self.q.list_certificates)
+            .bind(application_id.to_string())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let mut c = certificate_from(r)?;
+                c.revoked_at = opt_millis(r.try_get("revoked_at")?);
+                c.revocation_reason = r.try_get::<Option<String>, _>("revocation_reason")?.and_then(|x| x.parse().ok());
+                Ok((c, r.try_get("status")?))
+            })
+            .collect()
+    }
+
+    /// The expiration scan at instant `as_of` (SPEC §5): for every expiration alert, the
+    /// active, unrevoked certificates of its application whose notAfter falls within the
+    /// alert's window and that were not yet reported for that alert at that notAfter, in
+    /// events of at most `max_per_event` certificates. A report row per (alert,
+    /// certificate, notAfter) is claimed with `ON CONFLICT DO NOTHING`, so concurrent scans
+    /// on one database enqueue each report once. Also marks expired the certificates whose notAfter has
+    /// passed by both `as_of` and the database clock: a scan ahead of time never marks one.
+    pub async fn scan_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let now_ms = as_of.timestamp_millis();
+        let alerts = D::statement(self.q.expiration_alerts).fetch_all(&mut *tx).await?;
+        let mut outcome = ScanOutcome { alerts: alerts.len(), ..Default::default() };
+        for row in &alerts {
+            let alert = alert_from(row)?;
+            let Some(window) = alert.alert_before else { continue };
+            let until = now_ms + window.as_duration().num_milliseconds();
+            let alert_key = alert.id.to_string();
+            let candidates = D::statement(self.q.expiring_unreported)
+                .bind(alert.application_id.to_string())
+                .bind(now_ms)
+                .bind(until)
+                .bind(&alert_key)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut won = Vec::with_capacity(candidates.len());
+            for c in &candidates {
+                let cert = certificate_from(c)?;
+                let claimed = D::statement(self.q.insert_report)
+                    .bind(&alert_key)
+                    .bind(&cert.id)
+                    .bind(cert.not_after.timestamp_millis())
+                    .bind("")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if claimed.is_some() {
+                    won.push(cert);
+                }
+            }
+            for chunk in won.chunks(max_per_event.max(1)) {
+                let event_id = Uuid::now_v7();
+                let certificates = serde_json::to_string(chunk)
+                    .map_err(|e| StoreError::Corrupt(format!("certificates do not serialize: {e}")))?;
+                D::statement(self.q.insert_scan_event)
+                    .bind(event_id.to_string())
+                    .bind(alert.application_id.to_string())
+                    .bind(certificates)
+                    .bind(&alert_key)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                outcome.events.push(event_id);
+                outcome.reported += chunk.len();
+            }
+        }
+        outcome.expired_marked = D::statement(self.q.mark_expired).bind(now_ms).execute(&mut *tx).await?;
+        tx.commit().await?;
+        if !outcome.events.is_empty() {
+            self.wake();
+        }
+        Ok(outcome)
+    }
+}

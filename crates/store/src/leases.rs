@@ -1,0 +1,181 @@
+//! Leases: claiming due deliveries (and expired leases) for a worker, and recording what
+//! became of them, each a batch at a time and fenced by the lease token.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::backend::Backend;
+use crate::batch::{AttemptRow, ChannelHealthRow, ChannelLimitRow, OutcomeRow, json_array};
+use crate::driver::{Driver, Record, Statement};
+use crate::error::{Result, StoreError};
+use crate::model::*;
+use crate::rows::{duration_ms, millis, uuid_col};
+
+impl<D: Driver> Backend<D> {
+    /// Claims up to `limit` due deliveries under one fresh lease, at most `per_channel`
+    /// per channel and none of the `exclude`d channels. Expired leases (a crashed
+    /// worker's) are taken over first once a second, and otherwise whenever the due rows
+    /// fall short of `limit`, so a busy queue does not pay a statement per claim for what
+    /// is rare.
+    pub async fn claim(&self, request: &ClaimRequest<'_>) -> Result<Claim> {
+        let limit = request.limit;
+        if limit == 0 {
+            return Ok(Claim::default());
+        }
+        let token = Uuid::new_v4();
+        let tok = token.to_string();
+        let lease_ms = duration_ms(request.lease);
+        let exclude = json_array(&request.exclude.iter().map(Uuid::to_string).collect::<Vec<_>>());
+        let window = (limit * 4).max(64) as i64;
+        let channel_limits = json_array(
+            &request
+                .channel_limits
+                .iter()
+                .map(|(c, n)| ChannelLimitRow { c: c.to_string(), n: *n })
+                .collect::<Vec<_>>(),
+        );
+        let (_writer, mut tx) = self.begin_hot().await?;
+        let swept = self.sweep.due();
+        let mut rows = if swept { self.claim_expired(&mut tx, &tok, lease_ms, limit).await? } else { Vec::new() };
+        let mut taken_over = rows.len();
+        if rows.len() < limit {
+            let due = D::statement(self.q.claim_due)
+                .bind(&tok)
+                .bind(lease_ms)
+                .bind(&exclude)
+                .bind(window)
+                .bind(&channel_limits)
+                .bind(request.per_channel.max(1) as i64)
+                .bind((limit - rows.len()) as i64)
+                .fetch_all(&mut *tx)
+                .await?;
+            rows.extend(due);
+        }
+        if !swept && rows.len() < limit {
+            let expired = self.claim_expired(&mut tx, &tok, lease_ms, limit - rows.len()).await?;
+            taken_over += expired.len();
+            rows.extend(expired);
+        }
+        tx.commit().await?;
+        // Deliveries of one message (fan-out) share its body.
+        let mut bodies: HashMap<String, Arc<[u8]>> = HashMap::new();
+        let leases = rows
+            .iter()
+            .map(|r| {
+                let message: String = r.try_get("message_id")?;
+                let body = match bodies.get(&message) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let b: Arc<[u8]> = Arc::from(
+                            r.try_get::<Option<Vec<u8>>, _>("body")?
+                                .ok_or_else(|| StoreError::Corrupt(format!("message {message} has no body")))?,
+                        );
+                        bodies.insert(message.clone(), b.clone());
+                        b
+                    }
+                };
+                Ok(Lease {
+                    delivery_id: uuid_col(r, "id")?,
+                    token,
+                    channel_id: uuid_col(r, "channel_id")?,
+                    cloud_event_id: uuid_col(r, "message_id")?,
+                    delivery_type: r.try_get("type")?,
+                    attempts_before: r.try_get::<i64, _>("attempt_count")? as u32,
+                    body,
+                    enqueued_at: millis(r.try_get("enqueued_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Claim { leases, taken_over })
+    }
+
+    /// Takes over up to `limit` expired leases under `token`.
+    async fn claim_expired(&self, conn: &mut D::Conn, token: &str, lease_ms: i64, limit: usize) -> Result<Vec<D::Row>> {
+        D::statement(self.q.claim_expired).bind(token).bind(lease_ms).bind(limit as i64).fetch_all(conn).await
+    }
+
+    /// Records a batch of outcomes in one transaction: one statement per kind of outcome
+    /// and one for all attempts, each over a bound JSON array. Each outcome is accepted
+    /// only if its lease still holds the row (fencing); the result says which were, in
+    /// input order.
+    pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
+        let ids: Vec<String> = outcomes.iter().map(|o| o.lease.delivery_id.to_string()).collect();
+        let mut by_kind: [Vec<OutcomeRow>; 4] = Default::default();
+        for (Outcome { lease, attempt, disposition }, id) in outcomes.iter().zip(&ids) {
+            let (kind, delay, reason) = match disposition {
+                Disposition::Delivered => (0, 0, None),
+                Disposition::Retry { delay } => (1, duration_ms(*delay), None),
+                Disposition::Dead { reason } => (2, 0, Some(reason.as_str())),
+                Disposition::Released => (3, 0, None),
+            };
+            by_kind[kind].push(OutcomeRow {
+                id,
+                token: lease.token.to_string(),
+                added: i64::from(attempt.is_some()),
+                status: attempt.as_ref().and_then(|a| a.status_code),
+                error: attempt.as_ref().and_then(|a| a.error.as_deref()),
+                delay,
+                reason,
+            });
+        }
+        let statements = [self.q.record_delivered, self.q.record_retry, self.q.record_dead, self.q.record_released];
+        let (_writer, mut tx) = self.begin_write().await?;
+        // Accepted deliveries (their lease still held the row) and their attempt counts.
+        let mut counts: HashMap<String, i64> = HashMap::with_capacity(outcomes.len());
+        for (rows, sql) in by_kind.iter().zip(statements) {
+            if rows.is_empty() {
+                continue;
+            }
+            for row in D::statement(sql).bind(json_array(rows)).fetch_all(&mut *tx).await? {
+                counts.insert(row.try_get("id")?, row.try_get("attempt_count")?);
+            }
+        }
+        let mut accepted = Vec::with_capacity(outcomes.len());
+        let mut attempts = Vec::new();
+        // Per channel: did any attempt in this batch succeed, or did all fail?
+        let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
+        let mut released = false;
+        for (Outcome { lease, attempt, disposition }, id) in outcomes.iter().zip(&ids) {
+            let Some(&number) = counts.get(id) else {
+                accepted.push(false);
+                continue;
+            };
+            accepted.push(true);
+            released |= matches!(disposition, Disposition::Released);
+            if let Some(a) = attempt {
+                *channel_health.entry(lease.channel_id).or_insert(false) |=
+                    matches!(disposition, Disposition::Delivered);
+                attempts.push(AttemptRow {
+                    id,
+                    number,
+                    started: a.started_at.timestamp_millis(),
+                    duration: duration_ms(a.duration),
+                    status: a.status_code,
+                    error: a.error.as_deref(),
+                    snippet: a.response_snippet.as_deref(),
+                });
+            }
+        }
+        if !attempts.is_empty() {
+            D::statement(self.q.insert_attempts).bind(json_array(&attempts)).execute(&mut *tx).await?;
+        }
+        if !channel_health.is_empty() {
+            // Channel rows locked in id order, then one statement for both kinds: batches
+            // written side by side (PostgreSQL) cannot deadlock on them.
+            let mut health: Vec<ChannelHealthRow> = channel_health
+                .iter()
+                .map(|(c, ok)| ChannelHealthRow { c: c.to_string(), ok: i64::from(*ok) })
+                .collect();
+            health.sort_by(|a, b| a.c.cmp(&b.c));
+            let ids: Vec<&str> = health.iter().map(|h| h.c.as_str()).collect();
+            D::statement(self.q.lock_channels).bind(json_array(&ids)).fetch_all(&mut *tx).await?;
+            D::statement(self.q.channel_health).bind(json_array(&health)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        if released {
+            self.wake();
+        }
+        Ok(accepted)
+    }
+}

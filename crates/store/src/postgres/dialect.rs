@@ -1,0 +1,66 @@
+//! PostgreSQL's SQL: how it writes each marker of the neutral statements (see `sql.rs`).
+
+use std::sync::LazyLock;
+
+use crate::sql::{Queries, rewrite_calls};
+
+/// Every statement, in PostgreSQL's dialect.
+pub(crate) static SQL: LazyLock<Queries> = LazyLock::new(|| Queries::build(translate));
+
+/// One neutral statement as PostgreSQL runs it.
+fn translate(sql: &str) -> String {
+    let sql = sql
+        .replace("NOW_MS", "certhook_now_ms()")
+        .replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED")
+        .replace("LOCK_ROWS", "FOR NO KEY UPDATE")
+        .replace("JSON_LIST(?)", "(SELECT jsonb_array_elements_text(CAST(? AS jsonb)))")
+        // jsonb: parsed once; `value ->> 'k'` on `json` re-parses the element on every
+        // access, which a join that rescans the batch pays for per row.
+        .replace("JSON_ELEMENTS(?)", "jsonb_array_elements(CAST(? AS jsonb))");
+    // PostgreSQL plans from its own statistics: the SQLite planner hints go.
+    let sql = rewrite_calls(&sql, "USE_INDEX(", |_| String::new());
+    let sql = rewrite_calls(&sql, "NOIDX(", str::to_string);
+    let sql = rewrite_calls(&sql, "TO_BYTES(", |text| format!("convert_to({text}, 'UTF8')"));
+    number_placeholders(&sql)
+}
+
+/// `?` placeholders as `$1`, `$2`, … in order.
+fn number_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_become_postgres() {
+        assert_eq!(
+            translate("SELECT ? + NOW_MS FROM t USE_INDEX(t_due) WHERE NOIDX(a) = ? LIMIT ? SKIP_LOCKED"),
+            "SELECT $1 + certhook_now_ms() FROM t  WHERE a = $2 LIMIT $3 FOR UPDATE SKIP LOCKED"
+        );
+        assert_eq!(
+            translate("SELECT TO_BYTES(value ->> 'b') FROM JSON_ELEMENTS(?)"),
+            "SELECT convert_to(value ->> 'b', 'UTF8') FROM jsonb_array_elements(CAST($1 AS jsonb))"
+        );
+    }
+
+    #[test]
+    fn every_statement_is_written_for_postgres() {
+        assert!(SQL.claim_due.contains("FOR UPDATE SKIP LOCKED"));
+        assert!(!SQL.claim_due.contains("INDEXED"));
+        assert!(!SQL.list_deliveries.contains('?'));
+        assert!(SQL.record_delivered.contains("jsonb_array_elements(CAST($1 AS jsonb))"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Rows as domain values: the decoding every concern shares, and the time and duration
+//! conversions between the database's unix milliseconds and Rust's types.
+
+use std::time::Duration;
+
+use certhook_core::duration::AlertBefore;
+use certhook_core::event::{Certificate, ChannelKind, ChannelState, DeliveryState};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::driver::Record;
+use crate::error::{Result, StoreError};
+use crate::model::*;
+
+pub(crate) fn millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+pub(crate) fn opt_millis(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.map(millis)
+}
+
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn uuid_col(row: &impl Record, col: &str) -> Result<Uuid> {
+    let text: String = row.try_get(col)?;
+    Uuid::parse_str(&text).map_err(|_| StoreError::Corrupt(format!("{col} '{text}' is not a UUID")))
+}
+
+pub(crate) fn opt_uuid_col(row: &impl Record, col: &str) -> Result<Option<Uuid>> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| Uuid::parse_str(&t).map_err(|_| StoreError::Corrupt(format!("{col} '{t}' is not a UUID")))).transpose()
+}
+
+pub(crate) fn parse_col<T: std::str::FromStr>(row: &impl Record, col: &str) -> Result<T> {
+    let text: String = row.try_get(col)?;
+    text.parse().map_err(|_| StoreError::Corrupt(format!("{col} '{text}' is not a known value")))
+}
+
+pub(crate) fn application_from(row: &impl Record) -> Result<Application> {
+    Ok(Application {
+        id: uuid_col(row, "id")?,
+        name: row.try_get("name")?,
+        created_at: millis(row.try_get("created_at")?),
+    })
+}
+
+pub(crate) fn alert_from(row: &impl Record) -> Result<Alert> {
+    let before: Option<String> = row.try_get("alert_before")?;
+    Ok(Alert {
+        id: uuid_col(row, "id")?,
+        application_id: uuid_col(row, "application_id")?,
+        alert_type: parse_col(row, "type")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        alert_before: before
+            .map(|b| b.parse::<AlertBefore>().map_err(|e| StoreError::Corrupt(format!("alert_before: {e}"))))
+            .transpose()?,
+    })
+}
+
+pub(crate) fn channel_from(row: &impl Record) -> Result<Channel> {
+    let secret: Option<String> = row.try_get("secret")?;
+    Ok(Channel {
+        id: uuid_col(row, "id")?,
+        alert_id: uuid_col(row, "alert_id")?,
+        kind: parse_col::<ChannelKind>(row, "kind")?,
+        url: row.try_get("url")?,
+        state: parse_col::<ChannelState>(row, "state")?,
+        content_type: row.try_get("content_type")?,
+        has_secret: secret.is_some(),
+        created_at: millis(row.try_get("created_at")?),
+    })
+}
+
+pub(crate) fn delivery_from(row: &impl Record) -> Result<Delivery> {
+    let state: DeliveryState = parse_col(row, "state")?;
+    let next: i64 = row.try_get("next_attempt_at")?;
+    let waiting = matches!(state, DeliveryState::Pending | DeliveryState::Retrying);
+    Ok(Delivery {
+        id: uuid_col(row, "id")?,
+        event_id: opt_uuid_col(row, "event_id")?,
+        channel_id: uuid_col(row, "channel_id")?,
+        cloud_event_id: uuid_col(row, "message_id")?,
+        delivery_type: row.try_get("type")?,
+        state,
+        attempt_count: row.try_get::<i64, _>("attempt_count")? as u32,
+        next_attempt_at: waiting.then(|| millis(next)),
+        last_status_code: row.try_get::<Option<i64>, _>("last_status_code")?.map(|c| c as u16),
+        last_error: row.try_get("last_error")?,
+        reason: row.try_get("reason")?,
+        created_at: millis(row.try_get("created_at")?),
+        delivered_at: opt_millis(row.try_get("delivered_at")?),
+        dead_at: opt_millis(row.try_get("dead_at")?),
+    })
+}
+
+pub(crate) fn certificate_from(row: &impl Record) -> Result<Certificate> {
+    let san: String = row.try_get("san")?;
+    Ok(Certificate {
+        id: row.try_get("id")?,
+        serial_number: row.try_get("serial_number")?,
+        common_name: row.try_get("common_name")?,
+        san: serde_json::from_str(&san).map_err(|e| StoreError::Corrupt(format!("san: {e}")))?,
+        profile_name: row.try_get("profile_name")?,
+        not_before: millis(row.try_get("not_before")?),
+        not_after: millis(row.try_get("not_after")?),
+        revoked_at: None,
+        revocation_reason: None,
+    })
+}

@@ -1,0 +1,54 @@
+//! SQLite's SQL: how it writes each marker of the neutral statements (see `sql.rs`).
+
+use std::sync::LazyLock;
+
+use crate::sql::{Queries, rewrite_calls};
+
+/// Every statement, in SQLite's dialect.
+pub(crate) static SQL: LazyLock<Queries> = LazyLock::new(|| Queries::build(translate));
+
+/// One neutral statement as SQLite runs it.
+fn translate(sql: &str) -> String {
+    let sql = sql
+        .replace("NOW_MS", "CAST(unixepoch('subsec') * 1000 AS INTEGER)")
+        // One `BEGIN IMMEDIATE` writer at a time: nothing to skip or lock.
+        .replace("SKIP_LOCKED", "")
+        .replace("LOCK_ROWS", "")
+        .replace("JSON_LIST(?)", "(SELECT value FROM json_each(?))")
+        .replace("JSON_ELEMENTS(?)", "json_each(?)");
+    // `USE_INDEX(name)`: without statistics, SQLite's planner prefers the broad
+    // `(state, created_at)` index and sorts, which makes a claim O(n); `INDEXED BY` pins the
+    // partial index that keeps it O(log n).
+    let sql = rewrite_calls(&sql, "USE_INDEX(", |name| format!("INDEXED BY {name}"));
+    // `NOIDX(column)`: `+column`, which the planner cannot match to an index. A batch write
+    // joins a bound JSON table to the deliveries by primary key; left free, SQLite drives
+    // the join from the partial index on `state = 'leased'` and re-reads the whole JSON
+    // array for every leased row.
+    let sql = rewrite_calls(&sql, "NOIDX(", |column| format!("+{column}"));
+    rewrite_calls(&sql, "TO_BYTES(", |text| format!("CAST({text} AS BLOB)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_become_sqlite() {
+        assert_eq!(
+            translate("SELECT ? + NOW_MS FROM t USE_INDEX(t_due) WHERE NOIDX(a) = ? LIMIT ? SKIP_LOCKED"),
+            "SELECT ? + CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM t INDEXED BY t_due WHERE +a = ? LIMIT ? "
+        );
+        assert_eq!(
+            translate("SELECT TO_BYTES(value ->> 'b') FROM JSON_ELEMENTS(?)"),
+            "SELECT CAST(value ->> 'b' AS BLOB) FROM json_each(?)"
+        );
+    }
+
+    #[test]
+    fn every_statement_is_written_for_sqlite() {
+        assert!(SQL.claim_due.contains("INDEXED BY certhook_deliveries_due"));
+        assert!(SQL.claim_due.contains("LIMIT ?"));
+        assert!(SQL.record_delivered.contains("+lease_token = j.o_token AND +state = 'leased'"));
+        assert!(!SQL.claim_due.contains("NOW_MS") && !SQL.claim_due.contains("SKIP"));
+    }
+}

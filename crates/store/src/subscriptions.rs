@@ -1,0 +1,409 @@
+//! Subscriptions: applications, their alerts, and the channels alerts reach; channel
+//! lifecycle (verification, pause and resume, secret rotation, disabling) with the
+//! holding, releasing and dead-lettering of deliveries each change implies.
+use std::time::Duration;
+
+use certhook_core::event::{ChannelState, DeliveryState};
+use certhook_core::lifecycle::ChannelAction;
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::backend::Backend;
+use crate::driver::{Driver, Record, Statement};
+use crate::error::{Result, StoreError};
+use crate::model::*;
+use crate::rows::{alert_from, application_from, channel_from, duration_ms, millis, opt_millis, parse_col, uuid_col};
+
+/// The delivery type of verification events.
+pub(crate) const VERIFICATION_TYPE: &str = "webhook.verification";
+
+impl<D: Driver> Backend<D> {
+    /// Creates an application.
+    pub async fn create_application(&self, name: &str) -> Result<Application> {
+        let id = Uuid::now_v7();
+        let created: i64 = D::statement(self.q.insert_application)
+            .bind(id.to_string())
+            .bind(name)
+            .fetch_one(&mut *self.conn().await?)
+            .await?
+            .try_get(0)?;
+        Ok(Application { id, name: name.to_string(), created_at: millis(created) })
+    }
+
+    /// Every application, oldest first.
+    pub async fn list_applications(&self) -> Result<Vec<Application>> {
+        let rows = D::statement(self.q.list_applications).fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(application_from).collect()
+    }
+
+    /// One application.
+    pub async fn get_application(&self, id: Uuid) -> Result<Application> {
+        let row =
+            D::statement(self.q.get_application).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
+        match row {
+            Some(row) => application_from(&row),
+            None => Err(StoreError::NotFound { kind: "application", id: id.to_string() }),
+        }
+    }
+
+    /// Creates an alert in an existing application; names are unique per application.
+    pub async fn create_alert(&self, new: &NewAlert) -> Result<Alert> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let app = new.application_id.to_string();
+        let exists = D::statement(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound { kind: "application", id: app });
+        }
+        let taken = D::statement(self.q.alert_name_taken).bind(&app).bind(&new.name).fetch_optional(&mut *tx).await?;
+        if taken.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "name: an alert named '{}' already exists in application {app}",
+                new.name
+            )));
+        }
+        let id = Uuid::now_v7();
+        D::statement(self.q.insert_alert)
+            .bind(id.to_string())
+            .bind(&app)
+            .bind(new.alert_type.as_str())
+            .bind(&new.name)
+            .bind(&new.description)
+            .bind(new.alert_before.map(|b| b.to_string()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Alert {
+            id,
+            application_id: new.application_id,
+            alert_type: new.alert_type,
+            name: new.name.clone(),
+            description: new.description.clone(),
+            alert_before: new.alert_before,
+        })
+    }
+
+    /// Alerts, optionally of one application.
+    pub async fn list_alerts(&self, application_id: Option<Uuid>) -> Result<Vec<Alert>> {
+        let app = application_id.map(|a| a.to_string());
+        let rows = D::statement(self.q.list_alerts).bind(&app).bind(&app).fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(alert_from).collect()
+    }
+
+    /// One alert.
+    pub async fn get_alert(&self, id: Uuid) -> Result<Alert> {
+        let row = D::statement(self.q.get_alert).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
+        match row {
+            Some(row) => alert_from(&row),
+            None => Err(StoreError::NotFound { kind: "alert", id: id.to_string() }),
+        }
+    }
+
+    /// Creates a channel on an existing alert, with its verification event when given.
+    pub async fn create_channel(&self, new: &NewChannel, verification: Option<&Verification>) -> Result<Channel> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let alert = new.alert_id.to_string();
+        if D::statement(self.q.get_alert).bind(&alert).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound { kind: "alert", id: alert });
+        }
+        let id = new.id.to_string();
+        let created: i64 = D::statement(self.q.insert_channel)
+            .bind(&id)
+            .bind(&alert)
+            .bind(new.kind.as_str())
+            .bind(&new.url)
+            .bind(new.state.as_str())
+            .bind(&new.content_type)
+            .bind(new.secret.as_ref().map(|s| s.expose().to_string()))
+            .bind(new.routing_key.as_ref().map(|s| s.expose().to_string()))
+            .bind(verification.map(|v| v.token_hash.clone()))
+            .bind(verification.map(|v| v.expires_at.timestamp_millis()))
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if let Some(v) = verification {
+            self.insert_verification(&mut tx, &id, v).await?;
+        }
+        tx.commit().await?;
+        if verification.is_some() {
+            self.wake();
+        }
+        Ok(Channel {
+            id: new.id,
+            alert_id: new.alert_id,
+            kind: new.kind,
+            url: new.url.clone(),
+            state: new.state,
+            content_type: new.content_type.clone(),
+            has_secret: new.secret.is_some(),
+            created_at: millis(created),
+        })
+    }
+
+    async fn insert_verification(
+        &self,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        channel_id: &str,
+        v: &Verification,
+    ) -> Result<()> {
+        let message = v.message_id.to_string();
+        D::statement(self.q.insert_message)
+            .bind(&message)
+            .bind(None::<String>)
+            .bind(None::<String>)
+            .bind(VERIFICATION_TYPE)
+            .bind(&v.body)
+            .execute(&mut **tx)
+            .await?;
+        D::statement(self.q.insert_delivery)
+            .bind(Uuid::now_v7().to_string())
+            .bind(&message)
+            .bind(None::<String>)
+            .bind(channel_id)
+            .bind(VERIFICATION_TYPE)
+            .bind(DeliveryState::Pending.as_str())
+            .bind(None::<String>)
+            .bind(Utc::now().timestamp_millis())
+            .bind(DeliveryState::Pending.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a channel (back) into `pending_verification` with a new token and sends it the
+    /// verification event; `new_url` re-points it first. Its other deliveries are held.
+    pub async fn start_verification(&self, id: Uuid, new_url: Option<&str>, v: &Verification) -> Result<Channel> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        let updated = D::statement(self.q.start_verification)
+            .bind(&v.token_hash)
+            .bind(v.expires_at.timestamp_millis())
+            .bind(new_url.map(str::to_string))
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        D::statement(self.q.hold_channel).bind(&key).execute(&mut *tx).await?;
+        self.insert_verification(&mut tx, &key, v).await?;
+        let row = D::statement(self.q.get_channel).bind(&key).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        self.wake();
+        channel_from(&row)
+    }
+
+    /// Activates a `pending_verification` channel whose endpoint received `token` (judged
+    /// against the stored hash and expiry by the database's clock); held deliveries go out.
+    pub async fn activate_channel(&self, id: Uuid, token: &str) -> Result<Channel> {
+        let key = id.to_string();
+        let now = self.now().await?;
+        let Some(row) =
+            D::statement(self.q.channel_verification).bind(&key).fetch_optional(&mut *self.conn().await?).await?
+        else {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        };
+        let state: ChannelState = parse_col(&row, "state")?;
+        certhook_core::lifecycle::transition(state, ChannelAction::Activate).map_err(StoreError::Conflict)?;
+        let stored: Option<String> = row.try_get("verification_token")?;
+        let expires = opt_millis(row.try_get("verification_expires_at")?);
+        certhook_core::lifecycle::check_token(token, stored.as_deref(), expires, now)
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+        let channel = self.set_channel_state(id, ChannelState::Active).await?;
+        D::statement(self.q.clear_verification).bind(&key).execute(&mut *self.conn().await?).await?;
+        Ok(channel)
+    }
+
+    /// Applies an operator action (pause, resume, enable) if the channel's state allows it.
+    pub async fn apply_channel_action(&self, id: Uuid, action: ChannelAction) -> Result<Channel> {
+        let current = self.get_channel(id).await?;
+        let next = certhook_core::lifecycle::transition(current.state, action).map_err(StoreError::Conflict)?;
+        self.set_channel_state(id, next).await
+    }
+
+    /// Replaces the signing secret; the previous one keeps signing for `grace`.
+    pub async fn rotate_secret(&self, id: Uuid, secret: &certhook_core::Secret, grace: Duration) -> Result<Channel> {
+        let key = id.to_string();
+        let done = D::statement(self.q.rotate_secret)
+            .bind(duration_ms(grace))
+            .bind(secret.expose())
+            .bind(&key)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        if done == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        self.get_channel(id).await
+    }
+
+    /// Re-points a channel without verification (Slack, PagerDuty, or `--no-verify` use).
+    pub async fn set_channel_url(&self, id: Uuid, url: &str) -> Result<Channel> {
+        let key = id.to_string();
+        let done = D::statement(self.q.set_channel_url).bind(url).bind(&key).execute(&mut *self.conn().await?).await?;
+        if done == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        self.get_channel(id).await
+    }
+
+    /// Channels, optionally of one alert.
+    pub async fn list_channels(&self, alert_id: Option<Uuid>) -> Result<Vec<Channel>> {
+        let alert = alert_id.map(|a| a.to_string());
+        let rows =
+            D::statement(self.q.list_channels).bind(&alert).bind(&alert).fetch_all(&mut *self.conn().await?).await?;
+        rows.iter().map(channel_from).collect()
+    }
+
+    /// One channel.
+    pub async fn get_channel(&self, id: Uuid) -> Result<Channel> {
+        let row =
+            D::statement(self.q.get_channel).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
+        match row {
+            Some(row) => channel_from(&row),
+            None => Err(StoreError::NotFound { kind: "channel", id: id.to_string() }),
+        }
+    }
+
+    /// Moves a channel to `state`, holding or releasing its deliveries to match.
+    ///
+    /// Which transitions are allowed is the caller's rule; this applies one.
+    pub async fn set_channel_state(&self, id: Uuid, state: ChannelState) -> Result<Channel> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        let updated = D::statement(self.q.set_channel_state).bind(state.as_str()).bind(&key).execute(&mut *tx).await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        let release = match state {
+            ChannelState::Active => {
+                // A fresh start: failures before this do not count towards disable_after.
+                D::statement(self.q.clear_failing).bind(&key).execute(&mut *tx).await?;
+                true
+            }
+            ChannelState::Paused | ChannelState::PendingVerification => {
+                D::statement(self.q.hold_channel).bind(&key).execute(&mut *tx).await?;
+                false
+            }
+            ChannelState::Disabled => false,
+        };
+        if release {
+            D::statement(self.q.release_channel).bind(&key).execute(&mut *tx).await?;
+        }
+        let row = D::statement(self.q.get_channel).bind(&key).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        if release {
+            self.wake();
+        }
+        channel_from(&row)
+    }
+
+    /// Everything the worker needs to send to each live channel, secrets included.
+    ///
+    /// The previous secret is included only while its grace period lasts.
+    pub async fn channel_targets(&self) -> Result<Vec<ChannelTarget>> {
+        let now = self.now().await?;
+        let rows = D::statement(self.q.channel_targets).fetch_all(&mut *self.conn().await?).await?;
+        rows.iter()
+            .map(|r| {
+                let mut secrets = Vec::new();
+                if let Some(s) = r.try_get::<Option<String>, _>("secret")? {
+                    secrets.push(certhook_core::Secret::new(s));
+                }
+                let previous: Option<String> = r.try_get("previous_secret")?;
+                let until = opt_millis(r.try_get("previous_secret_expires_at")?);
+                if let (Some(p), Some(until)) = (previous, until)
+                    && until > now
+                {
+                    secrets.push(certhook_core::Secret::new(p));
+                }
+                Ok(ChannelTarget {
+                    id: uuid_col(r, "id")?,
+                    alert_id: uuid_col(r, "alert_id")?,
+                    application_id: uuid_col(r, "application_id")?,
+                    kind: parse_col(r, "kind")?,
+                    url: r.try_get("url")?,
+                    state: parse_col(r, "state")?,
+                    content_type: r.try_get("content_type")?,
+                    secrets,
+                    routing_key: r.try_get::<Option<String>, _>("routing_key")?.map(certhook_core::Secret::new),
+                })
+            })
+            .collect()
+    }
+
+    /// A `410 Gone`: disables the channel and dead-letters its waiting deliveries with
+    /// `endpoint_gone`, in one transaction. Returns how many were dead-lettered.
+    pub async fn channel_gone(&self, id: Uuid) -> Result<u64> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        D::statement(self.q.set_channel_state)
+            .bind(ChannelState::Disabled.as_str())
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        let dead = D::statement(self.q.dead_letter_channel).bind("endpoint_gone").bind(&key).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(dead)
+    }
+
+    /// Disables active channels that have failed without a single success for `after`,
+    /// dead-lettering their waiting deliveries (`channel_disabled`). Returns their ids.
+    pub async fn disable_failing(&self, after: Duration) -> Result<Vec<Uuid>> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let rows = D::statement(self.q.disable_failing).bind(duration_ms(after)).fetch_all(&mut *tx).await?;
+        let mut ids = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            D::statement(self.q.dead_letter_channel).bind("channel_disabled").bind(&id).execute(&mut *tx).await?;
+            ids.push(uuid_col(row, "id")?);
+        }
+        tx.commit().await?;
+        Ok(ids)
+    }
+
+    /// Dead-letters every delivery of a channel that is not in flight or done, with `reason`.
+    pub async fn dead_letter_channel(&self, id: Uuid, reason: &str) -> Result<u64> {
+        let done = D::statement(self.q.dead_letter_channel)
+            .bind(reason)
+            .bind(id.to_string())
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done)
+    }
+
+    /// Deletes an alert and its channels; their waiting deliveries become dead letters
+    /// (`channel_deleted`). Returns how many were dead-lettered.
+    pub async fn delete_alert(&self, id: Uuid) -> Result<u64> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        let channels = D::statement(self.q.channels_of_alert).bind(&key).fetch_all(&mut *tx).await?;
+        if D::statement(self.q.delete_alert).bind(&key).execute(&mut *tx).await? == 0 {
+            return Err(StoreError::NotFound { kind: "alert", id: key });
+        }
+        let mut dead = 0;
+        for ch in &channels {
+            let channel: String = ch.try_get("id")?;
+            D::statement(self.q.delete_channel).bind(&channel).execute(&mut *tx).await?;
+            dead += D::statement(self.q.dead_letter_channel)
+                .bind("channel_deleted")
+                .bind(&channel)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(dead)
+    }
+
+    /// Deletes a channel; its waiting deliveries become dead letters (`channel_deleted`).
+    pub async fn delete_channel(&self, id: Uuid) -> Result<u64> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        let deleted = D::statement(self.q.delete_channel).bind(&key).execute(&mut *tx).await?;
+        if deleted == 0 {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        let dead =
+            D::statement(self.q.dead_letter_channel).bind("channel_deleted").bind(&key).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(dead)
+    }
+}
