@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::receiver::{Receiver, Reply};
 use crate::support::{Env, Serve, failure};
 
-fn pem(cn: &str, serial: u64, days_left: i64) -> String {
+pub(crate) fn pem(cn: &str, serial: u64, days_left: i64) -> String {
     let mut params = rcgen::CertificateParams::new(vec![cn.to_string()]).unwrap();
     params.distinguished_name.push(rcgen::DnType::CommonName, cn);
     params.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));

@@ -87,3 +87,43 @@ async fn pagerduty_triggers_by_days_left_and_a_renewal_resolves() {
     assert_eq!(resolve["dedup_key"], trigger["dedup_key"], "the renewal closes the same incident");
     serve.terminate().await;
 }
+
+/// Issue 13: a PagerDuty delivery is one request per certificate. Six certificates to an
+/// endpoint that takes 1.2 s each outlast the 5 s lease; the lease is kept alive while
+/// the requests go out, so each certificate's trigger is sent once and the delivery ends
+/// `delivered` after one attempt (it used to be taken over mid-send and sent again, for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pagerduty_delivery_longer_than_its_lease_is_sent_once() {
+    const CERTS: usize = 6;
+    let receiver = Receiver::start(Reply::Delay(Duration::from_millis(1200), 202)).await;
+    let mut env = Env::fast();
+    env.set("CERTHOOK_PAGERDUTY_URL", &receiver.url("/v2/enqueue"));
+    env.set("CERTHOOK_SCAN_INTERVAL", "1h");
+    let app = env.json(&["app", "create", "--name", "pki"])["id"].as_str().unwrap().to_string();
+    let certs = env.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    for n in 0..CERTS {
+        let pem = crate::scan::pem(&format!("host-{n}.example.com"), 2000 + n as u64, 10);
+        std::fs::write(certs.join(format!("{n}.pem")), pem).unwrap();
+    }
+    assert_eq!(env.json(&["import", "--app", &app, "--dir", certs.to_str().unwrap()])["imported"], CERTS);
+    let expiring = alert(&env, &app, "expiration", "tls-expiry");
+    env.json(&["channel", "create", "--alert", &expiring, "--kind", "pagerduty", "--routing-key", ROUTING_KEY]);
+
+    // serve's scan at start reports all six in one event: one delivery of six requests.
+    let serve = Serve::start(&env).await;
+    serve.wait_status(Duration::from_secs(30), |s| s["deliveries"]["delivered"] == 1).await;
+    // Long enough for an expired lease to be swept and sent again, had it expired.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = receiver.received();
+    let mut keys: Vec<String> = got.iter().map(|r| r.json()["dedup_key"].as_str().unwrap().to_string()).collect();
+    assert_eq!(keys.len(), CERTS, "one trigger per certificate, none repeated: {keys:?}");
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), CERTS, "six distinct incidents");
+    let deliveries = serve.get("/v1/deliveries").await;
+    let d = &deliveries[0];
+    assert_eq!((d["state"].as_str(), d["attemptCount"].as_u64()), (Some("delivered"), Some(1)), "{deliveries}");
+    assert_eq!(serve.get("/v1/status").await["deliveries"]["leased"], 0);
+    serve.terminate().await;
+}

@@ -13,6 +13,13 @@ pub(crate) struct OutcomeRow<'a> {
     pub reason: Option<&'a str>,
 }
 
+/// A lease as a row that `extend_leases` reads.
+#[derive(serde::Serialize)]
+pub(crate) struct LeaseRow {
+    pub id: String,
+    pub token: String,
+}
+
 /// One attempt as a row that `insert_attempts` reads.
 #[derive(serde::Serialize)]
 pub(crate) struct AttemptRow<'a> {

@@ -2,11 +2,12 @@
 //! became of them, each a batch at a time and fenced by the lease token.
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::backend::Backend;
-use crate::batch::{AttemptRow, ChannelHealthRow, ChannelLimitRow, OutcomeRow, json_array};
+use crate::batch::{AttemptRow, ChannelHealthRow, ChannelLimitRow, LeaseRow, OutcomeRow, json_array};
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
@@ -93,6 +94,28 @@ impl<D: Driver> Backend<D> {
     /// Takes over up to `limit` expired leases under `token`.
     async fn claim_expired(&self, conn: &mut D::Conn, token: &str, lease_ms: i64, limit: usize) -> Result<Vec<D::Row>> {
         D::statement(self.q.claim_expired).bind(token).bind(lease_ms).bind(limit as i64).fetch_all(conn).await
+    }
+
+    /// Pushes the given leases (delivery id and token) out to `lease` from now, in one
+    /// statement; the ids whose lease still held and was extended. A lease that was taken
+    /// over or settled meanwhile is left alone.
+    pub async fn extend(&self, leases: &[(Uuid, Uuid)], lease: Duration) -> Result<Vec<Uuid>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<LeaseRow> =
+            leases.iter().map(|(id, token)| LeaseRow { id: id.to_string(), token: token.to_string() }).collect();
+        let (_writer, mut tx) = self.begin_write().await?;
+        let extended = D::statement(self.q.extend_leases)
+            .bind(duration_ms(lease))
+            .bind(json_array(&rows))
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| uuid_col(r, "id"))
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
+        Ok(extended)
     }
 
     /// Records a batch of outcomes in one transaction: one statement per kind of outcome

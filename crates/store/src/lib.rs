@@ -256,6 +256,12 @@ impl Store {
         self.claim_with(&ClaimRequest::simple(limit, lease)).await
     }
 
+    /// Extends leases still being worked on (id and token each) to `lease` from now; the
+    /// ids whose lease still held. Fenced: a lease taken over meanwhile is not touched.
+    pub async fn extend(&self, leases: &[(Uuid, Uuid)], lease: Duration) -> Result<Vec<Uuid>> {
+        dispatch!(self, b => b.extend(leases, lease).await)
+    }
+
     /// Every live channel with what sending to it takes (secrets included).
     pub async fn channel_targets(&self) -> Result<Vec<ChannelTarget>> {
         dispatch!(self, b => b.channel_targets().await)

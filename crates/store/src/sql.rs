@@ -205,6 +205,11 @@ queries! {
         state = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END, next_attempt_at = NOW_MS, \
         lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS FROM ", OUTCOMES, " AS j \
         WHERE ", FENCE, " RETURNING id, attempt_count"]);
+    // Leases still being worked on, pushed forward: fenced like an outcome, so a lease
+    // that was taken over stays with its new holder.
+    extend_leases = const_format(&["UPDATE certhook_deliveries SET lease_expires_at = NOW_MS + ?, updated_at = NOW_MS \
+        FROM (SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token FROM JSON_ELEMENTS(?)) AS j \
+        WHERE ", FENCE, " RETURNING id"]);
     insert_attempts = "INSERT INTO certhook_attempts (delivery_id, number, started_at, duration_ms, status_code, error, \
         response_snippet) SELECT value ->> 'id', CAST(value ->> 'number' AS BIGINT), CAST(value ->> 'started' AS BIGINT), \
         CAST(value ->> 'duration' AS BIGINT), CAST(value ->> 'status' AS BIGINT), value ->> 'error', value ->> 'snippet' \

@@ -5,6 +5,7 @@
 //! - [`worker`]: the loop: send from the buffer within free slots, settle.
 //! - [`fan_out`]: new outbox rows into deliveries, in a task of its own.
 //! - [`refill`]: the background claim that keeps the buffer full.
+//! - [`lease`]: the leases this process holds, extended until their outcomes are written.
 //! - [`deliver`]: one HTTP attempt over the shared client (signing at send time).
 //! - [`classify`]: what a result means, and what becomes of the delivery (pure).
 //! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
@@ -23,6 +24,7 @@ pub mod classify;
 pub mod deliver;
 pub mod fan_out;
 pub mod guard;
+pub mod lease;
 pub mod metrics;
 pub mod record;
 pub mod refill;

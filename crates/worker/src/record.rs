@@ -1,14 +1,20 @@
 //! The recorder: writes outcomes in batches (one transaction per batch, several side by
-//! side on PostgreSQL), and applies a `410 Gone` to its channel. If the database is
-//! briefly away, it keeps retrying a batch for up to a lease; after that the leases
-//! expire and the deliveries are sent again.
+//! side on PostgreSQL), and applies a `410 Gone` to its channel. If the database is away,
+//! it keeps retrying a batch until it is back (each write is fenced, so a lease taken over
+//! meanwhile is simply refused); only once the worker is stopping does it give up after a
+//! lease's length, and those deliveries are sent again by whoever takes their leases.
 
 use std::time::{Duration, Instant};
+
+use std::sync::Arc;
 
 use certhook_store::{BackendKind, Disposition, Lease, Outcome, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use crate::lease::HeldLeases;
 
 /// Outcomes written per transaction at most.
 const RECORD_BATCH: usize = 256;
@@ -57,8 +63,17 @@ fn parallel_batches(store: &Store) -> usize {
     }
 }
 
-/// Drains `rx` until every sender is dropped, recording in batches.
-pub async fn run_recorder(store: Store, mut rx: mpsc::Receiver<Settled>, give_up_after: Duration) {
+/// Drains `rx` until every sender is dropped, recording in batches; each lease is let go
+/// once its outcome is written. Once `stopping` is cancelled, a batch the database keeps
+/// refusing is given up after `give_up_after`.
+pub async fn run_recorder(
+    store: Store,
+    mut rx: mpsc::Receiver<Settled>,
+    held: Arc<HeldLeases>,
+    give_up_after: Duration,
+    stopping: CancellationToken,
+) {
+    let retry = Retry { give_up_after, stopping };
     let parallel = parallel_batches(&store);
     let mut writing = JoinSet::new();
     let mut batch = Vec::with_capacity(RECORD_BATCH);
@@ -69,7 +84,7 @@ pub async fn run_recorder(store: Store, mut rx: mpsc::Receiver<Settled>, give_up
             // A 410 disables the channel after everything recorded before it, and before
             // anything recorded after it: no batch may commit around it.
             join_all(&mut writing).await;
-            record_with_retry(&store, outcomes, give_up_after).await;
+            record_with_retry(&store, &held, outcomes, &retry).await;
             for channel in gone {
                 match store.channel_gone(channel).await {
                     Ok(n) => tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled"),
@@ -81,8 +96,8 @@ pub async fn run_recorder(store: Store, mut rx: mpsc::Receiver<Settled>, give_up
         while writing.len() >= parallel {
             join_one(&mut writing).await;
         }
-        let store = store.clone();
-        writing.spawn(async move { record_with_retry(&store, outcomes, give_up_after).await });
+        let (store, held, retry) = (store.clone(), held.clone(), retry.clone());
+        writing.spawn(async move { record_with_retry(&store, &held, outcomes, &retry).await });
     }
     join_all(&mut writing).await;
 }
@@ -100,9 +115,16 @@ async fn join_all(writing: &mut JoinSet<()>) {
     }
 }
 
-async fn record_with_retry(store: &Store, outcomes: Vec<Outcome>, give_up_after: Duration) {
-    let started = Instant::now();
+/// When the recorder gives up on a batch.
+#[derive(Debug, Clone)]
+struct Retry {
+    give_up_after: Duration,
+    stopping: CancellationToken,
+}
+
+async fn record_with_retry(store: &Store, held: &HeldLeases, outcomes: Vec<Outcome>, retry: &Retry) {
     let mut delay = Duration::from_millis(100);
+    let mut stopping_since: Option<Instant> = None;
     loop {
         match store.record(&outcomes).await {
             Ok(accepted) => {
@@ -110,17 +132,21 @@ async fn record_with_retry(store: &Store, outcomes: Vec<Outcome>, give_up_after:
                 if fenced > 0 {
                     tracing::info!(fenced, "outcomes refused: their leases were taken over");
                 }
-                return;
+                break;
             }
-            Err(e) if started.elapsed() < give_up_after => {
-                tracing::warn!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; retrying");
+            Err(e) => {
+                if retry.stopping.is_cancelled() {
+                    let since = *stopping_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= retry.give_up_after {
+                        tracing::error!(error = %e, outcomes = outcomes.len(), "recording outcomes failed while stopping; their leases will expire and the deliveries be sent again");
+                        break;
+                    }
+                }
+                tracing::warn!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; retrying until the database is back");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err(e) => {
-                tracing::error!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; their leases will expire and the deliveries be sent again");
-                return;
-            }
         }
     }
+    held.let_go(outcomes.iter().map(|o| o.lease.delivery_id));
 }

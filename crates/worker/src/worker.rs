@@ -21,6 +21,7 @@ use crate::channels::{Destination, requests};
 use crate::classify::{AttemptResult, Verdict, classify, dispose};
 use crate::deliver::Sender;
 use crate::fan_out::run_fan_out;
+use crate::lease::{HeldLeases, run_keeper};
 use crate::metrics::Metrics;
 use crate::record::{Settled, run_recorder};
 use crate::refill::{Buffered, RefillRequest, Refilled, refill, refill_size};
@@ -57,6 +58,8 @@ pub struct Worker {
     sender: Sender,
     config: WorkerConfig,
     metrics: Metrics,
+    /// The leases claimed and not yet recorded, kept alive by the keeper.
+    held: Arc<HeldLeases>,
 }
 
 /// Per-channel bookkeeping of the loop.
@@ -101,7 +104,7 @@ struct Pipeline {
 impl Worker {
     /// A worker over `store`, sending with `sender`.
     pub fn new(store: Store, sender: Sender, config: WorkerConfig, metrics: Metrics) -> Self {
-        Worker { store, sender, config, metrics }
+        Worker { store, sender, config, metrics, held: Arc::default() }
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming, gives buffered leases
@@ -109,7 +112,13 @@ impl Worker {
     /// records their outcomes, and returns.
     pub async fn run(self, shutdown: CancellationToken) {
         let (outcomes, rx) = mpsc::channel::<Settled>(self.config.concurrency.max(64) * 2);
-        let recorder = tokio::spawn(run_recorder(self.store.clone(), rx, self.config.lease));
+        let recorder =
+            tokio::spawn(run_recorder(self.store.clone(), rx, self.held.clone(), self.config.lease, shutdown.clone()));
+        // The keeper outlives the loop: in-flight sends and unwritten outcomes after a
+        // shutdown request still hold leases until the recorder is done.
+        let keeper_stop = CancellationToken::new();
+        let keeper =
+            tokio::spawn(run_keeper(self.store.clone(), self.held.clone(), self.config.lease, keeper_stop.clone()));
         let kick = Arc::new(Notify::new());
         let fan_out = tokio::spawn(run_fan_out(
             self.store.clone(),
@@ -170,6 +179,8 @@ impl Worker {
         if let Err(e) = recorder.await {
             tracing::error!(error = %e, "recorder task failed");
         }
+        keeper_stop.cancel();
+        let _ = keeper.await;
     }
 
     /// Starts a background refill if the loop has room for one.
@@ -247,6 +258,7 @@ impl Worker {
             }
         };
         self.metrics.leases_expired.inc_by(claim.taken_over as u64);
+        self.held.hold(&claim.leases);
         let claimed = claim.leases.len();
         let now = Instant::now();
         p.buffer.extend(claim.leases.into_iter().map(|lease| Buffered { lease, claimed_at: now }));

@@ -20,6 +20,7 @@ crate::both_backends!(
     claim_leases_due_rows_once,
     claim_respects_per_channel_caps_and_skips_full_channels,
     expired_lease_is_taken_over_and_the_old_owner_is_fenced_off,
+    an_extended_lease_is_not_taken_over_and_extension_is_fenced,
     a_busy_queue_still_takes_expired_leases_over_and_never_claims_past_the_limit,
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
@@ -236,6 +237,34 @@ async fn expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Stor
     assert_eq!(detail.delivery.state, DeliveryState::Delivered);
     assert_eq!(detail.delivery.last_status_code, Some(204));
     assert!(detail.delivery.delivered_at.is_some());
+}
+
+/// A worker still sending pushes its lease forward; a lease taken over is not extended by
+/// its old holder (issue 13: a send outliving its lease was sent again, for ever).
+async fn an_extended_lease_is_not_taken_over_and_extension_is_fenced(store: Store) {
+    queue_with(&store, 2).await;
+    let lease = Duration::from_millis(1500);
+    let mut leases = store.claim(10, lease).await.unwrap().leases;
+    assert_eq!(leases.len(), 2);
+    let lapsed = leases.pop().unwrap();
+    let kept = leases.pop().unwrap();
+    let started = std::time::Instant::now();
+    // Extend one of the two every half lease, for three lease lengths.
+    while started.elapsed() < lease * 3 {
+        tokio::time::sleep(lease / 2).await;
+        let extended = store.extend(&[(kept.delivery_id, kept.token)], lease).await.unwrap();
+        assert_eq!(extended, vec![kept.delivery_id], "a held lease is extended");
+    }
+    let taken = store.claim(10, Duration::from_secs(60)).await.unwrap();
+    let ids: Vec<_> = taken.leases.iter().map(|l| l.delivery_id).collect();
+    assert_eq!(ids, vec![lapsed.delivery_id], "only the lease nobody extended was taken over");
+    assert_eq!(taken.taken_over, 1);
+    let extended = store.extend(&[(lapsed.delivery_id, lapsed.token), (kept.delivery_id, kept.token)], lease).await;
+    assert_eq!(extended.unwrap(), vec![kept.delivery_id], "the old holder cannot extend a lease taken over");
+    let (kept_id, kept_token) = (kept.delivery_id, kept.token);
+    let accepted = store.record(&[outcome(kept, Disposition::Delivered, Some(200))]).await.unwrap();
+    assert_eq!(accepted, vec![true], "the extended lease's outcome is accepted");
+    assert!(store.extend(&[(kept_id, kept_token)], lease).await.unwrap().is_empty(), "settled: nothing to extend");
 }
 
 /// Due rows that fill every claim do not starve a crashed worker's leases: the once-a-second
