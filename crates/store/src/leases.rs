@@ -124,34 +124,56 @@ impl<D: Driver> Backend<D> {
     /// input order.
     pub async fn record(&self, outcomes: &[Outcome]) -> Result<Vec<bool>> {
         let ids: Vec<String> = outcomes.iter().map(|o| o.lease.delivery_id.to_string()).collect();
-        let mut by_kind: [Vec<OutcomeRow>; 4] = Default::default();
-        for (Outcome { lease, attempt, disposition }, id) in outcomes.iter().zip(&ids) {
-            let (kind, delay, reason) = match disposition {
-                Disposition::Delivered => (0, 0, None),
-                Disposition::Retry { delay } => (1, duration_ms(*delay), None),
-                Disposition::Dead { reason } => (2, 0, Some(reason.as_str())),
-                Disposition::Released => (3, 0, None),
-            };
-            by_kind[kind].push(OutcomeRow {
-                id,
-                token: lease.token.to_string(),
-                added: i64::from(attempt.is_some()),
-                status: attempt.as_ref().and_then(|a| a.status_code),
-                error: attempt.as_ref().and_then(|a| a.error.as_deref()),
-                delay,
-                reason,
-            });
-        }
+        // The same delivery twice in one batch (an old holder's fenced outcome and the new
+        // holder's) goes in separate rounds: a round's statements return ids only, which
+        // must name one outcome each.
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+        let rounds: Vec<usize> = ids
+            .iter()
+            .map(|id| {
+                let n = seen.entry(id.as_str()).or_insert(0);
+                *n += 1;
+                *n - 1
+            })
+            .collect();
         let statements = [self.q.record_delivered, self.q.record_retry, self.q.record_dead, self.q.record_released];
         let (_writer, mut tx) = self.begin_write().await?;
-        // Accepted deliveries (their lease still held the row) and their attempt counts.
-        let mut counts: HashMap<String, i64> = HashMap::with_capacity(outcomes.len());
-        for (rows, sql) in by_kind.iter().zip(statements) {
-            if rows.is_empty() {
-                continue;
+        // Per outcome: its attempt number if accepted (the lease still held the row).
+        let mut numbers: Vec<Option<i64>> = vec![None; outcomes.len()];
+        for round in 0..rounds.iter().max().map_or(0, |m| m + 1) {
+            let mut by_kind: [Vec<OutcomeRow>; 4] = Default::default();
+            let mut index_of: HashMap<&str, usize> = HashMap::new();
+            for (i, (Outcome { lease, attempt, disposition }, id)) in outcomes.iter().zip(&ids).enumerate() {
+                if rounds[i] != round {
+                    continue;
+                }
+                index_of.insert(id.as_str(), i);
+                let (kind, delay, reason) = match disposition {
+                    Disposition::Delivered => (0, 0, None),
+                    Disposition::Retry { delay } => (1, duration_ms(*delay), None),
+                    Disposition::Dead { reason } => (2, 0, Some(reason.as_str())),
+                    Disposition::Released => (3, 0, None),
+                };
+                by_kind[kind].push(OutcomeRow {
+                    id,
+                    token: lease.token.to_string(),
+                    added: i64::from(attempt.is_some()),
+                    status: attempt.as_ref().and_then(|a| a.status_code),
+                    error: attempt.as_ref().and_then(|a| a.error.as_deref()),
+                    delay,
+                    reason,
+                });
             }
-            for row in D::statement(sql).bind(json_array(rows)).fetch_all(&mut *tx).await? {
-                counts.insert(row.try_get("id")?, row.try_get("attempt_count")?);
+            for (rows, sql) in by_kind.iter().zip(statements) {
+                if rows.is_empty() {
+                    continue;
+                }
+                for row in D::statement(sql).bind(json_array(rows)).fetch_all(&mut *tx).await? {
+                    let id: String = row.try_get("id")?;
+                    if let Some(&i) = index_of.get(id.as_str()) {
+                        numbers[i] = Some(row.try_get("attempt_count")?);
+                    }
+                }
             }
         }
         let mut accepted = Vec::with_capacity(outcomes.len());
@@ -159,8 +181,8 @@ impl<D: Driver> Backend<D> {
         // Per channel: did any attempt in this batch succeed, or did all fail?
         let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
         let mut released = false;
-        for (Outcome { lease, attempt, disposition }, id) in outcomes.iter().zip(&ids) {
-            let Some(&number) = counts.get(id) else {
+        for ((Outcome { lease, attempt, disposition }, id), number) in outcomes.iter().zip(&ids).zip(numbers) {
+            let Some(number) = number else {
                 accepted.push(false);
                 continue;
             };

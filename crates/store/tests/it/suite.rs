@@ -21,6 +21,7 @@ crate::both_backends!(
     claim_respects_per_channel_caps_and_skips_full_channels,
     expired_lease_is_taken_over_and_the_old_owner_is_fenced_off,
     an_extended_lease_is_not_taken_over_and_extension_is_fenced,
+    a_fenced_duplicate_in_one_batch_writes_no_attempt,
     a_busy_queue_still_takes_expired_leases_over_and_never_claims_past_the_limit,
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
@@ -237,6 +238,40 @@ async fn expired_lease_is_taken_over_and_the_old_owner_is_fenced_off(store: Stor
     assert_eq!(detail.delivery.state, DeliveryState::Delivered);
     assert_eq!(detail.delivery.last_status_code, Some(204));
     assert!(detail.delivery.delivered_at.is_some());
+}
+
+/// Issue 13: the old holder's outcome and the new holder's for one delivery in the same
+/// batch; only the new one is accepted and only it logs an attempt.
+async fn a_fenced_duplicate_in_one_batch_writes_no_attempt(store: Store) {
+    queue_with(&store, 2).await;
+    let mut old = store.claim(10, Duration::from_millis(300)).await.unwrap().leases;
+    let mut new = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
+        if claim.leases.len() == 2 {
+            break claim.leases;
+        }
+        assert!(claim.leases.is_empty(), "both leases expire together");
+    };
+    old.sort_by_key(|l| l.delivery_id);
+    new.sort_by_key(|l| l.delivery_id);
+    let ids = [new[0].delivery_id, new[1].delivery_id];
+    let (new_b, new_a) = (new.pop().unwrap(), new.pop().unwrap());
+    let (old_b, old_a) = (old.pop().unwrap(), old.pop().unwrap());
+    // Both orders: the stale outcome first, and the stale outcome last.
+    let batch = [
+        outcome(old_a, Disposition::Delivered, Some(200)),
+        outcome(new_a, Disposition::Delivered, Some(204)),
+        outcome(new_b, Disposition::Delivered, Some(204)),
+        outcome(old_b, Disposition::Delivered, Some(200)),
+    ];
+    assert_eq!(store.record(&batch).await.unwrap(), vec![false, true, true, false]);
+    for id in ids {
+        let detail = store.get_delivery(id).await.unwrap();
+        assert_eq!(detail.attempts.len(), 1, "the fenced outcome logged nothing: {:?}", detail.attempts);
+        assert_eq!(detail.attempts[0].status_code, Some(204));
+        assert_eq!((detail.delivery.attempt_count, detail.delivery.last_status_code), (1, Some(204)));
+    }
 }
 
 /// A worker still sending pushes its lease forward; a lease taken over is not extended by
