@@ -36,7 +36,16 @@ impl<D: Driver> Backend<D> {
             .bind(limit)
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        rows.iter().map(delivery_from).collect()
+        // A row that cannot be read (written by hand, not by certhook) is skipped with a
+        // warning, so it does not hide every other delivery from the lists.
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                delivery_from(row)
+                    .inspect_err(|e| tracing::warn!(error = %e, "a delivery row cannot be read; not listed"))
+                    .ok()
+            })
+            .collect())
     }
 
     /// One delivery with its attempts.

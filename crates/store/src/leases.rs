@@ -58,36 +58,22 @@ impl<D: Driver> Backend<D> {
             taken_over += expired.len();
             rows.extend(expired);
         }
-        tx.commit().await?;
-        // Deliveries of one message (fan-out) share its body.
+        // Rows read before the commit: one that cannot be read is dead-lettered in this
+        // transaction, and the rest go out, rather than the whole claim failing after it
+        // committed and leaving its leases to expire.
         let mut bodies: HashMap<String, Arc<[u8]>> = HashMap::new();
-        let leases = rows
-            .iter()
-            .map(|r| {
-                let message: String = r.try_get("message_id")?;
-                let body = match bodies.get(&message) {
-                    Some(b) => b.clone(),
-                    None => {
-                        let b: Arc<[u8]> = Arc::from(
-                            r.try_get::<Option<Vec<u8>>, _>("body")?
-                                .ok_or_else(|| StoreError::Corrupt(format!("message {message} has no body")))?,
-                        );
-                        bodies.insert(message.clone(), b.clone());
-                        b
-                    }
-                };
-                Ok(Lease {
-                    delivery_id: uuid_col(r, "id")?,
-                    token,
-                    channel_id: uuid_col(r, "channel_id")?,
-                    cloud_event_id: uuid_col(r, "message_id")?,
-                    delivery_type: r.try_get("type")?,
-                    attempts_before: r.try_get::<i64, _>("attempt_count")? as u32,
-                    body,
-                    enqueued_at: millis(r.try_get("enqueued_at")?),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut leases = Vec::with_capacity(rows.len());
+        for r in &rows {
+            match lease_from(r, token, &mut bodies) {
+                Ok(lease) => leases.push(lease),
+                Err(e) => {
+                    let id: String = r.try_get("id")?;
+                    tracing::error!(delivery_id = %id, error = %e, "a claimed delivery cannot be read; dead-lettered");
+                    D::statement(self.q.dead_letter_corrupt).bind(e.to_string()).bind(&id).execute(&mut *tx).await?;
+                }
+            }
+        }
+        tx.commit().await?;
         Ok(Claim { leases, taken_over })
     }
 
@@ -223,4 +209,30 @@ impl<D: Driver> Backend<D> {
         }
         Ok(accepted)
     }
+}
+
+/// A claimed row as a lease; deliveries of one message (fan-out) share its body.
+fn lease_from(r: &impl Record, token: Uuid, bodies: &mut HashMap<String, Arc<[u8]>>) -> Result<Lease> {
+    let message: String = r.try_get("message_id")?;
+    let body = match bodies.get(&message) {
+        Some(b) => b.clone(),
+        None => {
+            let b: Arc<[u8]> = Arc::from(
+                r.try_get::<Option<Vec<u8>>, _>("body")?
+                    .ok_or_else(|| StoreError::Corrupt(format!("message {message} has no body")))?,
+            );
+            bodies.insert(message.clone(), b.clone());
+            b
+        }
+    };
+    Ok(Lease {
+        delivery_id: uuid_col(r, "id")?,
+        token,
+        channel_id: uuid_col(r, "channel_id")?,
+        cloud_event_id: uuid_col(r, "message_id")?,
+        delivery_type: r.try_get("type")?,
+        attempts_before: r.try_get::<i64, _>("attempt_count")? as u32,
+        body,
+        enqueued_at: millis(r.try_get("enqueued_at")?),
+    })
 }

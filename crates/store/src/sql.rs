@@ -189,6 +189,10 @@ queries! {
         LEFT JOIN (SELECT value ->> 'c' AS l_channel, CAST(value ->> 'n' AS BIGINT) AS l_max FROM JSON_ELEMENTS(?)) limits \
         ON limits.l_channel = ranked.channel_id \
         WHERE rn <= COALESCE(limits.l_max, ?) ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
+    // A claimed row the worker cannot read (a plain-SQL writer's mistake): out of the queue,
+    // kept for an operator, with what was wrong.
+    dead_letter_corrupt = "UPDATE certhook_deliveries SET state = 'dead', reason = 'corrupt_row', last_error = ?, \
+        dead_at = NOW_MS, updated_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL WHERE id = ?";
     // Outcomes are written a batch at a time: one statement per kind of outcome, each over
     // a JSON array of (id, token, …) rows, instead of two statements per delivery.
     record_delivered = const_format(&["UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + j.o_added, \

@@ -22,6 +22,7 @@ crate::both_backends!(
     expired_lease_is_taken_over_and_the_old_owner_is_fenced_off,
     an_extended_lease_is_not_taken_over_and_extension_is_fenced,
     a_fenced_duplicate_in_one_batch_writes_no_attempt,
+    a_claimed_row_that_cannot_be_read_is_dead_lettered_and_the_rest_go_out,
     a_busy_queue_still_takes_expired_leases_over_and_never_claims_past_the_limit,
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
@@ -272,6 +273,42 @@ async fn a_fenced_duplicate_in_one_batch_writes_no_attempt(store: Store) {
         assert_eq!(detail.attempts[0].status_code, Some(204));
         assert_eq!((detail.delivery.attempt_count, detail.delivery.last_status_code), (1, Some(204)));
     }
+}
+
+/// Issue 13: one unreadable row (a delivery id that is not a UUID, written by hand) used to
+/// fail the whole claim after it had committed, orphaning the other leases.
+async fn a_claimed_row_that_cannot_be_read_is_dead_lettered_and_the_rest_go_out(store: Store) {
+    let (_app, channel) = queue_with(&store, 2).await;
+    let message = uuid::Uuid::now_v7();
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_messages (id, event_id, alert_id, type, body, created_at) \
+             SELECT '{message}', event_id, alert_id, type, body, created_at FROM certhook_messages LIMIT 1"
+        ),
+    )
+    .await;
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_deliveries (id, message_id, event_id, channel_id, type, state, next_attempt_at, \
+             enqueued_at, created_at, updated_at) SELECT 'not-a-uuid', '{message}', event_id, '{}', type, 'pending', 0, \
+             enqueued_at, created_at, updated_at FROM certhook_deliveries LIMIT 1",
+            channel.id
+        ),
+    )
+    .await;
+    let claim = store.claim(10, Duration::from_secs(60)).await.expect("the claim succeeds");
+    assert_eq!(claim.leases.len(), 2, "the two readable deliveries are leased");
+    let dead = scalar(
+        &store,
+        "SELECT COUNT(*) FROM certhook_deliveries WHERE id = 'not-a-uuid' AND state = 'dead' AND reason = 'corrupt_row' \
+         AND lease_token IS NULL",
+    )
+    .await;
+    assert_eq!(dead, 1, "the unreadable one is dead-lettered, not left leased");
+    let listed = store.list_deliveries(&DeliveryFilter::default()).await.expect("lists still work");
+    assert_eq!(listed.len(), 2);
 }
 
 /// A worker still sending pushes its lease forward; a lease taken over is not extended by
