@@ -47,6 +47,11 @@ pub trait Driver: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// write lock.
     fn begin_write(&self) -> impl Future<Output = Result<WriteTx<Self::Db>>> + Send;
 
+    /// A write transaction whose commit is on stable storage when it returns: what an
+    /// acknowledged enqueue is written in (a lost outcome only means a re-send, a lost
+    /// event is lost).
+    fn begin_durable(&self) -> impl Future<Output = Result<WriteTx<Self::Db>>> + Send;
+
     /// A write transaction for the hot path (fan-out, claims), planned for a queue.
     fn begin_hot(&self) -> impl Future<Output = Result<WriteTx<Self::Db>>> + Send;
 }

@@ -11,8 +11,10 @@ use crate::sql::Queries;
 
 impl<D: Driver> Backend<D> {
     /// Enqueues a batch of events, all or nothing, and returns their ids in input order.
+    ///
+    /// The commit is on stable storage before this returns (see [`Driver::begin_durable`]).
     pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>> {
-        let (_writer, mut tx) = self.begin_write().await?;
+        let (_writer, mut tx) = self.driver.begin_durable().await?;
         let ids = enqueue_on::<D>(&mut tx, self.q, events).await?;
         tx.commit().await?;
         self.wake();

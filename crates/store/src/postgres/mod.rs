@@ -51,6 +51,11 @@ impl Driver for PostgresDriver {
         Ok((None, self.pool.begin().await?))
     }
 
+    /// PostgreSQL's `synchronous_commit` (on by default) already waits for the WAL flush.
+    async fn begin_durable(&self) -> Result<WriteTx<Postgres>> {
+        self.begin_write().await
+    }
+
     /// Planned without bitmap scans.
     ///
     /// Hot statements must walk their partial indexes in order and stop at the LIMIT. A

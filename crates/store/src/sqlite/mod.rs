@@ -31,6 +31,11 @@ pub struct SqliteDriver {
     /// where SQLite's busy handler would sleep in growing steps (and add tens of
     /// milliseconds of latency under contention). Other processes still meet the busy timeout.
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// One connection with `synchronous = FULL`, for enqueues: in WAL mode under `NORMAL`
+    /// a committed transaction can still roll back after a power loss, and an event is
+    /// acknowledged at its commit. Everything else stays `NORMAL` (a lost outcome write
+    /// only means a delivery is sent again).
+    durable: SqlitePool,
 }
 
 impl Driver for SqliteDriver {
@@ -56,6 +61,11 @@ impl Driver for SqliteDriver {
         Ok((Some(guard), self.pool.begin_with("BEGIN IMMEDIATE").await?))
     }
 
+    async fn begin_durable(&self) -> Result<WriteTx<Sqlite>> {
+        let guard = self.writer.clone().lock_owned().await;
+        Ok((Some(guard), self.durable.begin_with("BEGIN IMMEDIATE").await?))
+    }
+
     /// SQLite's plans are pinned by index hints in the statements themselves.
     async fn begin_hot(&self) -> Result<WriteTx<Sqlite>> {
         self.begin_write().await
@@ -75,9 +85,14 @@ impl Backend<SqliteDriver> {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         crate::migrate::sqlite().run(&pool).await?;
-        Ok(Backend::new(SqliteDriver { pool, writer: Arc::new(tokio::sync::Mutex::new(())) }, work))
+        let durable = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.synchronous(SqliteSynchronous::Full))
+            .await?;
+        let driver = SqliteDriver { pool, writer: Arc::new(tokio::sync::Mutex::new(())), durable };
+        Ok(Backend::new(driver, work))
     }
 }
 
@@ -85,4 +100,25 @@ impl Backend<SqliteDriver> {
 /// write and the events commit or roll back together.
 pub async fn enqueue_in_tx(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<Vec<Uuid>> {
     crate::outbox::enqueue_on::<SqliteDriver>(conn, &dialect::SQL, events).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn synchronous(tx: &mut sqlx::Transaction<'static, Sqlite>) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut **tx).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn enqueues_commit_with_full_sync_and_the_hot_path_with_normal() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteBackend::connect(&url, Arc::new(Notify::new())).await.unwrap();
+        let (_w, mut tx) = store.driver().begin_durable().await.unwrap();
+        assert_eq!(synchronous(&mut tx).await, 2, "FULL");
+        drop((_w, tx));
+        let (_w, mut tx) = store.driver().begin_write().await.unwrap();
+        assert_eq!(synchronous(&mut tx).await, 1, "NORMAL");
+    }
 }
