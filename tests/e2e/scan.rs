@@ -127,3 +127,66 @@ fn enqueue_from_pem_reads_the_certificate_and_refuses_broken_input() {
     assert!(err.contains("no PEM certificate"), "{err}");
     assert_eq!(env.json(&["status"])["events"]["total"], 1);
 }
+
+/// Issue 13: certificates handed over by `enqueue` are in the inventory for the very next
+/// scan, even with no `serve` in between (they used to reach it only at fan-out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_then_scan_without_serve_and_the_alert_arrives_once_serve_runs() {
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    let mut env = Env::fast();
+    env.set("CERTHOOK_SCAN_INTERVAL", "1h");
+    let (app, _channel) = env.webhook("expiration", &receiver.url("/hook"), None);
+    let mut event = crate::support::event(&app, "4242");
+    event["certificate"]["notAfter"] = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339().into();
+    let file = env.path("event.json");
+    std::fs::write(&file, event.to_string()).unwrap();
+    env.json(&["enqueue", "--file", file.to_str().unwrap()]);
+
+    let scan = env.json(&["scan"]);
+    assert_eq!(scan["reported"], 1, "the enqueued certificate was folded into the inventory first: {scan}");
+    assert_eq!(scan["reports"][0]["certificates"][0]["serialNumber"], "4242");
+
+    let serve = Serve::start(&env).await;
+    let got = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let ce = got[0].json();
+    assert_eq!(ce["type"], "com.infisical.pki.certificate.expiration");
+    assert_eq!(ce["data"]["certificates"][0]["serialNumber"], "4242");
+    serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["delivered"] == 1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 1, "reported once: serve's own scan at start did not repeat it");
+    serve.terminate().await;
+}
+
+/// Issue 13: `scan --dry-run --as-of` is a preview: it prints what would be reported and
+/// marked, and stores, sends and uses up nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_scan_prints_the_preview_and_stores_nothing() {
+    let env = Env::fast();
+    let certs = env.path("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::write(certs.join("soon.pem"), pem("soon.example.com", 3001, 10)).unwrap();
+    std::fs::write(certs.join("gone.pem"), pem("gone.example.com", 3002, -2)).unwrap();
+    let (app, _channel) = env.webhook("expiration", "http://127.0.0.1:9/never", None);
+    env.json(&["import", "--app", &app, "--dir", certs.to_str().unwrap()]);
+
+    let next_week = (chrono::Utc::now() + chrono::Duration::days(5)).to_rfc3339();
+    let preview = env.json(&["scan", "--dry-run", "--as-of", &next_week]);
+    assert_eq!(preview["dryRun"], true);
+    assert_eq!(preview["reported"], 1, "{preview}");
+    assert_eq!(preview["reports"][0]["certificates"][0]["commonName"], "soon.example.com");
+    assert_eq!(preview["expiredMarked"], 1, "gone.example.com would be marked expired");
+    assert_eq!(preview["eventIds"].as_array().map(Vec::len), Some(0));
+    let text = env.run(&["scan", "--dry-run", "--as-of", &next_week]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("dry run") && text.contains("soon.example.com"), "{text}");
+
+    assert_eq!(env.json(&["status"])["events"]["total"], 0, "no event was stored");
+    let store = certhook_store::Store::connect(&env.database_url).await.unwrap();
+    let statuses: Vec<_> =
+        store.list_certificates(app.parse().unwrap()).await.unwrap().into_iter().map(|(_, s)| s).collect();
+    store.close().await;
+    assert_eq!(statuses, vec!["active", "active"], "nothing was marked expired");
+    let real = env.json(&["scan"]);
+    assert_eq!(real["reported"], 1, "the preview did not use the report up");
+    assert_eq!(real["expiredMarked"], 1);
+}

@@ -54,7 +54,7 @@ pub enum Command {
     Enqueue(EnqueueArgs),
     /// Load a folder of PEM certificates into the inventory.
     Import(ImportArgs),
-    /// Run the expiration scan once.
+    /// Run the expiration scan once (`--dry-run` to preview it).
     Scan(ScanArgs),
     /// Deliveries and their attempt history.
     #[command(subcommand)]
@@ -248,6 +248,9 @@ pub struct ScanArgs {
     /// Evaluate at this instant (RFC 3339) instead of now.
     #[arg(long)]
     pub as_of: Option<String>,
+    /// Print what would be reported and marked expired; store and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `certhook deliveries …`

@@ -55,6 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
     let scanner = tokio::spawn(scan_periodically(
         store.clone(),
+        config.render_settings(),
         config.scan_interval,
         config.max_certificates_per_event,
         metrics.clone(),
@@ -152,10 +153,12 @@ async fn housekeeping(store: Store, retention: Duration, disable_after: Duration
     }
 }
 
-/// The expiration scanner: once at start, then every `scan_interval`. Several processes
-/// may scan the same database; each report is enqueued once (see the store).
+/// The expiration scanner: once at start, then every `scan_interval`, each time after
+/// folding the events accepted so far into the inventory. Several processes may scan the
+/// same database; each report is enqueued once (see the store).
 async fn scan_periodically(
     store: Store,
+    render: certhook_core::render::RenderSettings,
     every: Duration,
     max_per_event: usize,
     metrics: Metrics,
@@ -169,7 +172,7 @@ async fn scan_periodically(
                 chrono::Utc::now()
             }
         };
-        match store.scan_expirations(as_of, max_per_event).await {
+        match certhook_producer::scan::scan(&store, &render, as_of, max_per_event).await {
             Ok(out) => {
                 metrics.events_enqueued.with_label_values(&["expiration"]).inc_by(out.events.len() as u64);
                 metrics.scans.inc();

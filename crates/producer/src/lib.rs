@@ -7,10 +7,12 @@
 //!   the caller's own sqlx transaction.
 //! - [`group`]: group commit, so concurrent enqueues share a transaction.
 //! - [`pem`]: certificates read from PEM files, and folder imports.
+//! - [`scan`]: the expiration scan, with the events accepted before it folded in first.
 #![deny(missing_docs)]
 
 pub mod enqueue;
 pub mod group;
 pub mod pem;
+pub mod scan;
 
 pub use enqueue::{ProduceError, Producer, enqueue_in_postgres_tx, enqueue_in_sqlite_tx};

@@ -92,6 +92,16 @@ impl<D: Driver> Backend<D> {
     /// on one database enqueue each report once. Also marks expired the certificates whose notAfter has
     /// passed by both `as_of` and the database clock: a scan ahead of time never marks one.
     pub async fn scan_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
+        self.scan(as_of, max_per_event, true).await
+    }
+
+    /// What [`Self::scan_expirations`] would report and mark at `as_of`, with nothing
+    /// stored: the same transaction, rolled back. No event ids are returned.
+    pub async fn preview_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
+        self.scan(as_of, max_per_event, false).await
+    }
+
+    async fn scan(&self, as_of: DateTime<Utc>, max_per_event: usize, commit: bool) -> Result<ScanOutcome> {
         let (_writer, mut tx) = self.begin_write().await?;
         let now_ms = as_of.timestamp_millis();
         let alerts = D::statement(self.q.expiration_alerts).fetch_all(&mut *tx).await?;
@@ -122,6 +132,13 @@ impl<D: Driver> Backend<D> {
                     won.push(cert);
                 }
             }
+            if !won.is_empty() {
+                outcome.reports.push(ScanReport {
+                    alert_id: alert.id,
+                    alert_name: alert.name.clone(),
+                    certificates: won.clone(),
+                });
+            }
             for chunk in won.chunks(max_per_event.max(1)) {
                 let event_id = Uuid::now_v7();
                 let certificates = serde_json::to_string(chunk)
@@ -139,6 +156,11 @@ impl<D: Driver> Backend<D> {
             }
         }
         outcome.expired_marked = D::statement(self.q.mark_expired).bind(now_ms).execute(&mut *tx).await?;
+        if !commit {
+            tx.rollback().await?;
+            outcome.events.clear();
+            return Ok(outcome);
+        }
         tx.commit().await?;
         if !outcome.events.is_empty() {
             self.wake();

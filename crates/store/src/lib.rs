@@ -317,6 +317,11 @@ impl Store {
         dispatch!(self, b => b.list_certificates(application_id).await)
     }
 
+    /// What the expiration scan at `as_of` would report and mark, storing nothing.
+    pub async fn preview_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
+        dispatch!(self, b => b.preview_expirations(as_of, max_per_event).await)
+    }
+
     /// Runs the expiration scan at `as_of`, enqueueing each report once.
     pub async fn scan_expirations(&self, as_of: DateTime<Utc>, max_per_event: usize) -> Result<ScanOutcome> {
         dispatch!(self, b => b.scan_expirations(as_of, max_per_event).await)

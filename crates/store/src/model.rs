@@ -424,4 +424,18 @@ pub struct ScanOutcome {
     pub reported: usize,
     /// Certificates newly marked expired in the inventory.
     pub expired_marked: u64,
+    /// Per alert, the certificates reported (or, in a preview, that would be).
+    pub reports: Vec<ScanReport>,
+}
+
+/// The certificates one expiration alert reports in a scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanReport {
+    /// The expiration alert.
+    pub alert_id: Uuid,
+    /// Its name.
+    pub alert_name: String,
+    /// The certificates, soonest expiry first.
+    pub certificates: Vec<certhook_core::event::Certificate>,
 }
