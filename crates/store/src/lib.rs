@@ -267,9 +267,10 @@ impl Store {
         dispatch!(self, b => b.channel_targets().await)
     }
 
-    /// A `410 Gone`: disables the channel and dead-letters its waiting deliveries.
-    pub async fn channel_gone(&self, id: Uuid) -> Result<u64> {
-        dispatch!(self, b => b.channel_gone(id).await)
+    /// A `410 Gone` from `url`: disables the channel and dead-letters its waiting
+    /// deliveries, if the channel still points at `url`.
+    pub async fn channel_gone(&self, id: Uuid, url: Option<&str>) -> Result<u64> {
+        dispatch!(self, b => b.channel_gone(id, url).await)
     }
 
     /// Records outcomes in one transaction; which were accepted (not fenced off).

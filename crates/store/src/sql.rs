@@ -198,15 +198,18 @@ queries! {
     record_delivered = const_format(&["UPDATE certhook_deliveries SET state = 'delivered', attempt_count = attempt_count + j.o_added, \
         last_status_code = j.o_status, last_error = NULL, delivered_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL, \
         updated_at = NOW_MS FROM ", OUTCOMES, " AS j WHERE ", FENCE, " RETURNING id, attempt_count"]);
-    record_retry = const_format(&["UPDATE certhook_deliveries SET state = 'retrying', attempt_count = attempt_count + j.o_added, \
+    // A delivery that goes back to waiting goes where its channel is now: a channel paused,
+    // re-pointed or deleted while the delivery was in flight holds or dead-letters it.
+    record_retry = const_format(&["UPDATE certhook_deliveries SET ", &back_to_waiting("'retrying'"), ", \
+        attempt_count = attempt_count + j.o_added, \
         last_status_code = j.o_status, last_error = j.o_error, next_attempt_at = NOW_MS + j.o_delay, lease_token = NULL, \
         lease_expires_at = NULL, updated_at = NOW_MS FROM ", OUTCOMES, " AS j WHERE ", FENCE, " RETURNING id, attempt_count"]);
     record_dead = const_format(&["UPDATE certhook_deliveries SET state = 'dead', attempt_count = attempt_count + j.o_added, \
         last_status_code = COALESCE(j.o_status, last_status_code), last_error = COALESCE(j.o_error, last_error), \
         reason = j.o_reason, dead_at = NOW_MS, lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS \
         FROM ", OUTCOMES, " AS j WHERE ", FENCE, " RETURNING id, attempt_count"]);
-    record_released = const_format(&["UPDATE certhook_deliveries SET \
-        state = CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END, next_attempt_at = NOW_MS, \
+    record_released = const_format(&["UPDATE certhook_deliveries SET ",
+        &back_to_waiting("CASE WHEN attempt_count > 0 THEN 'retrying' ELSE 'pending' END"), ", next_attempt_at = NOW_MS, \
         lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS FROM ", OUTCOMES, " AS j \
         WHERE ", FENCE, " RETURNING id, attempt_count"]);
     // Leases still being worked on, pushed forward: fenced like an outcome, so a lease
@@ -229,6 +232,9 @@ queries! {
         failing_since = CASE WHEN j.ok = 1 THEN NULL ELSE COALESCE(failing_since, NOW_MS) END \
         FROM (SELECT value ->> 'c' AS c, CAST(value ->> 'ok' AS BIGINT) AS ok FROM JSON_ELEMENTS(?)) AS j \
         WHERE id = j.c";
+    // A 410 disables the channel only if it still points where the request went.
+    disable_gone_channel = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
+        WHERE id = ? AND (url = ? OR (url IS NULL AND CAST(? AS TEXT) IS NULL)) AND deleted_at IS NULL";
     disable_failing = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
         WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_MS - ? RETURNING id";
 
@@ -259,6 +265,24 @@ queries! {
     prune_events = "DELETE FROM certhook_events WHERE id IN (SELECT e.id FROM certhook_events e \
         WHERE e.fanned_out_at IS NOT NULL AND e.created_at < NOW_MS - ? \
         AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.event_id = e.id) LIMIT ?)";
+}
+
+/// A delivery's channel as it is now: its state, or `deleted`.
+const CHANNEL_NOW: &str = "(SELECT CASE WHEN c.deleted_at IS NOT NULL THEN 'deleted' ELSE c.state END \
+    FROM certhook_channels c WHERE c.id = certhook_deliveries.channel_id)";
+
+/// The `SET` terms that put a delivery back to waiting (`waiting`: its waiting state) as
+/// its channel now allows: held while the channel is paused or awaits verification (its
+/// own verification event excepted), dead-lettered if the channel was deleted or disabled.
+fn back_to_waiting(waiting: &str) -> String {
+    format!(
+        "state = CASE {CHANNEL_NOW} WHEN 'deleted' THEN 'dead' WHEN 'disabled' THEN 'dead' WHEN 'paused' THEN 'held' \
+         WHEN 'pending_verification' THEN CASE WHEN type = 'webhook.verification' THEN {waiting} ELSE 'held' END \
+         ELSE {waiting} END, \
+         reason = CASE {CHANNEL_NOW} WHEN 'deleted' THEN 'channel_deleted' WHEN 'disabled' THEN 'channel_disabled' \
+         ELSE reason END, \
+         dead_at = CASE WHEN {CHANNEL_NOW} IN ('deleted', 'disabled') THEN NOW_MS ELSE dead_at END"
+    )
 }
 
 /// Joins statement fragments (the `queries!` entries are built at run time, once).

@@ -330,16 +330,17 @@ impl<D: Driver> Backend<D> {
             .collect()
     }
 
-    /// A `410 Gone`: disables the channel and dead-letters its waiting deliveries with
-    /// `endpoint_gone`, in one transaction. Returns how many were dead-lettered.
-    pub async fn channel_gone(&self, id: Uuid) -> Result<u64> {
+    /// A `410 Gone` from `url` (the channel's URL when the request went out; none for
+    /// PagerDuty): disables the channel and dead-letters its waiting deliveries with
+    /// `endpoint_gone`, in one transaction, if the channel still points there (a channel
+    /// re-pointed since the request is left alone). Returns how many were dead-lettered.
+    pub async fn channel_gone(&self, id: Uuid, url: Option<&str>) -> Result<u64> {
         let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
-        D::statement(self.q.set_channel_state)
-            .bind(ChannelState::Disabled.as_str())
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?;
+        let url = url.map(str::to_string);
+        if D::statement(self.q.disable_gone_channel).bind(&key).bind(&url).bind(&url).execute(&mut *tx).await? == 0 {
+            return Ok(0);
+        }
         let dead = D::statement(self.q.dead_letter_channel).bind("endpoint_gone").bind(&key).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(dead)

@@ -26,8 +26,9 @@ pub struct Settled {
     pub channel_id: Uuid,
     /// Whether the endpoint answered 2xx (`None`: no attempt reached it).
     pub success: Option<bool>,
-    /// A `410 Gone`: disable the channel.
-    pub gone: bool,
+    /// A `410 Gone`: disable the channel, if it still has this URL (the channel's URL when
+    /// the request went out; `None` for PagerDuty, whose channels have none).
+    pub gone: Option<Option<String>>,
     /// What to record.
     pub outcome: Outcome,
 }
@@ -38,7 +39,7 @@ impl Settled {
         Settled {
             channel_id: lease.channel_id,
             success: None,
-            gone: false,
+            gone: None,
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Dead { reason: reason.into() } },
         }
     }
@@ -48,7 +49,7 @@ impl Settled {
         Settled {
             channel_id: lease.channel_id,
             success: None,
-            gone: false,
+            gone: None,
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Released },
         }
     }
@@ -78,15 +79,20 @@ pub async fn run_recorder(
     let mut writing = JoinSet::new();
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let gone: Vec<Uuid> = batch.iter().filter(|s| s.gone).map(|s| s.channel_id).collect();
+        let gone: Vec<(usize, Uuid, Option<String>)> =
+            batch.iter_mut().enumerate().filter_map(|(i, s)| s.gone.take().map(|url| (i, s.channel_id, url))).collect();
         let outcomes: Vec<Outcome> = batch.drain(..).map(|s| s.outcome).collect();
         if !gone.is_empty() {
             // A 410 disables the channel after everything recorded before it, and before
             // anything recorded after it: no batch may commit around it.
             join_all(&mut writing).await;
-            record_with_retry(&store, &held, outcomes, &retry).await;
-            for channel in gone {
-                match store.channel_gone(channel).await {
+            let accepted = record_with_retry(&store, &held, outcomes, &retry).await;
+            for (i, channel, url) in gone {
+                // Only an outcome that still held its lease speaks for the channel.
+                if !accepted.as_ref().is_some_and(|a| a[i]) {
+                    continue;
+                }
+                match store.channel_gone(channel, url.as_deref()).await {
                     Ok(n) => tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled"),
                     Err(e) => tracing::error!(channel_id = %channel, error = %e, "disabling a gone channel failed"),
                 }
@@ -97,7 +103,9 @@ pub async fn run_recorder(
             join_one(&mut writing).await;
         }
         let (store, held, retry) = (store.clone(), held.clone(), retry.clone());
-        writing.spawn(async move { record_with_retry(&store, &held, outcomes, &retry).await });
+        writing.spawn(async move {
+            record_with_retry(&store, &held, outcomes, &retry).await;
+        });
     }
     join_all(&mut writing).await;
 }
@@ -122,24 +130,30 @@ struct Retry {
     stopping: CancellationToken,
 }
 
-async fn record_with_retry(store: &Store, held: &HeldLeases, outcomes: Vec<Outcome>, retry: &Retry) {
+/// Which outcomes were accepted, or `None` if the batch was given up.
+async fn record_with_retry(
+    store: &Store,
+    held: &HeldLeases,
+    outcomes: Vec<Outcome>,
+    retry: &Retry,
+) -> Option<Vec<bool>> {
     let mut delay = Duration::from_millis(100);
     let mut stopping_since: Option<Instant> = None;
-    loop {
+    let result = loop {
         match store.record(&outcomes).await {
             Ok(accepted) => {
                 let fenced = accepted.iter().filter(|a| !**a).count();
                 if fenced > 0 {
                     tracing::info!(fenced, "outcomes refused: their leases were taken over");
                 }
-                break;
+                break Some(accepted);
             }
             Err(e) => {
                 if retry.stopping.is_cancelled() {
                     let since = *stopping_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= retry.give_up_after {
                         tracing::error!(error = %e, outcomes = outcomes.len(), "recording outcomes failed while stopping; their leases will expire and the deliveries be sent again");
-                        break;
+                        break None;
                     }
                 }
                 tracing::warn!(error = %e, outcomes = outcomes.len(), "recording outcomes failed; retrying until the database is back");
@@ -147,6 +161,7 @@ async fn record_with_retry(store: &Store, held: &HeldLeases, outcomes: Vec<Outco
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
-    }
+    };
     held.let_go(outcomes.iter().map(|o| o.lease.delivery_id));
+    result
 }

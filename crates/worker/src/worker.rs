@@ -30,6 +30,9 @@ use crate::targets::{Target, Targets};
 /// The delivery type of a renewal resolving expiration incidents (PagerDuty).
 pub const RESOLVE_TYPE: &str = "resolve";
 
+/// The delivery type of a webhook channel's verification event.
+pub const VERIFICATION_TYPE: &str = "webhook.verification";
+
 /// How the worker behaves.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -352,8 +355,15 @@ async fn deliver_one(
         return Settled::without_attempt(lease, "channel_deleted");
     };
     let channel = &target.channel;
-    if channel.state == ChannelState::Disabled {
-        return Settled::without_attempt(lease, "channel_disabled");
+    match channel.state {
+        ChannelState::Disabled => return Settled::without_attempt(lease, "channel_disabled"),
+        // Paused, or re-pointed and not yet verified, since the claim: not a request more
+        // until it is active again. Given back, the delivery is held (see the store).
+        ChannelState::Paused => return Settled::released(lease),
+        ChannelState::PendingVerification if lease.delivery_type != VERIFICATION_TYPE => {
+            return Settled::released(lease);
+        }
+        ChannelState::Active | ChannelState::PendingVerification => {}
     }
     let destination = Destination {
         kind: channel.kind,
@@ -398,7 +408,7 @@ async fn deliver_one(
     Settled {
         channel_id: lease.channel_id,
         success,
-        gone: verdict == Verdict::Gone,
+        gone: (verdict == Verdict::Gone).then(|| channel.url.clone()),
         outcome: Outcome {
             lease,
             attempt: Some(AttemptRecord {

@@ -23,6 +23,7 @@ crate::both_backends!(
     an_extended_lease_is_not_taken_over_and_extension_is_fenced,
     a_fenced_duplicate_in_one_batch_writes_no_attempt,
     a_claimed_row_that_cannot_be_read_is_dead_lettered_and_the_rest_go_out,
+    a_410_from_a_url_the_channel_no_longer_has_disables_nothing,
     a_busy_queue_still_takes_expired_leases_over_and_never_claims_past_the_limit,
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
@@ -309,6 +310,22 @@ async fn a_claimed_row_that_cannot_be_read_is_dead_lettered_and_the_rest_go_out(
     assert_eq!(dead, 1, "the unreadable one is dead-lettered, not left leased");
     let listed = store.list_deliveries(&DeliveryFilter::default()).await.expect("lists still work");
     assert_eq!(listed.len(), 2);
+}
+
+/// Issue 13: a 410 answered by the old URL of a channel re-pointed since leaves it alone.
+async fn a_410_from_a_url_the_channel_no_longer_has_disables_nothing(store: Store) {
+    let (_app, channel) = queue_with(&store, 1).await;
+    store.set_channel_url(channel.id, "https://moved.test/hook").await.unwrap();
+    assert_eq!(store.channel_gone(channel.id, Some("https://receiver.test/hook")).await.unwrap(), 0);
+    assert_eq!(
+        store.get_channel(channel.id).await.unwrap().state,
+        ChannelState::Active,
+        "the old URL's 410 is ignored"
+    );
+    assert_eq!(state_counts(&store).await.pending, 1, "its deliveries still wait");
+    assert_eq!(store.channel_gone(channel.id, Some("https://moved.test/hook")).await.unwrap(), 1);
+    assert_eq!(store.get_channel(channel.id).await.unwrap().state, ChannelState::Disabled);
+    assert_eq!(state_counts(&store).await.dead, 1, "the current URL's 410 dead-letters what waits");
 }
 
 /// A worker still sending pushes its lease forward; a lease taken over is not extended by
