@@ -148,6 +148,26 @@ async fn gone_disables_the_channel_and_dead_letters_what_follows() {
     serve.terminate().await;
 }
 
+/// Issue 13: a 410 dead-letters the delivery that got it and the channel's waiting ones;
+/// `certhook_deliveries_total{outcome="dead_lettered"}` counts them all (it counted 1 of 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_410_counts_every_delivery_it_dead_letters() {
+    let receiver = Receiver::start(Reply::Delay(Duration::from_millis(800), 410)).await;
+    let mut env = Env::fast();
+    env.set("CERTHOOK_DELIVERY__CHANNEL_CONCURRENCY", "1");
+    let (app, _channel) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let serve = Serve::start(&env).await;
+    // One in flight, one claimed behind it, the rest waiting in the table.
+    for n in 0..6 {
+        serve.enqueue(&event(&app, &n.to_string())).await;
+    }
+    serve.wait_status(WAIT, |s| s["deliveries"]["dead"] == 6).await;
+    assert_eq!(receiver.received().len(), 1, "one request, one 410");
+    let series = "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"dead_lettered\"}";
+    assert_eq!(serve.wait_metric(series, WAIT, |n| n >= 6.0).await, 6.0);
+    serve.terminate().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_are_not_followed_and_big_answers_are_cut() {
     let receiver = Receiver::start(Reply::Body(200, 200 * 1024)).await;

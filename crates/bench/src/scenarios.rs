@@ -234,7 +234,7 @@ async fn drain_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Resu
     while counter.count.load(Ordering::Relaxed) < total {
         if task.is_finished() {
             let delivered = counter.count.load(Ordering::Relaxed);
-            task.await?;
+            task.await??;
             bail!("the worker stopped after {delivered} of {total} deliveries");
         }
         if Instant::now() > deadline {
@@ -245,7 +245,7 @@ async fn drain_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Resu
     }
     let elapsed = started.elapsed().as_secs_f64();
     shutdown.cancel();
-    task.await?;
+    task.await??;
     store.close().await;
     Ok(total as f64 / elapsed)
 }

@@ -88,7 +88,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%bound, database = store_kind(&store), "serving");
     axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
 
-    worker_task.await.context("worker task")?;
+    worker_task.await.context("worker task")??;
     housekeeping.abort();
     scanner.abort();
     if let Some(task) = notify_task {

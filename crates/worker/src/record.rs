@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::lease::HeldLeases;
+use crate::metrics::Metrics;
 
 /// Outcomes written per transaction at most.
 const RECORD_BATCH: usize = 256;
@@ -26,11 +27,20 @@ pub struct Settled {
     pub channel_id: Uuid,
     /// Whether the endpoint answered 2xx (`None`: no attempt reached it).
     pub success: Option<bool>,
-    /// A `410 Gone`: disable the channel, if it still has this URL (the channel's URL when
-    /// the request went out; `None` for PagerDuty, whose channels have none).
-    pub gone: Option<Option<String>>,
+    /// A `410 Gone`: disable the channel, if it still has the URL the request went to.
+    pub gone: Option<Gone>,
     /// What to record.
     pub outcome: Outcome,
+}
+
+/// A `410 Gone` answer, to apply to its channel once the outcome is recorded.
+#[derive(Debug)]
+pub struct Gone {
+    /// The channel's URL when the request went out (`None` for PagerDuty, whose channels
+    /// have none).
+    pub url: Option<String>,
+    /// The channel's kind, for the metrics of what the 410 dead-letters.
+    pub channel_kind: &'static str,
 }
 
 impl Settled {
@@ -71,6 +81,7 @@ pub async fn run_recorder(
     store: Store,
     mut rx: mpsc::Receiver<Settled>,
     held: Arc<HeldLeases>,
+    metrics: Metrics,
     give_up_after: Duration,
     stopping: CancellationToken,
 ) {
@@ -79,21 +90,26 @@ pub async fn run_recorder(
     let mut writing = JoinSet::new();
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let gone: Vec<(usize, Uuid, Option<String>)> =
-            batch.iter_mut().enumerate().filter_map(|(i, s)| s.gone.take().map(|url| (i, s.channel_id, url))).collect();
+        let gone: Vec<(usize, Uuid, Gone)> =
+            batch.iter_mut().enumerate().filter_map(|(i, s)| s.gone.take().map(|g| (i, s.channel_id, g))).collect();
         let outcomes: Vec<Outcome> = batch.drain(..).map(|s| s.outcome).collect();
         if !gone.is_empty() {
             // A 410 disables the channel after everything recorded before it, and before
             // anything recorded after it: no batch may commit around it.
             join_all(&mut writing).await;
             let accepted = record_with_retry(&store, &held, outcomes, &retry).await;
-            for (i, channel, url) in gone {
+            for (i, channel, g) in gone {
                 // Only an outcome that still held its lease speaks for the channel.
                 if !accepted.as_ref().is_some_and(|a| a[i]) {
                     continue;
                 }
-                match store.channel_gone(channel, url.as_deref()).await {
-                    Ok(n) => tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled"),
+                match store.channel_gone(channel, g.url.as_deref()).await {
+                    Ok(n) => {
+                        // The waiting deliveries it dead-lettered (the one that got the 410
+                        // was counted when it was sent).
+                        metrics.deliveries.with_label_values(&["dead_lettered", g.channel_kind]).inc_by(n);
+                        tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled")
+                    }
                     Err(e) => tracing::error!(channel_id = %channel, error = %e, "disabling a gone channel failed"),
                 }
             }

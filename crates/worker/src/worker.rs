@@ -23,7 +23,7 @@ use crate::deliver::Sender;
 use crate::fan_out::run_fan_out;
 use crate::lease::{HeldLeases, run_keeper};
 use crate::metrics::Metrics;
-use crate::record::{Settled, run_recorder};
+use crate::record::{Gone, Settled, run_recorder};
 use crate::refill::{Buffered, RefillRequest, Refilled, refill, refill_size};
 use crate::targets::{Target, Targets};
 
@@ -54,6 +54,14 @@ pub struct WorkerConfig {
     pub pagerduty_url: String,
 }
 
+/// Why the worker stopped by itself.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The task that writes outcomes ended: whatever was sent could no longer be recorded.
+    #[error("the outcome recorder stopped, so outcomes could no longer be written; restart serve")]
+    RecorderStopped,
+}
+
 /// The delivery worker of one process.
 #[derive(Debug)]
 pub struct Worker {
@@ -72,13 +80,19 @@ struct ChannelSlots {
     breaker: Breaker,
     /// Attempts completed per second: how much this channel may keep claimed.
     sent: Throughput,
+    /// When this channel's endpoint answered `410 Gone`, and at which URL.
+    gone: Option<(Instant, Option<String>)>,
 }
 
 impl Default for ChannelSlots {
     fn default() -> Self {
-        ChannelSlots { in_flight: 0, breaker: Breaker::default(), sent: Throughput::new(Instant::now()) }
+        ChannelSlots { in_flight: 0, breaker: Breaker::default(), sent: Throughput::new(Instant::now()), gone: None }
     }
 }
+
+/// After a `410 Gone`, how long the loop itself sends nothing more to that URL: enough for
+/// the recorder to disable the channel and the loop's next channel reload to see it.
+const GONE_HOLD: Duration = Duration::from_secs(2);
 
 /// When the loop starts its next refill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +116,9 @@ struct Pipeline {
     targets_loaded: Option<Instant>,
     /// The channels the last claim left out, sorted.
     excluded: Vec<Uuid>,
+    /// Per send task: its channel and delivery, so a task that panics still frees its slot
+    /// and lets its lease go.
+    sending: HashMap<tokio::task::Id, (Uuid, Uuid)>,
 }
 
 impl Worker {
@@ -112,11 +129,18 @@ impl Worker {
 
     /// Runs until `shutdown` is cancelled, then stops claiming, gives buffered leases
     /// back, lets in-flight requests finish (each is bounded by the request timeout),
-    /// records their outcomes, and returns.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// records their outcomes, and returns. If the outcome recorder stops, nothing more
+    /// could be recorded: the worker cancels `shutdown` itself and returns the error.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let (outcomes, rx) = mpsc::channel::<Settled>(self.config.concurrency.max(64) * 2);
-        let recorder =
-            tokio::spawn(run_recorder(self.store.clone(), rx, self.held.clone(), self.config.lease, shutdown.clone()));
+        let recorder = tokio::spawn(run_recorder(
+            self.store.clone(),
+            rx,
+            self.held.clone(),
+            self.metrics.clone(),
+            self.config.lease,
+            shutdown.clone(),
+        ));
         // The keeper outlives the loop: in-flight sends and unwritten outcomes after a
         // shutdown request still hold leases until the recorder is done.
         let keeper_stop = CancellationToken::new();
@@ -134,7 +158,16 @@ impl Worker {
         let mut refilling: Option<JoinHandle<Refilled>> = None;
         let mut next = NextRefill::Now;
 
+        let mut recorder_alive = true;
         while !shutdown.is_cancelled() {
+            if !recorder_alive {
+                // Nothing sent from now on could be recorded: stop, and let serve exit with
+                // an error so that its supervisor restarts it; held leases expire and are
+                // taken over.
+                tracing::error!("the outcome recorder stopped; stopping the worker");
+                shutdown.cancel();
+                break;
+            }
             if refilling.is_none() && next == NextRefill::Now {
                 refilling = self.start_refill(&mut p);
             }
@@ -146,10 +179,10 @@ impl Worker {
                     next = self.take_refill(done, &mut p);
                     kick.notify_one();
                 }
-                Some(done) = p.tasks.join_next(), if !p.tasks.is_empty() => {
-                    self.settle(done, &mut p.slots, &outcomes).await;
-                    while let Some(done) = p.tasks.try_join_next() {
-                        self.settle(done, &mut p.slots, &outcomes).await;
+                Some(done) = p.tasks.join_next_with_id(), if !p.tasks.is_empty() => {
+                    recorder_alive &= self.settle(done, &mut p, &outcomes).await;
+                    while let Some(done) = p.tasks.try_join_next_with_id() {
+                        recorder_alive &= self.settle(done, &mut p, &outcomes).await;
                     }
                     // A completion matters only if it took a channel out of the exclusion
                     // the last claim was made with; otherwise that claim would find nothing
@@ -172,8 +205,8 @@ impl Worker {
         for b in p.buffer.drain(..) {
             let _ = outcomes.send(Settled::released(b.lease)).await;
         }
-        while let Some(done) = p.tasks.join_next().await {
-            self.settle(done, &mut p.slots, &outcomes).await;
+        while let Some(done) = p.tasks.join_next_with_id().await {
+            self.settle(done, &mut p, &outcomes).await;
         }
         drop(outcomes);
         if let Err(e) = fan_out.await {
@@ -184,6 +217,7 @@ impl Worker {
         }
         keeper_stop.cancel();
         let _ = keeper.await;
+        if recorder_alive { Ok(()) } else { Err(WorkerError::RecorderStopped) }
     }
 
     /// Starts a background refill if the loop has room for one.
@@ -283,6 +317,20 @@ impl Worker {
         let mut kept = VecDeque::with_capacity(p.buffer.len());
         while let Some(b) = p.buffer.pop_front() {
             let slot = p.slots.entry(b.lease.channel_id).or_default();
+            if let Some((at, url)) = &slot.gone
+                && at.elapsed() < GONE_HOLD
+                && p.targets.get(&b.lease.channel_id).is_some_and(|t| &t.channel.url == url)
+            {
+                // The endpoint said it is gone: what is claimed for it goes where the
+                // channel's waiting deliveries go.
+                let kind = p.targets.get(&b.lease.channel_id).map_or("webhook", |t| t.channel.kind.as_str());
+                self.metrics.deliveries.with_label_values(&["dead_lettered", kind]).inc();
+                let id = b.lease.delivery_id;
+                if outcomes.send(Settled::without_attempt(b.lease, "endpoint_gone")).await.is_err() {
+                    self.held.let_go([id]);
+                }
+                continue;
+            }
             let channel_full = slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap);
             if p.tasks.len() < self.config.concurrency && !channel_full {
                 slot.in_flight += 1;
@@ -291,13 +339,18 @@ impl Worker {
                 let metrics = self.metrics.clone();
                 let retry = self.config.retry;
                 let pagerduty_url = self.config.pagerduty_url.clone();
-                p.tasks.spawn(
-                    async move { deliver_one(b.lease, target, &sender, &metrics, &retry, &pagerduty_url).await },
-                );
+                let ids = (b.lease.channel_id, b.lease.delivery_id);
+                let task = p.tasks.spawn(async move {
+                    deliver_one(b.lease, target, &sender, &metrics, &retry, &pagerduty_url).await
+                });
+                p.sending.insert(task.id(), ids);
             } else if (channel_full && slot.breaker.is_open(threshold)) || b.claimed_at.elapsed() >= give_back_after {
                 // An open breaker sends one probe at a time; the rest wait in the table
                 // (where other workers can take them) rather than here under a lease.
-                let _ = outcomes.send(Settled::released(b.lease)).await;
+                let id = b.lease.delivery_id;
+                if outcomes.send(Settled::released(b.lease)).await.is_err() {
+                    self.held.let_go([id]);
+                }
             } else {
                 kept.push_back(b);
             }
@@ -305,26 +358,42 @@ impl Worker {
         // An idle channel's slot goes once its rate is stale; a busy one keeps its rate
         // across the moments it has nothing in flight.
         let now = Instant::now();
-        p.slots.retain(|_, s| s.in_flight > 0 || s.breaker != Breaker::default() || !s.sent.is_stale(now));
+        p.slots.retain(|_, s| {
+            s.in_flight > 0
+                || s.breaker != Breaker::default()
+                || !s.sent.is_stale(now)
+                || s.gone.as_ref().is_some_and(|(at, _)| at.elapsed() < GONE_HOLD)
+        });
         p.buffer = kept;
     }
 
+    /// Frees a finished send's slot and hands its outcome to the recorder; false if the
+    /// recorder is gone.
     async fn settle(
         &self,
-        done: Result<Settled, tokio::task::JoinError>,
-        slots: &mut HashMap<Uuid, ChannelSlots>,
+        done: Result<(tokio::task::Id, Settled), tokio::task::JoinError>,
+        p: &mut Pipeline,
         outcomes: &mpsc::Sender<Settled>,
-    ) {
-        let settled = match done {
-            Ok(s) => s,
+    ) -> bool {
+        let (task, settled) = match done {
+            Ok(done) => done,
             Err(e) => {
-                // A panicking send loses only its in-memory outcome: the lease expires and
-                // another claim sends the delivery again.
-                tracing::error!(error = %e, "delivery task failed");
-                return;
+                // A panicking send loses only its in-memory outcome: its slot is freed and
+                // its lease let go, so it expires and another claim sends the delivery again.
+                if let Some((channel, delivery)) = p.sending.remove(&e.id()) {
+                    if let Some(slot) = p.slots.get_mut(&channel) {
+                        slot.in_flight = slot.in_flight.saturating_sub(1);
+                    }
+                    self.held.let_go([delivery]);
+                    tracing::error!(error = %e, delivery_id = %delivery, "delivery task failed");
+                } else {
+                    tracing::error!(error = %e, "delivery task failed");
+                }
+                return true;
             }
         };
-        if let Some(slot) = slots.get_mut(&settled.channel_id) {
+        p.sending.remove(&task);
+        if let Some(slot) = p.slots.get_mut(&settled.channel_id) {
             slot.in_flight = slot.in_flight.saturating_sub(1);
             match settled.success {
                 Some(true) => slot.breaker.on_success(),
@@ -334,11 +403,20 @@ impl Worker {
             if settled.success.is_some() {
                 slot.sent.record(Instant::now());
             }
+            if let Some(g) = &settled.gone {
+                slot.gone = Some((Instant::now(), g.url.clone()));
+            }
         }
         let threshold = self.config.breaker_threshold;
-        let open = slots.values().filter(|s| s.breaker.is_open(threshold)).count();
+        let open = p.slots.values().filter(|s| s.breaker.is_open(threshold)).count();
         self.metrics.circuit_open.set(open as i64);
-        let _ = outcomes.send(settled).await;
+        let delivery = settled.outcome.lease.delivery_id;
+        if outcomes.send(settled).await.is_err() {
+            tracing::error!(delivery_id = %delivery, "outcome lost: the recorder has stopped; the lease will expire");
+            self.held.let_go([delivery]);
+            return false;
+        }
+        true
     }
 }
 
@@ -356,7 +434,10 @@ async fn deliver_one(
     };
     let channel = &target.channel;
     match channel.state {
-        ChannelState::Disabled => return Settled::without_attempt(lease, "channel_disabled"),
+        ChannelState::Disabled => {
+            metrics.deliveries.with_label_values(&["dead_lettered", channel.kind.as_str()]).inc();
+            return Settled::without_attempt(lease, "channel_disabled");
+        }
         // Paused, or re-pointed and not yet verified, since the claim: not a request more
         // until it is active again. Given back, the delivery is held (see the store).
         ChannelState::Paused => return Settled::released(lease),
@@ -376,11 +457,13 @@ async fn deliver_one(
         Ok(o) => o,
         Err(e) => {
             tracing::error!(delivery_id = %lease.delivery_id, error = %e, "delivery cannot be built");
+            metrics.deliveries.with_label_values(&["dead_lettered", channel.kind.as_str()]).inc();
             return Settled::without_attempt(lease, "channel_misconfigured");
         }
     };
     let response = sender.send_all(outgoing, &lease.cloud_event_id.to_string(), &target.keys).await;
     let Some(response) = response else {
+        metrics.deliveries.with_label_values(&["dead_lettered", channel.kind.as_str()]).inc();
         return Settled::without_attempt(lease, "channel_misconfigured");
     };
     let kind = channel.kind.as_str();
@@ -408,7 +491,7 @@ async fn deliver_one(
     Settled {
         channel_id: lease.channel_id,
         success,
-        gone: (verdict == Verdict::Gone).then(|| channel.url.clone()),
+        gone: (verdict == Verdict::Gone).then(|| Gone { url: channel.url.clone(), channel_kind: kind }),
         outcome: Outcome {
             lease,
             attempt: Some(AttemptRecord {
