@@ -121,7 +121,18 @@ impl From<StoreError> for ApiError {
             },
             StoreError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            _ => ApiError::internal(e),
+            _ => match e.unavailable() {
+                // Nothing was stored; the same request later will be.
+                Some(why) => {
+                    tracing::warn!(error = %e, "storage unavailable");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        format!("{why}; nothing was stored, retry later"),
+                    )
+                }
+                None => ApiError::internal(e),
+            },
         }
     }
 }

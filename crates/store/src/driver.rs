@@ -56,6 +56,21 @@ pub trait Driver: Clone + std::fmt::Debug + Send + Sync + 'static {
     fn begin_hot(&self) -> impl Future<Output = Result<WriteTx<Self::Db>>> + Send;
 }
 
+/// The pools' release hook: a connection that comes back still inside a transaction (its
+/// `COMMIT` or `ROLLBACK` failed, say on a full disk or a cut connection) is closed, not
+/// reused, so no later `BEGIN` meets a transaction already open and every later write
+/// fails. The pool opens a fresh connection in its place.
+pub(crate) fn discard_if_in_transaction<C: sqlx::Connection>(
+    conn: &mut C,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn Future<Output = std::result::Result<bool, sqlx::Error>> + Send + '_>> {
+    let keep = !conn.is_in_transaction();
+    if !keep {
+        tracing::warn!("a database connection came back inside a transaction; closing it");
+    }
+    Box::pin(std::future::ready(Ok(keep)))
+}
+
 /// A value every backend can bind.
 pub trait Arg:
     for<'t> Encode<'t, Sqlite> + Type<Sqlite> + for<'t> Encode<'t, Postgres> + Type<Postgres> + Send

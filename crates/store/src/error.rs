@@ -45,5 +45,58 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// What keeps the database from working just now, if that is the trouble (a full disk,
+    /// an unreachable or restarting server): the operation may succeed later, so an
+    /// ingest answers 503 with this and producers retry. Never the raw error, which may
+    /// name hosts or paths.
+    pub fn unavailable(&self) -> Option<&'static str> {
+        let StoreError::Database(e) = self else { return None };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Some("the database is unreachable"),
+            sqlx::Error::Database(db) => {
+                let code = db.code()?;
+                // SQLite: primary result codes (extended ones carry them in the low byte).
+                if let Ok(n) = code.parse::<i32>() {
+                    return match n & 0xff {
+                        13 => Some("the database or its disk is full"),
+                        10 => Some("the database's disk cannot be written"),
+                        5 | 6 => Some("the database is busy"),
+                        _ => None,
+                    };
+                }
+                // PostgreSQL: SQLSTATE classes 08 (connection), 53 (insufficient resources,
+                // disk full included), 57P (the server is shutting down or starting).
+                match code.as_ref() {
+                    "53100" => Some("the database or its disk is full"),
+                    c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
+                        Some("the database is unavailable")
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_trouble_is_unavailable_and_bad_input_is_not() {
+        let io = StoreError::Database(sqlx::Error::Io(std::io::Error::other("connection reset")));
+        assert_eq!(io.unavailable(), Some("the database is unreachable"));
+        assert_eq!(StoreError::Database(sqlx::Error::PoolTimedOut).unavailable(), Some("the database is unreachable"));
+        assert_eq!(StoreError::Conflict("name taken".into()).unavailable(), None);
+        assert_eq!(StoreError::Database(sqlx::Error::RowNotFound).unavailable(), None);
+    }
+}

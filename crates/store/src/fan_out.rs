@@ -216,6 +216,7 @@ impl<D: Driver> Backend<D> {
         let (_writer, mut tx) = self.begin_hot().await?;
         let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
         if rows.is_empty() {
+            tx.rollback().await?;
             return Ok(0);
         }
         let events = rows

@@ -80,6 +80,7 @@ impl Backend<PostgresDriver> {
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            .after_release(crate::driver::discard_if_in_transaction)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;

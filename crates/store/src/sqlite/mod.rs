@@ -85,10 +85,15 @@ impl Backend<SqliteDriver> {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .after_release(crate::driver::discard_if_in_transaction)
+            .connect_with(options.clone())
+            .await?;
         crate::migrate::sqlite().run(&pool).await?;
         let durable = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(crate::driver::discard_if_in_transaction)
             .connect_with(options.synchronous(SqliteSynchronous::Full))
             .await?;
         let driver = SqliteDriver { pool, writer: Arc::new(tokio::sync::Mutex::new(())), durable };

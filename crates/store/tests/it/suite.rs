@@ -24,6 +24,7 @@ crate::both_backends!(
     a_fenced_duplicate_in_one_batch_writes_no_attempt,
     a_claimed_row_that_cannot_be_read_is_dead_lettered_and_the_rest_go_out,
     a_410_from_a_url_the_channel_no_longer_has_disables_nothing,
+    a_connection_left_inside_a_transaction_is_not_reused,
     a_busy_queue_still_takes_expired_leases_over_and_never_claims_past_the_limit,
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
@@ -326,6 +327,24 @@ async fn a_410_from_a_url_the_channel_no_longer_has_disables_nothing(store: Stor
     assert_eq!(store.channel_gone(channel.id, Some("https://moved.test/hook")).await.unwrap(), 1);
     assert_eq!(store.get_channel(channel.id).await.unwrap().state, ChannelState::Disabled);
     assert_eq!(state_counts(&store).await.dead, 1, "the current URL's 410 dead-letters what waits");
+}
+
+/// Issue 13: a connection that went back to the pool inside a transaction (its `COMMIT`
+/// failed on a full disk) made every later write fail with "begin_with at non-zero
+/// transaction depth" until a restart.
+async fn a_connection_left_inside_a_transaction_is_not_reused(store: Store) {
+    queue_with(&store, 3).await;
+    async fn leave_open<C: sqlx::Connection>(conn: &mut C) {
+        std::mem::forget(conn.begin().await.expect("begin"));
+    }
+    match &store {
+        Store::Sqlite(b) => leave_open(&mut *b.pool().acquire().await.unwrap()).await,
+        Store::Postgres(b) => leave_open(&mut *b.pool().acquire().await.unwrap()).await,
+    }
+    for _ in 0..8 {
+        store.claim(1, Duration::from_secs(60)).await.expect("every later write transaction begins");
+    }
+    assert_eq!(state_counts(&store).await.leased, 3);
 }
 
 /// A worker still sending pushes its lease forward; a lease taken over is not extended by
