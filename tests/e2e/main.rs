@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod delivery;
+mod disk_full;
 mod in_flight;
 mod lifecycle;
 mod listen;
