@@ -14,6 +14,9 @@ use crate::rows::{delivery_from, duration_ms, millis, parse_col};
 /// Rows a retention pass deletes per statement, so no statement holds the writer for long.
 const PRUNE_CHUNK: i64 = 5_000;
 
+/// Dead letters replayed or purged per transaction.
+const DEAD_LETTER_CHUNK: usize = 500;
+
 impl<D: Driver> Backend<D> {
     /// Deliveries matching `filter`, newest first.
     pub async fn list_deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
@@ -97,55 +100,66 @@ impl<D: Driver> Backend<D> {
     /// dead-letter them again); naming one by id is refused with the reason.
     pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
         let candidates = self.select_dead(selector).await?;
-        let (_writer, mut tx) = self.begin_write().await?;
         let mut replayed = Vec::with_capacity(candidates.len());
-        for id in candidates {
-            let key = id.to_string();
-            let Some(row) = D::statement(self.q.replayable).bind(&key).fetch_optional(&mut *tx).await? else {
-                continue;
-            };
-            let deleted: Option<i64> = row.try_get("deleted_at")?;
-            let channel_state: ChannelState = parse_col(&row, "state")?;
-            let target = match (deleted, channel_state) {
-                (None, ChannelState::Active) => DeliveryState::Pending,
-                (None, ChannelState::Paused | ChannelState::PendingVerification) => DeliveryState::Held,
-                (deleted, state) => {
-                    if matches!(selector, DeadLetterSelector::Id(_)) {
-                        let why =
-                            if deleted.is_some() { "deleted".to_string() } else { format!("{state}; enable it first") };
-                        return Err(StoreError::Conflict(format!("dead letter {id}: its channel is {why}")));
-                    }
+        // A chunk per transaction: `dlq replay --all` over a big dead-letter queue never
+        // holds the SQLite writer for long, and the worker's writes go in between.
+        for chunk in candidates.chunks(DEAD_LETTER_CHUNK) {
+            let (_writer, mut tx) = self.begin_write().await?;
+            for &id in chunk {
+                let key = id.to_string();
+                let Some(row) = D::statement(self.q.replayable).bind(&key).fetch_optional(&mut *tx).await? else {
                     continue;
+                };
+                let deleted: Option<i64> = row.try_get("deleted_at")?;
+                let channel_state: ChannelState = parse_col(&row, "state")?;
+                let target = match (deleted, channel_state) {
+                    (None, ChannelState::Active) => DeliveryState::Pending,
+                    (None, ChannelState::Paused | ChannelState::PendingVerification) => DeliveryState::Held,
+                    (deleted, state) => {
+                        if matches!(selector, DeadLetterSelector::Id(_)) {
+                            tx.rollback().await?;
+                            let why = if deleted.is_some() {
+                                "deleted".to_string()
+                            } else {
+                                format!("{state}; enable it first")
+                            };
+                            return Err(StoreError::Conflict(format!("dead letter {id}: its channel is {why}")));
+                        }
+                        continue;
+                    }
+                };
+                if !dry_run {
+                    D::statement(self.q.replay_one).bind(target.as_str()).bind(&key).execute(&mut *tx).await?;
                 }
-            };
-            if !dry_run {
-                D::statement(self.q.replay_one).bind(target.as_str()).bind(&key).execute(&mut *tx).await?;
+                replayed.push(id);
             }
-            replayed.push(id);
-        }
-        tx.commit().await?;
-        if !dry_run && !replayed.is_empty() {
-            self.wake();
+            tx.commit().await?;
+            if !dry_run && !replayed.is_empty() {
+                self.wake();
+            }
         }
         Ok(replayed)
     }
 
-    /// Deletes dead letters and their attempts: the only way they are ever deleted.
+    /// Deletes dead letters and their attempts: the only way they are ever deleted. A
+    /// chunk per transaction, as [`Self::replay`].
     pub async fn purge(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
         let ids = self.select_dead(selector).await?;
         if dry_run || ids.is_empty() {
             return Ok(ids);
         }
-        let (_writer, mut tx) = self.begin_write().await?;
         let mut purged = Vec::with_capacity(ids.len());
-        for id in ids {
-            let key = id.to_string();
-            D::statement(self.q.purge_attempts).bind(&key).execute(&mut *tx).await?;
-            if D::statement(self.q.purge_one).bind(&key).execute(&mut *tx).await? == 1 {
-                purged.push(id);
+        for chunk in ids.chunks(DEAD_LETTER_CHUNK) {
+            let (_writer, mut tx) = self.begin_write().await?;
+            for &id in chunk {
+                let key = id.to_string();
+                D::statement(self.q.purge_attempts).bind(&key).execute(&mut *tx).await?;
+                if D::statement(self.q.purge_one).bind(&key).execute(&mut *tx).await? == 1 {
+                    purged.push(id);
+                }
             }
+            tx.commit().await?;
         }
-        tx.commit().await?;
         Ok(purged)
     }
 

@@ -101,10 +101,13 @@ impl<D: Driver> Backend<D> {
         self.scan(as_of, max_per_event, false).await
     }
 
+    /// The scan: candidates are read outside any write transaction, then each event's
+    /// worth of certificates is claimed and enqueued in a transaction of its own, so a scan
+    /// of a large inventory never holds the SQLite writer for long. `commit: false` rolls
+    /// every transaction back (the preview).
     async fn scan(&self, as_of: DateTime<Utc>, max_per_event: usize, commit: bool) -> Result<ScanOutcome> {
-        let (_writer, mut tx) = self.begin_write().await?;
         let now_ms = as_of.timestamp_millis();
-        let alerts = D::statement(self.q.expiration_alerts).fetch_all(&mut *tx).await?;
+        let alerts = D::statement(self.q.expiration_alerts).fetch_all(&mut *self.conn().await?).await?;
         let mut outcome = ScanOutcome { alerts: alerts.len(), ..Default::default() };
         for row in &alerts {
             let alert = alert_from(row)?;
@@ -116,45 +119,60 @@ impl<D: Driver> Backend<D> {
                 .bind(now_ms)
                 .bind(until)
                 .bind(&alert_key)
-                .fetch_all(&mut *tx)
-                .await?;
-            let mut won = Vec::with_capacity(candidates.len());
-            for c in &candidates {
-                let cert = certificate_from(c)?;
-                let claimed = D::statement(self.q.insert_report)
-                    .bind(&alert_key)
-                    .bind(&cert.id)
-                    .bind(cert.not_after.timestamp_millis())
-                    .bind("")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if claimed.is_some() {
-                    won.push(cert);
+                .fetch_all(&mut *self.conn().await?)
+                .await?
+                .iter()
+                .map(certificate_from)
+                .collect::<Result<Vec<_>>>()?;
+            let mut reported = Vec::new();
+            for chunk in candidates.chunks(max_per_event.max(1)) {
+                let (_writer, mut tx) = self.begin_write().await?;
+                // Each report is claimed once, however many scans run: a concurrent scan's
+                // claims are skipped here.
+                let mut won = Vec::with_capacity(chunk.len());
+                for cert in chunk {
+                    let claimed = D::statement(self.q.insert_report)
+                        .bind(&alert_key)
+                        .bind(&cert.id)
+                        .bind(cert.not_after.timestamp_millis())
+                        .bind("")
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if claimed.is_some() {
+                        won.push(cert.clone());
+                    }
+                }
+                if !won.is_empty() {
+                    let event_id = Uuid::now_v7();
+                    let certificates = serde_json::to_string(&won)
+                        .map_err(|e| StoreError::Corrupt(format!("certificates do not serialize: {e}")))?;
+                    D::statement(self.q.insert_scan_event)
+                        .bind(event_id.to_string())
+                        .bind(alert.application_id.to_string())
+                        .bind(certificates)
+                        .bind(&alert_key)
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    outcome.events.push(event_id);
+                    outcome.reported += won.len();
+                    reported.extend(won);
+                }
+                if commit {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
                 }
             }
-            if !won.is_empty() {
+            if !reported.is_empty() {
                 outcome.reports.push(ScanReport {
                     alert_id: alert.id,
                     alert_name: alert.name.clone(),
-                    certificates: won.clone(),
+                    certificates: reported,
                 });
             }
-            for chunk in won.chunks(max_per_event.max(1)) {
-                let event_id = Uuid::now_v7();
-                let certificates = serde_json::to_string(chunk)
-                    .map_err(|e| StoreError::Corrupt(format!("certificates do not serialize: {e}")))?;
-                D::statement(self.q.insert_scan_event)
-                    .bind(event_id.to_string())
-                    .bind(alert.application_id.to_string())
-                    .bind(certificates)
-                    .bind(&alert_key)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                outcome.events.push(event_id);
-                outcome.reported += chunk.len();
-            }
         }
+        let (_writer, mut tx) = self.begin_write().await?;
         outcome.expired_marked = D::statement(self.q.mark_expired).bind(now_ms).execute(&mut *tx).await?;
         if !commit {
             tx.rollback().await?;

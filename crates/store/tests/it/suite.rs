@@ -29,6 +29,7 @@ crate::both_backends!(
     retry_schedules_the_next_attempt_and_logs_the_attempt,
     dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts,
     replay_and_purge_by_filter_with_dry_run,
+    replay_and_purge_of_more_dead_letters_than_one_transaction_takes,
     released_lease_is_due_again_without_an_attempt,
     deleting_a_channel_dead_letters_its_waiting_deliveries,
     prune_removes_old_delivered_rows_but_never_dead_letters,
@@ -472,6 +473,24 @@ async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
     assert_eq!(purged.len(), 3);
     assert_eq!(state_counts(&store).await.dead, 0);
     assert_eq!(scalar(&store, "SELECT COUNT(*) FROM certhook_attempts").await, 0, "attempts go with them");
+}
+
+/// Issue 13: replay and purge work in chunks of 500 per transaction; 1,100 dead letters
+/// span three, and every one is replayed, then purged.
+async fn replay_and_purge_of_more_dead_letters_than_one_transaction_takes(store: Store) {
+    let (_, ch) = queue_with(&store, 1_100).await;
+    assert_eq!(store.dead_letter_channel(ch.id, "max_attempts").await.unwrap(), 1_100);
+    let all = DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(ch.id), ..Default::default() });
+    assert_eq!(store.replay(&all, false).await.unwrap().len(), 1_100);
+    let counts = state_counts(&store).await;
+    assert_eq!((counts.pending, counts.dead), (1_100, 0));
+    store.dead_letter_channel(ch.id, "max_attempts").await.unwrap();
+    let purged = store.purge(&all, false).await.unwrap();
+    let mut unique = purged.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((purged.len(), unique.len()), (1_100, 1_100));
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM certhook_deliveries").await, 0);
 }
 
 async fn released_lease_is_due_again_without_an_attempt(store: Store) {
