@@ -244,6 +244,12 @@ impl Serve {
         }
     }
 
+    /// The last `n` lines serve wrote to stderr.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().unwrap();
+        log.iter().rev().take(n).rev().cloned().collect::<Vec<_>>().join("\n")
+    }
+
     /// This process's `/metrics` text.
     pub async fn metrics(&self) -> String {
         self.http.get(self.url("/metrics")).send().await.unwrap().text().await.unwrap()

@@ -57,7 +57,10 @@ impl StoreError {
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Some("the database is unreachable"),
+            | sqlx::Error::WorkerCrashed
+            // A connection that broke mid-handshake (a server going down or a proxy dropping
+            // it) reads as a protocol error.
+            | sqlx::Error::Protocol(_) => Some("the database is unreachable"),
             sqlx::Error::Database(db) => {
                 let code = db.code()?;
                 // SQLite: primary result codes (extended ones carry them in the low byte).

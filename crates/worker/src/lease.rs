@@ -5,6 +5,7 @@
 //! sent a second time while this process is alive.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,10 +20,16 @@ const EXTEND_BATCH: usize = 1_000;
 /// are left when it fails.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// The leases held by this process: delivery id → lease token.
+/// The leases held by this process (delivery id → lease token), and whether the database
+/// is known to be away.
 #[derive(Debug, Default)]
 pub struct HeldLeases {
     held: Mutex<HashMap<Uuid, Uuid>>,
+    /// Set when a store write failed, cleared when one succeeds: while it is set the loop
+    /// sends nothing new (an outcome could not be recorded, and the lease would lapse and
+    /// be sent again), and the first claim after it first extends every held lease, so
+    /// this process's own sweep does not take them over.
+    store_down: AtomicBool,
 }
 
 impl HeldLeases {
@@ -41,6 +48,21 @@ impl HeldLeases {
         for id in delivery_ids {
             held.remove(&id);
         }
+    }
+
+    /// Notes that a store write failed.
+    pub fn mark_store_down(&self) {
+        self.store_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Notes that a store write succeeded.
+    pub fn mark_store_up(&self) {
+        self.store_down.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the last store write failed.
+    pub fn store_down(&self) -> bool {
+        self.store_down.load(Ordering::SeqCst)
     }
 
     /// How many leases are held.
@@ -80,8 +102,12 @@ pub async fn run_keeper(store: Store, held: Arc<HeldLeases>, lease: Duration, st
             _ = tokio::time::sleep(wait) => {}
         }
         wait = match extend_all(&store, &held, lease).await {
-            Ok(()) => extend_every(lease),
+            Ok(()) => {
+                held.mark_store_up();
+                extend_every(lease)
+            }
             Err(e) => {
+                held.mark_store_down();
                 tracing::warn!(error = %e, held = held.len(), "extending leases failed; retrying");
                 RETRY_AFTER.min(extend_every(lease))
             }
@@ -89,7 +115,8 @@ pub async fn run_keeper(store: Store, held: Arc<HeldLeases>, lease: Duration, st
     }
 }
 
-async fn extend_all(store: &Store, held: &HeldLeases, lease: Duration) -> certhook_store::Result<()> {
+/// Extends every held lease now; a lease taken over meanwhile is let go.
+pub async fn extend_all(store: &Store, held: &HeldLeases, lease: Duration) -> certhook_store::Result<()> {
     for chunk in held.snapshot().chunks(EXTEND_BATCH) {
         let extended = store.extend(chunk, lease).await?;
         if extended.len() < chunk.len() {

@@ -158,6 +158,7 @@ async fn record_with_retry(
     let result = loop {
         match store.record(&outcomes).await {
             Ok(accepted) => {
+                held.mark_store_up();
                 let fenced = accepted.iter().filter(|a| !**a).count();
                 if fenced > 0 {
                     tracing::info!(fenced, "outcomes refused: their leases were taken over");
@@ -165,6 +166,7 @@ async fn record_with_retry(
                 break Some(accepted);
             }
             Err(e) => {
+                held.mark_store_down();
                 if retry.stopping.is_cancelled() {
                     let since = *stopping_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= retry.give_up_after {

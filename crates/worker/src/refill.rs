@@ -10,6 +10,7 @@ use std::time::Instant;
 use certhook_store::{Claim, ClaimRequest, Lease, Store, StoreError};
 use uuid::Uuid;
 
+use crate::lease::{HeldLeases, extend_all};
 use crate::targets::Targets;
 
 /// A claimed lease waiting for a sending slot.
@@ -59,7 +60,18 @@ pub struct Refilled {
 
 /// Claims, and reloads the channel cache when asked or when a claimed lease names a
 /// channel `known` does not hold.
-pub async fn refill(store: Store, request: RefillRequest, known: Arc<Targets>) -> Refilled {
+///
+/// After the database was away, the held leases are extended first: they may have lapsed
+/// meanwhile, and this claim's sweep would otherwise take them over and send them twice.
+pub async fn refill(store: Store, request: RefillRequest, known: Arc<Targets>, held: Arc<HeldLeases>) -> Refilled {
+    if held.store_down() {
+        match extend_all(&store, &held, request.lease).await {
+            Ok(()) => held.mark_store_up(),
+            Err(e) => {
+                return Refilled { claim: Err(e), targets: None };
+            }
+        }
+    }
     let claim = store
         .claim_with(&ClaimRequest {
             limit: request.limit,
@@ -69,6 +81,9 @@ pub async fn refill(store: Store, request: RefillRequest, known: Arc<Targets>) -
             channel_limits: &request.channel_limits,
         })
         .await;
+    if claim.is_err() {
+        held.mark_store_down();
+    }
     let unknown = claim.as_ref().is_ok_and(|c| c.leases.iter().any(|l| known.get(&l.channel_id).is_none()));
     let targets = if request.reload_targets || unknown {
         match Targets::load(&store).await {

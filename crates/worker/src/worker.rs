@@ -233,7 +233,7 @@ impl Worker {
             channel_limits,
             reload_targets: p.targets_loaded.is_none_or(|t| t.elapsed() >= self.config.poll_interval),
         };
-        Some(tokio::spawn(refill(self.store.clone(), request, p.targets.clone())))
+        Some(tokio::spawn(refill(self.store.clone(), request, p.targets.clone(), self.held.clone())))
     }
 
     /// Which channels a claim leaves out, and how many new leases each other known channel
@@ -314,6 +314,12 @@ impl Worker {
         let threshold = self.config.breaker_threshold;
         let cap = self.config.channel_concurrency;
         let give_back_after = self.config.lease / 2;
+        if self.held.store_down() {
+            // Nothing new goes out while outcomes cannot be recorded: the buffered leases
+            // wait (kept alive once the database is back) instead of lapsing after a send
+            // and being sent again.
+            return;
+        }
         let mut kept = VecDeque::with_capacity(p.buffer.len());
         while let Some(b) = p.buffer.pop_front() {
             let slot = p.slots.entry(b.lease.channel_id).or_default();
