@@ -514,3 +514,7 @@ async fn deliver_one(
         },
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

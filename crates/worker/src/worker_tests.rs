@@ -1,0 +1,93 @@
+//! The loop's bookkeeping when a send task panics or the recorder is gone (issue 13).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use certhook_core::render::RenderSettings;
+use certhook_store::{Lease, Store};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::*;
+use crate::deliver::{Sender, SenderConfig};
+use crate::guard::Guard;
+
+fn lease(n: u128, channel: Uuid) -> Lease {
+    Lease {
+        delivery_id: Uuid::from_u128(n),
+        token: Uuid::from_u128(1000 + n),
+        channel_id: channel,
+        cloud_event_id: Uuid::from_u128(n),
+        delivery_type: "issuance".into(),
+        attempts_before: 0,
+        body: Arc::from(&b"{}"[..]),
+        enqueued_at: chrono::Utc::now(),
+    }
+}
+
+async fn worker(dir: &tempfile::TempDir) -> Worker {
+    let store = Store::connect(&format!("sqlite://{}", dir.path().join("w.db").display())).await.unwrap();
+    let sender = Sender::new(&SenderConfig {
+        request_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        signature_header: "x-infisical-signature".into(),
+        guard: Arc::new(Guard::new(Vec::new())),
+    })
+    .unwrap();
+    let config = WorkerConfig {
+        render: RenderSettings::default(),
+        retry: RetryPolicy::default(),
+        lease: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(50),
+        concurrency: 4,
+        channel_concurrency: 2,
+        breaker_threshold: 5,
+        pagerduty_url: String::new(),
+    };
+    Worker::new(store, sender, config, Metrics::new())
+}
+
+/// One send task in flight for `channel`, its lease held, as dispatch leaves it.
+fn in_flight(w: &Worker, p: &mut Pipeline, l: Lease, panics: bool) {
+    let (channel, delivery) = (l.channel_id, l.delivery_id);
+    w.held.hold([&l]);
+    p.slots.entry(channel).or_default().in_flight += 1;
+    let task = p.tasks.spawn(async move {
+        if panics {
+            panic!("a send that panics");
+        }
+        Settled::released(l)
+    });
+    p.sending.insert(task.id(), (channel, delivery));
+}
+
+#[tokio::test]
+async fn a_send_task_that_panics_frees_its_slot_and_lets_its_lease_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(&dir).await;
+    let mut p = Pipeline::default();
+    let channel = Uuid::from_u128(7);
+    in_flight(&w, &mut p, lease(1, channel), true);
+    let (outcomes, _recorder) = mpsc::channel(4);
+    let done = p.tasks.join_next_with_id().await.unwrap();
+    assert!(done.as_ref().is_err_and(|e| e.is_panic()));
+    assert!(w.settle(done, &mut p, &outcomes).await, "the recorder is still there");
+    assert_eq!(p.slots[&channel].in_flight, 0, "the slot is free again");
+    assert!(w.held.is_empty(), "the lease is let go, to expire and be sent again");
+    assert!(p.sending.is_empty());
+}
+
+#[tokio::test]
+async fn an_outcome_the_stopped_recorder_cannot_take_lets_its_lease_go_and_stops_the_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(&dir).await;
+    let mut p = Pipeline::default();
+    let channel = Uuid::from_u128(7);
+    in_flight(&w, &mut p, lease(1, channel), false);
+    let (outcomes, recorder) = mpsc::channel(4);
+    drop(recorder);
+    let done = p.tasks.join_next_with_id().await.unwrap();
+    assert!(!w.settle(done, &mut p, &outcomes).await, "the loop is told the recorder is gone");
+    assert_eq!(p.slots[&channel].in_flight, 0);
+    assert!(w.held.is_empty(), "not kept alive for ever");
+}
