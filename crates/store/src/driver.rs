@@ -34,6 +34,10 @@ pub trait Driver: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// A statement with its bound arguments.
     type Stmt: Statement<Conn = Self::Conn, Row = Self::Row>;
 
+    /// Whether writers run side by side and must take row locks in one order (PostgreSQL);
+    /// SQLite has one writer at a time.
+    const ROW_LOCKS: bool;
+
     /// A statement of this backend's [`Queries`], to bind and run.
     fn statement(sql: &'static str) -> Self::Stmt;
 
@@ -64,9 +68,11 @@ pub(crate) fn discard_if_in_transaction<C: sqlx::Connection>(
     conn: &mut C,
     _: sqlx::pool::PoolConnectionMetadata,
 ) -> std::pin::Pin<Box<dyn Future<Output = std::result::Result<bool, sqlx::Error>> + Send + '_>> {
+    // Also true, briefly, of a transaction dropped on an error path whose rollback is still
+    // queued: closing that connection costs a reconnect, nothing more.
     let keep = !conn.is_in_transaction();
     if !keep {
-        tracing::warn!("a database connection came back inside a transaction; closing it");
+        tracing::debug!("a database connection came back inside a transaction; closing it");
     }
     Box::pin(std::future::ready(Ok(keep)))
 }

@@ -63,22 +63,22 @@ impl StoreError {
             | sqlx::Error::Protocol(_) => Some("the database is unreachable"),
             sqlx::Error::Database(db) => {
                 let code = db.code()?;
-                // SQLite: primary result codes (extended ones carry them in the low byte).
-                if let Ok(n) = code.parse::<i32>() {
-                    return match n & 0xff {
-                        13 => Some("the database or its disk is full"),
-                        10 => Some("the database's disk cannot be written"),
-                        5 | 6 => Some("the database is busy"),
+                if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+                    // SQLSTATE classes 08 (connection), 53 (insufficient resources, disk
+                    // full included), 57P (the server is shutting down or starting).
+                    return match code.as_ref() {
+                        "53100" => Some("the database or its disk is full"),
+                        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
+                            Some("the database is unavailable")
+                        }
                         _ => None,
                     };
                 }
-                // PostgreSQL: SQLSTATE classes 08 (connection), 53 (insufficient resources,
-                // disk full included), 57P (the server is shutting down or starting).
-                match code.as_ref() {
-                    "53100" => Some("the database or its disk is full"),
-                    c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
-                        Some("the database is unavailable")
-                    }
+                // SQLite: primary result codes (extended ones carry them in the low byte).
+                match code.parse::<i32>().ok()? & 0xff {
+                    13 => Some("the database or its disk is full"),
+                    10 => Some("the database's disk cannot be written"),
+                    5 | 6 => Some("the database is busy"),
                     _ => None,
                 }
             }

@@ -225,6 +225,7 @@ queries! {
     // an UPDATE … FROM locks rows in whatever order its plan visits them, and two plans
     // (a custom and a generic one, or rows moved by earlier updates) deadlocked.
     lock_channels = "SELECT id FROM certhook_channels WHERE id IN JSON_LIST(?) ORDER BY id LOCK_ROWS";
+    lock_deliveries = "SELECT id FROM certhook_deliveries WHERE id IN JSON_LIST(?) ORDER BY id LOCK_ROWS";
     // Per channel of a batch: `ok` 1 if any attempt succeeded (the failure clock stops),
     // 0 if all failed (it starts, unless running).
     channel_health = "UPDATE certhook_channels SET \

@@ -339,6 +339,7 @@ impl<D: Driver> Backend<D> {
         let key = id.to_string();
         let url = url.map(str::to_string);
         if D::statement(self.q.disable_gone_channel).bind(&key).bind(&url).bind(&url).execute(&mut *tx).await? == 0 {
+            tx.rollback().await?;
             return Ok(0);
         }
         let dead = D::statement(self.q.dead_letter_channel).bind("endpoint_gone").bind(&key).execute(&mut *tx).await?;

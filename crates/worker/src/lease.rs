@@ -41,13 +41,22 @@ impl HeldLeases {
         }
     }
 
-    /// Stops keeping these deliveries' leases alive (their outcomes are written, or they
-    /// were taken over).
-    pub fn let_go(&self, delivery_ids: impl IntoIterator<Item = Uuid>) {
+    /// Stops keeping these leases (delivery id, token) alive: their outcomes are written,
+    /// or they were taken over. A newer lease of the same delivery (claimed again since)
+    /// is kept.
+    pub fn let_go(&self, leases: impl IntoIterator<Item = (Uuid, Uuid)>) {
         let mut held = self.lock();
-        for id in delivery_ids {
-            held.remove(&id);
+        for (id, token) in leases {
+            if held.get(&id) == Some(&token) {
+                held.remove(&id);
+            }
         }
+    }
+
+    /// Whether this lease (delivery id, token) is still held: not taken over, and not
+    /// superseded by a newer claim of the same delivery.
+    pub fn holds(&self, id: Uuid, token: Uuid) -> bool {
+        self.lock().get(&id) == Some(&token)
     }
 
     /// Notes that a store write failed.
@@ -55,7 +64,8 @@ impl HeldLeases {
         self.store_down.store(true, Ordering::SeqCst);
     }
 
-    /// Notes that a store write succeeded.
+    /// Notes that every held lease was extended: the database is back and nothing held has
+    /// lapsed unnoticed.
     pub fn mark_store_up(&self) {
         self.store_down.store(false, Ordering::SeqCst);
     }
@@ -117,13 +127,17 @@ pub async fn run_keeper(store: Store, held: Arc<HeldLeases>, lease: Duration, st
 
 /// Extends every held lease now; a lease taken over meanwhile is let go.
 pub async fn extend_all(store: &Store, held: &HeldLeases, lease: Duration) -> certhook_store::Result<()> {
-    for chunk in held.snapshot().chunks(EXTEND_BATCH) {
+    let mut leases = held.snapshot();
+    // In id order, as every batch write locks deliveries (PostgreSQL): no deadlock with
+    // an outcome batch writing some of the same rows.
+    leases.sort_unstable();
+    for chunk in leases.chunks(EXTEND_BATCH) {
         let extended = store.extend(chunk, lease).await?;
         if extended.len() < chunk.len() {
             // Taken over by another worker, or settled since the snapshot: either way not
             // ours to keep alive any more.
             let extended: HashSet<Uuid> = extended.into_iter().collect();
-            let lost: Vec<Uuid> = chunk.iter().map(|(id, _)| *id).filter(|id| !extended.contains(id)).collect();
+            let lost: Vec<(Uuid, Uuid)> = chunk.iter().copied().filter(|(id, _)| !extended.contains(id)).collect();
             tracing::debug!(lost = lost.len(), "leases no longer held");
             held.let_go(lost);
         }
@@ -157,7 +171,9 @@ mod tests {
         let leases = [lease(1), lease(2), lease(3)];
         held.hold(&leases);
         assert_eq!(held.len(), 3);
-        held.let_go([Uuid::from_u128(2), Uuid::from_u128(9)]);
+        held.let_go([(Uuid::from_u128(2), Uuid::from_u128(100)), (Uuid::from_u128(9), Uuid::from_u128(100))]);
+        held.let_go([(Uuid::from_u128(3), Uuid::from_u128(55))]);
+        assert!(held.holds(Uuid::from_u128(3), Uuid::from_u128(100)), "another token does not let a lease go");
         let mut ids: Vec<_> = held.snapshot().into_iter().map(|(id, _)| id).collect();
         ids.sort();
         assert_eq!(ids, vec![Uuid::from_u128(1), Uuid::from_u128(3)]);

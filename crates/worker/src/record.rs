@@ -158,7 +158,6 @@ async fn record_with_retry(
     let result = loop {
         match store.record(&outcomes).await {
             Ok(accepted) => {
-                held.mark_store_up();
                 let fenced = accepted.iter().filter(|a| !**a).count();
                 if fenced > 0 {
                     tracing::info!(fenced, "outcomes refused: their leases were taken over");
@@ -180,6 +179,6 @@ async fn record_with_retry(
             }
         }
     };
-    held.let_go(outcomes.iter().map(|o| o.lease.delivery_id));
+    held.let_go(outcomes.iter().map(|o| (o.lease.delivery_id, o.lease.token)));
     result
 }

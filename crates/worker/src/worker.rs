@@ -116,9 +116,11 @@ struct Pipeline {
     targets_loaded: Option<Instant>,
     /// The channels the last claim left out, sorted.
     excluded: Vec<Uuid>,
-    /// Per send task: its channel and delivery, so a task that panics still frees its slot
-    /// and lets its lease go.
-    sending: HashMap<tokio::task::Id, (Uuid, Uuid)>,
+    /// Per send task: its channel and lease (delivery id, token), so a task that panics
+    /// still frees its slot and lets its lease go.
+    sending: HashMap<tokio::task::Id, (Uuid, (Uuid, Uuid))>,
+    /// The recorder stopped taking outcomes.
+    recorder_gone: bool,
 }
 
 impl Worker {
@@ -158,9 +160,8 @@ impl Worker {
         let mut refilling: Option<JoinHandle<Refilled>> = None;
         let mut next = NextRefill::Now;
 
-        let mut recorder_alive = true;
         while !shutdown.is_cancelled() {
-            if !recorder_alive {
+            if p.recorder_gone {
                 // Nothing sent from now on could be recorded: stop, and let serve exit with
                 // an error so that its supervisor restarts it; held leases expire and are
                 // taken over.
@@ -180,9 +181,9 @@ impl Worker {
                     kick.notify_one();
                 }
                 Some(done) = p.tasks.join_next_with_id(), if !p.tasks.is_empty() => {
-                    recorder_alive &= self.settle(done, &mut p, &outcomes).await;
+                    self.settle(done, &mut p, &outcomes).await;
                     while let Some(done) = p.tasks.try_join_next_with_id() {
-                        recorder_alive &= self.settle(done, &mut p, &outcomes).await;
+                        self.settle(done, &mut p, &outcomes).await;
                     }
                     // A completion matters only if it took a channel out of the exclusion
                     // the last claim was made with; otherwise that claim would find nothing
@@ -217,7 +218,7 @@ impl Worker {
         }
         keeper_stop.cancel();
         let _ = keeper.await;
-        if recorder_alive { Ok(()) } else { Err(WorkerError::RecorderStopped) }
+        if p.recorder_gone { Err(WorkerError::RecorderStopped) } else { Ok(()) }
     }
 
     /// Starts a background refill if the loop has room for one.
@@ -322,6 +323,11 @@ impl Worker {
         }
         let mut kept = VecDeque::with_capacity(p.buffer.len());
         while let Some(b) = p.buffer.pop_front() {
+            if !self.held.holds(b.lease.delivery_id, b.lease.token) {
+                // Taken over by another worker, or claimed again by this one (the newer
+                // lease is in the buffer too): this copy is not ours to send.
+                continue;
+            }
             let slot = p.slots.entry(b.lease.channel_id).or_default();
             if let Some((at, url)) = &slot.gone
                 && at.elapsed() < GONE_HOLD
@@ -331,9 +337,10 @@ impl Worker {
                 // channel's waiting deliveries go.
                 let kind = p.targets.get(&b.lease.channel_id).map_or("webhook", |t| t.channel.kind.as_str());
                 self.metrics.deliveries.with_label_values(&["dead_lettered", kind]).inc();
-                let id = b.lease.delivery_id;
+                let id = (b.lease.delivery_id, b.lease.token);
                 if outcomes.send(Settled::without_attempt(b.lease, "endpoint_gone")).await.is_err() {
                     self.held.let_go([id]);
+                    p.recorder_gone = true;
                 }
                 continue;
             }
@@ -345,7 +352,7 @@ impl Worker {
                 let metrics = self.metrics.clone();
                 let retry = self.config.retry;
                 let pagerduty_url = self.config.pagerduty_url.clone();
-                let ids = (b.lease.channel_id, b.lease.delivery_id);
+                let ids = (b.lease.channel_id, (b.lease.delivery_id, b.lease.token));
                 let task = p.tasks.spawn(async move {
                     deliver_one(b.lease, target, &sender, &metrics, &retry, &pagerduty_url).await
                 });
@@ -353,9 +360,10 @@ impl Worker {
             } else if (channel_full && slot.breaker.is_open(threshold)) || b.claimed_at.elapsed() >= give_back_after {
                 // An open breaker sends one probe at a time; the rest wait in the table
                 // (where other workers can take them) rather than here under a lease.
-                let id = b.lease.delivery_id;
+                let id = (b.lease.delivery_id, b.lease.token);
                 if outcomes.send(Settled::released(b.lease)).await.is_err() {
                     self.held.let_go([id]);
+                    p.recorder_gone = true;
                 }
             } else {
                 kept.push_back(b);
@@ -373,29 +381,29 @@ impl Worker {
         p.buffer = kept;
     }
 
-    /// Frees a finished send's slot and hands its outcome to the recorder; false if the
-    /// recorder is gone.
+    /// Frees a finished send's slot and hands its outcome to the recorder (noting in
+    /// `p.recorder_gone` if it has stopped).
     async fn settle(
         &self,
         done: Result<(tokio::task::Id, Settled), tokio::task::JoinError>,
         p: &mut Pipeline,
         outcomes: &mpsc::Sender<Settled>,
-    ) -> bool {
+    ) {
         let (task, settled) = match done {
             Ok(done) => done,
             Err(e) => {
                 // A panicking send loses only its in-memory outcome: its slot is freed and
                 // its lease let go, so it expires and another claim sends the delivery again.
-                if let Some((channel, delivery)) = p.sending.remove(&e.id()) {
+                if let Some((channel, lease)) = p.sending.remove(&e.id()) {
                     if let Some(slot) = p.slots.get_mut(&channel) {
                         slot.in_flight = slot.in_flight.saturating_sub(1);
                     }
-                    self.held.let_go([delivery]);
-                    tracing::error!(error = %e, delivery_id = %delivery, "delivery task failed");
+                    self.held.let_go([lease]);
+                    tracing::error!(error = %e, delivery_id = %lease.0, "delivery task failed");
                 } else {
                     tracing::error!(error = %e, "delivery task failed");
                 }
-                return true;
+                return;
             }
         };
         p.sending.remove(&task);
@@ -416,13 +424,12 @@ impl Worker {
         let threshold = self.config.breaker_threshold;
         let open = p.slots.values().filter(|s| s.breaker.is_open(threshold)).count();
         self.metrics.circuit_open.set(open as i64);
-        let delivery = settled.outcome.lease.delivery_id;
+        let lease = (settled.outcome.lease.delivery_id, settled.outcome.lease.token);
         if outcomes.send(settled).await.is_err() {
-            tracing::error!(delivery_id = %delivery, "outcome lost: the recorder has stopped; the lease will expire");
-            self.held.let_go([delivery]);
-            return false;
+            tracing::error!(delivery_id = %lease.0, "outcome lost: the recorder has stopped; the lease will expire");
+            self.held.let_go([lease]);
+            p.recorder_gone = true;
         }
-        true
     }
 }
 

@@ -49,7 +49,7 @@ async fn worker(dir: &tempfile::TempDir) -> Worker {
 
 /// One send task in flight for `channel`, its lease held, as dispatch leaves it.
 fn in_flight(w: &Worker, p: &mut Pipeline, l: Lease, panics: bool) {
-    let (channel, delivery) = (l.channel_id, l.delivery_id);
+    let (channel, delivery, token) = (l.channel_id, l.delivery_id, l.token);
     w.held.hold([&l]);
     p.slots.entry(channel).or_default().in_flight += 1;
     let task = p.tasks.spawn(async move {
@@ -58,7 +58,7 @@ fn in_flight(w: &Worker, p: &mut Pipeline, l: Lease, panics: bool) {
         }
         Settled::released(l)
     });
-    p.sending.insert(task.id(), (channel, delivery));
+    p.sending.insert(task.id(), (channel, (delivery, token)));
 }
 
 #[tokio::test]
@@ -71,7 +71,8 @@ async fn a_send_task_that_panics_frees_its_slot_and_lets_its_lease_go() {
     let (outcomes, _recorder) = mpsc::channel(4);
     let done = p.tasks.join_next_with_id().await.unwrap();
     assert!(done.as_ref().is_err_and(|e| e.is_panic()));
-    assert!(w.settle(done, &mut p, &outcomes).await, "the recorder is still there");
+    w.settle(done, &mut p, &outcomes).await;
+    assert!(!p.recorder_gone, "the recorder is still there");
     assert_eq!(p.slots[&channel].in_flight, 0, "the slot is free again");
     assert!(w.held.is_empty(), "the lease is let go, to expire and be sent again");
     assert!(p.sending.is_empty());
@@ -87,7 +88,30 @@ async fn an_outcome_the_stopped_recorder_cannot_take_lets_its_lease_go_and_stops
     let (outcomes, recorder) = mpsc::channel(4);
     drop(recorder);
     let done = p.tasks.join_next_with_id().await.unwrap();
-    assert!(!w.settle(done, &mut p, &outcomes).await, "the loop is told the recorder is gone");
+    w.settle(done, &mut p, &outcomes).await;
+    assert!(p.recorder_gone, "the loop is told the recorder is gone");
     assert_eq!(p.slots[&channel].in_flight, 0);
     assert!(w.held.is_empty(), "not kept alive for ever");
+}
+
+#[tokio::test]
+async fn a_buffered_lease_no_longer_held_is_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(&dir).await;
+    let mut p = Pipeline::default();
+    let channel = Uuid::from_u128(7);
+    let stale = lease(1, channel);
+    let mut newer = lease(1, channel);
+    newer.token = Uuid::from_u128(4242);
+    // Claimed again since (the newer lease is held), and one taken over (held by nobody).
+    w.held.hold([&newer]);
+    let taken_over = lease(2, channel);
+    let now = std::time::Instant::now();
+    p.buffer.push_back(crate::refill::Buffered { lease: stale, claimed_at: now });
+    p.buffer.push_back(crate::refill::Buffered { lease: taken_over, claimed_at: now });
+    let (outcomes, _recorder) = mpsc::channel(4);
+    w.dispatch(&mut p, &outcomes).await;
+    assert!(p.tasks.is_empty(), "neither copy is sent");
+    assert!(p.buffer.is_empty(), "and neither is kept");
+    assert!(w.held.holds(newer.delivery_id, newer.token), "the newer lease stays held");
 }

@@ -352,15 +352,15 @@ async fn a_connection_left_inside_a_transaction_is_not_reused(store: Store) {
 /// its old holder (issue 13: a send outliving its lease was sent again, for ever).
 async fn an_extended_lease_is_not_taken_over_and_extension_is_fenced(store: Store) {
     queue_with(&store, 2).await;
-    let lease = Duration::from_millis(1500);
+    let lease = Duration::from_secs(2);
     let mut leases = store.claim(10, lease).await.unwrap().leases;
     assert_eq!(leases.len(), 2);
     let lapsed = leases.pop().unwrap();
     let kept = leases.pop().unwrap();
     let started = std::time::Instant::now();
-    // Extend one of the two every half lease, for three lease lengths.
+    // Extend one of the two every quarter lease, for three lease lengths.
     while started.elapsed() < lease * 3 {
-        tokio::time::sleep(lease / 2).await;
+        tokio::time::sleep(lease / 4).await;
         let extended = store.extend(&[(kept.delivery_id, kept.token)], lease).await.unwrap();
         assert_eq!(extended, vec![kept.delivery_id], "a held lease is extended");
     }
