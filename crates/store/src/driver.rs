@@ -35,7 +35,7 @@ pub trait Driver: Clone + std::fmt::Debug + Send + Sync + 'static {
     type Stmt: Statement<Conn = Self::Conn, Row = Self::Row>;
 
     /// Whether writers run side by side and must take row locks in one order (PostgreSQL);
-    /// SQLite has one writer at a time.
+    /// SQLite has one writer at a time, and a locking read would only cost a statement.
     const ROW_LOCKS: bool;
 
     /// A statement of this backend's [`Queries`], to bind and run.

@@ -92,12 +92,6 @@ impl<D: Driver> Backend<D> {
         let rows: Vec<LeaseRow> =
             leases.iter().map(|(id, token)| LeaseRow { id: id.to_string(), token: token.to_string() }).collect();
         let (_writer, mut tx) = self.begin_write().await?;
-        if D::ROW_LOCKS {
-            // In id order, as an outcome batch takes them (see `record`).
-            let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-            ids.sort_unstable();
-            D::statement(self.q.lock_deliveries).bind(json_array(&ids)).fetch_all(&mut *tx).await?;
-        }
         let extended = D::statement(self.q.extend_leases)
             .bind(duration_ms(lease))
             .bind(json_array(&rows))
@@ -130,21 +124,6 @@ impl<D: Driver> Backend<D> {
             .collect();
         let statements = [self.q.record_delivered, self.q.record_retry, self.q.record_dead, self.q.record_released];
         let (_writer, mut tx) = self.begin_write().await?;
-        if D::ROW_LOCKS {
-            // The batch's channels, then its deliveries, each in id order, before anything
-            // is written: batches, lease extensions and channel changes running side by
-            // side take their locks in one order and cannot deadlock; and a channel paused
-            // or deleted meanwhile is seen by the statements below (they run after its
-            // change committed), so no outcome is written into a channel state gone by.
-            let mut channels: Vec<String> = outcomes.iter().map(|o| o.lease.channel_id.to_string()).collect();
-            channels.sort_unstable();
-            channels.dedup();
-            D::statement(self.q.lock_channels).bind(json_array(&channels)).fetch_all(&mut *tx).await?;
-            let mut deliveries: Vec<&str> = ids.iter().map(String::as_str).collect();
-            deliveries.sort_unstable();
-            deliveries.dedup();
-            D::statement(self.q.lock_deliveries).bind(json_array(&deliveries)).fetch_all(&mut *tx).await?;
-        }
         // Per outcome: its attempt number if accepted (the lease still held the row).
         let mut numbers: Vec<Option<i64>> = vec![None; outcomes.len()];
         for round in 0..rounds.iter().max().map_or(0, |m| m + 1) {
@@ -213,11 +192,17 @@ impl<D: Driver> Backend<D> {
             D::statement(self.q.insert_attempts).bind(json_array(&attempts)).execute(&mut *tx).await?;
         }
         if !channel_health.is_empty() {
-            // One statement for both kinds (the channel rows are locked already).
-            let health: Vec<ChannelHealthRow> = channel_health
+            // Channel rows locked in id order, then one statement for both kinds: batches
+            // written side by side (PostgreSQL) cannot deadlock on them.
+            let mut health: Vec<ChannelHealthRow> = channel_health
                 .iter()
                 .map(|(c, ok)| ChannelHealthRow { c: c.to_string(), ok: i64::from(*ok) })
                 .collect();
+            health.sort_by(|a, b| a.c.cmp(&b.c));
+            if D::ROW_LOCKS {
+                let ids: Vec<&str> = health.iter().map(|h| h.c.as_str()).collect();
+                D::statement(self.q.lock_channels).bind(json_array(&ids)).fetch_all(&mut *tx).await?;
+            }
             D::statement(self.q.channel_health).bind(json_array(&health)).execute(&mut *tx).await?;
         }
         tx.commit().await?;

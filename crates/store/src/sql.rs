@@ -213,10 +213,13 @@ queries! {
         lease_token = NULL, lease_expires_at = NULL, updated_at = NOW_MS FROM ", OUTCOMES, " AS j \
         WHERE ", FENCE, " RETURNING id, attempt_count"]);
     // Leases still being worked on, pushed forward: fenced like an outcome, so a lease
-    // that was taken over stays with its new holder.
+    // that was taken over stays with its new holder. Rows another transaction has locked
+    // (on PostgreSQL, an outcome batch settling them right now) are skipped rather than
+    // waited for: the two never deadlock, and a row being settled needs no extension.
     extend_leases = const_format(&["UPDATE certhook_deliveries SET lease_expires_at = NOW_MS + ?, updated_at = NOW_MS \
-        FROM (SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token FROM JSON_ELEMENTS(?)) AS j \
-        WHERE ", FENCE, " RETURNING id"]);
+        WHERE id IN (SELECT d.id FROM certhook_deliveries d \
+        JOIN (SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token FROM JSON_ELEMENTS(?)) AS j ON d.id = j.o_id \
+        WHERE NOIDX(d.lease_token) = j.o_token AND NOIDX(d.state) = 'leased' SKIP_LOCKED) RETURNING id"]);
     insert_attempts = "INSERT INTO certhook_attempts (delivery_id, number, started_at, duration_ms, status_code, error, \
         response_snippet) SELECT value ->> 'id', CAST(value ->> 'number' AS BIGINT), CAST(value ->> 'started' AS BIGINT), \
         CAST(value ->> 'duration' AS BIGINT), CAST(value ->> 'status' AS BIGINT), value ->> 'error', value ->> 'snippet' \
@@ -225,7 +228,6 @@ queries! {
     // an UPDATE … FROM locks rows in whatever order its plan visits them, and two plans
     // (a custom and a generic one, or rows moved by earlier updates) deadlocked.
     lock_channels = "SELECT id FROM certhook_channels WHERE id IN JSON_LIST(?) ORDER BY id LOCK_ROWS";
-    lock_deliveries = "SELECT id FROM certhook_deliveries WHERE id IN JSON_LIST(?) ORDER BY id LOCK_ROWS";
     // Per channel of a batch: `ok` 1 if any attempt succeeded (the failure clock stops),
     // 0 if all failed (it starts, unless running).
     channel_health = "UPDATE certhook_channels SET \
