@@ -61,36 +61,38 @@ fn in_flight(w: &Worker, p: &mut Pipeline, l: Lease, panics: bool) {
     p.sending.insert(task.id(), (channel, (delivery, token)));
 }
 
-#[tokio::test]
-async fn a_send_task_that_panics_frees_its_slot_and_lets_its_lease_go() {
+/// One send to channel 7 that panics or returns, settled with the recorder alive or gone;
+/// what the loop holds afterwards.
+async fn settle_one(panics: bool, recorder_alive: bool) -> (tempfile::TempDir, Worker, Pipeline, bool) {
     let dir = tempfile::tempdir().unwrap();
     let w = worker(&dir).await;
     let mut p = Pipeline::default();
-    let channel = Uuid::from_u128(7);
-    in_flight(&w, &mut p, lease(1, channel), true);
-    let (outcomes, _recorder) = mpsc::channel(4);
+    in_flight(&w, &mut p, lease(1, Uuid::from_u128(7)), panics);
+    let (outcomes, recorder) = mpsc::channel(4);
+    if !recorder_alive {
+        drop(recorder);
+    }
     let done = p.tasks.join_next_with_id().await.unwrap();
-    assert!(done.as_ref().is_err_and(|e| e.is_panic()));
+    let panicked = done.as_ref().is_err_and(|e| e.is_panic());
     w.settle(done, &mut p, &outcomes).await;
+    (dir, w, p, panicked)
+}
+
+#[tokio::test]
+async fn a_send_task_that_panics_frees_its_slot_and_lets_its_lease_go() {
+    let (_dir, w, p, panicked) = settle_one(true, true).await;
+    assert!(panicked);
     assert!(!p.recorder_gone, "the recorder is still there");
-    assert_eq!(p.slots[&channel].in_flight, 0, "the slot is free again");
+    assert_eq!(p.slots[&Uuid::from_u128(7)].in_flight, 0, "the slot is free again");
     assert!(w.held.is_empty(), "the lease is let go, to expire and be sent again");
     assert!(p.sending.is_empty());
 }
 
 #[tokio::test]
 async fn an_outcome_the_stopped_recorder_cannot_take_lets_its_lease_go_and_stops_the_loop() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = worker(&dir).await;
-    let mut p = Pipeline::default();
-    let channel = Uuid::from_u128(7);
-    in_flight(&w, &mut p, lease(1, channel), false);
-    let (outcomes, recorder) = mpsc::channel(4);
-    drop(recorder);
-    let done = p.tasks.join_next_with_id().await.unwrap();
-    w.settle(done, &mut p, &outcomes).await;
+    let (_dir, w, p, _) = settle_one(false, false).await;
     assert!(p.recorder_gone, "the loop is told the recorder is gone");
-    assert_eq!(p.slots[&channel].in_flight, 0);
+    assert_eq!(p.slots[&Uuid::from_u128(7)].in_flight, 0);
     assert!(w.held.is_empty(), "not kept alive for ever");
 }
 
