@@ -20,17 +20,30 @@ fn title(kind: &str) -> &'static str {
     }
 }
 
+/// A value as Slack text: `&`, `<` and `>` as entities, so that a certificate field
+/// (a CSR's subject is often chosen by whoever asked for the certificate) can neither
+/// mention (`<!channel>`) nor plant a link (`<https://…|Renew now>`).
+pub fn escape(value: &str) -> String {
+    value.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// A string field of `v`, escaped, or `?`.
+fn field(v: &Value) -> String {
+    v.as_str().map(escape).unwrap_or_else(|| "?".into())
+}
+
 /// The Slack message for a CloudEvent.
 pub fn message(ce: &Value) -> Value {
     let kind = kind_of(ce);
-    let alert = ce["data"]["alert"]["name"].as_str().unwrap_or("certhook");
+    let alert = ce["data"]["alert"]["name"].as_str().map(escape).unwrap_or_else(|| "certhook".into());
     let certs = certificates(ce);
-    let window = ce["data"]["alert"]["alertBefore"].as_str().map(|w| format!(" within {w}")).unwrap_or_default();
+    let window =
+        ce["data"]["alert"]["alertBefore"].as_str().map(|w| format!(" within {}", escape(w))).unwrap_or_default();
     let text = match (kind, certs.len()) {
         ("test", _) => "certhook test message: this channel is reachable".to_string(),
         ("expiration", n) => format!("{n} certificate{} expiring{window} ({alert})", if n == 1 { "" } else { "s" }),
         (_, _) => {
-            let cn = certs.first().and_then(|c| c["commonName"].as_str()).unwrap_or("?");
+            let cn = certs.first().map_or_else(|| "?".into(), |c| field(&c["commonName"]));
             format!("{}: {cn} ({alert})", title(kind))
         }
     };
@@ -38,13 +51,13 @@ pub fn message(ce: &Value) -> Value {
         vec![json!({"type": "header", "text": {"type": "plain_text", "text": format!("{}: {alert}", title(kind))}})];
     for c in certs.iter().take(MAX_SECTIONS) {
         let mut lines = vec![
-            format!("*{}*", c["commonName"].as_str().unwrap_or("?")),
-            format!("Serial: `{}`", c["serialNumber"].as_str().unwrap_or("?")),
-            format!("Not after: {}", c["notAfter"].as_str().unwrap_or("?")),
-            format!("Days left: {}", c["daysUntilExpiry"]),
+            format!("*{}*", field(&c["commonName"])),
+            format!("Serial: `{}`", field(&c["serialNumber"])),
+            format!("Not after: {}", field(&c["notAfter"])),
+            format!("Days left: {}", escape(&c["daysUntilExpiry"].to_string())),
         ];
         if let Some(reason) = c["revocationReason"].as_str() {
-            lines.push(format!("Revoked: {} ({reason})", c["revokedAt"].as_str().unwrap_or("?")));
+            lines.push(format!("Revoked: {} ({})", field(&c["revokedAt"]), escape(reason)));
         }
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}));
     }
@@ -73,6 +86,29 @@ mod tests {
         json!({"type": format!("com.infisical.pki.certificate.{kind}"),
                "data": {"alert": {"id": "a", "name": "tls-expiry", "alertBefore": "30d"}, "certificates": certs,
                         "metadata": {"totalCertificates": n, "viewUrl": "https://c.example/applications/x/certificates"}}})
+    }
+
+    /// Issue 14: a hostile commonName neither pings the channel nor plants a link.
+    #[test]
+    fn certificate_fields_cannot_mention_or_link() {
+        let mut ce = event("issuance", 1);
+        ce["data"]["certificates"][0]["commonName"] = "<!channel> <https://phish.example/renew|Renew now> & co".into();
+        ce["data"]["alert"]["name"] = "<@U123>".into();
+        let m = message(&ce);
+        let all = m.to_string();
+        assert!(!all.contains("<!channel>") && !all.contains("<https://phish") && !all.contains("<@U123>"), "{all}");
+        assert!(
+            m["text"]
+                .as_str()
+                .unwrap()
+                .contains("&lt;!channel&gt; &lt;https://phish.example/renew|Renew now&gt; &amp; co")
+        );
+        assert!(m["blocks"][1]["text"]["text"].as_str().unwrap().starts_with("*&lt;!channel&gt;"));
+        let link = m["blocks"].as_array().unwrap().last().unwrap()["text"]["text"].as_str().unwrap().to_string();
+        assert_eq!(
+            link, "<https://c.example/applications/x/certificates|View certificates>",
+            "certhook's own link stays"
+        );
     }
 
     #[test]
