@@ -75,7 +75,7 @@ pub fn verify_infisical(
     if signatures.is_empty() {
         return Err(VerifyError::Malformed("no v1="));
     }
-    if (now_unix_ms - t_ms).unsigned_abs() > tolerance.as_millis() as u64 {
+    if !within(now_unix_ms, t_ms, tolerance.as_millis()) {
         return Err(VerifyError::Stale);
     }
     for secret in secrets {
@@ -85,6 +85,12 @@ pub fn verify_infisical(
         }
     }
     Err(VerifyError::Mismatch)
+}
+
+/// Whether `t` is at most `tolerance` from `now` (same unit). Computed in i128, so a
+/// crafted timestamp such as `i64::MIN` is simply stale, never an overflow.
+fn within(now: i64, t: i64, tolerance: u128) -> bool {
+    (i128::from(now) - i128::from(t)).unsigned_abs() <= tolerance
 }
 
 /// The Standard Webhooks key of a secret: base64-decoded after `whsec_`, else its bytes.
@@ -106,7 +112,7 @@ pub fn verify_standard_webhooks(
     tolerance: Duration,
 ) -> Result<(), VerifyError> {
     let ts: i64 = webhook_timestamp.parse().map_err(|_| VerifyError::Malformed("webhook-timestamp is not a number"))?;
-    if (now_unix_secs - ts).unsigned_abs() > tolerance.as_secs() {
+    if !within(now_unix_secs, ts, u128::from(tolerance.as_secs())) {
         return Err(VerifyError::Stale);
     }
     let signatures: Vec<&str> = webhook_signature.split(' ').filter_map(|e| e.strip_prefix("v1,")).collect();
@@ -135,6 +141,22 @@ mod tests {
     const HEX1: &str = "7fa7371ff3e71c6ca02063b681df2ef2c0420206e29c7eab656a79618a8543d1";
     const HEX2: &str = "fbb5e2d354e524ed35ee497ff8fc3f1e04ec94921b32c842923bccfc69fd365a";
     const TOL: Duration = Duration::from_secs(300);
+
+    /// Issue 14: a timestamp at the edge of i64 is stale, not a panic (`now - t` overflowed).
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        let tol = Duration::from_secs(300);
+        for t in [i64::MIN, i64::MAX, i64::MIN + 1] {
+            let header = format!("t={t},v1=00");
+            assert!(matches!(
+                verify_infisical(&header, b"{}", &["s"], 1_700_000_000_000, tol),
+                Err(VerifyError::Stale)
+            ));
+            let r = verify_standard_webhooks("id", &t.to_string(), "v1,AA==", b"{}", &["s"], 1_700_000_000, tol);
+            assert!(matches!(r, Err(VerifyError::Stale)), "{t}");
+            assert!(verify_infisical(&header, b"{}", &["s"], i64::MIN, tol).is_err(), "a clock at the edge too");
+        }
+    }
 
     #[test]
     fn infisical_accepts_any_matching_entry_and_refuses_the_rest() {
