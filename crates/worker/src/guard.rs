@@ -85,6 +85,21 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (first == 0x64 && ip.segments()[1] == 0xff9b) // NAT64 64:ff9b::/96 could reach private v4
+        || embedded_v4(ip).into_iter().flatten().any(forbidden_v4)
+}
+
+/// The IPv4 addresses an IPv6 address carries and a tunnel would reach: IPv4-compatible
+/// `::a.b.c.d`, 6to4 `2002:AABB:CCDD::/48`, and Teredo `2001:0::/32` (its server, and its
+/// client, stored inverted in the last 32 bits).
+fn embedded_v4(ip: Ipv6Addr) -> [Option<Ipv4Addr>; 2] {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Some(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)));
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo] => [v4(hi, lo), None],
+        [0x2002, hi, lo, ..] => [v4(hi, lo), None],
+        [0x2001, 0, server_hi, server_lo, _, _, hi, lo] => [v4(server_hi, server_lo), v4(!hi, !lo)],
+        _ => [None, None],
+    }
 }
 
 /// A DNS resolver for the HTTP client that drops every address the guard forbids.
@@ -146,10 +161,25 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a00:1",
+            // Issue 14: IPv4 carried inside IPv6 is judged as IPv4.
+            "::7f00:1",                             // IPv4-compatible 127.0.0.1
+            "::a9fe:a9fe",                          // IPv4-compatible 169.254.169.254
+            "2002:7f00:1::1",                       // 6to4 of 127.0.0.1
+            "2002:a00:1::",                         // 6to4 of 10.0.0.1
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe", // Teredo, client 10.0.0.1
+            "2001:0:a00:1:8000:63bf:f7f7:f7f7",     // Teredo, server 10.0.0.1
         ] {
             assert!(is_forbidden(ip(s)), "{s} should be forbidden");
         }
-        for s in ["93.184.216.34", "1.1.1.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for s in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "2002:808:808::1",                      // 6to4 of 8.8.8.8
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo, public server and client 8.8.8.8
+        ] {
             assert!(!is_forbidden(ip(s)), "{s} should be allowed");
         }
     }
