@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::receiver::{Receiver, Reply};
 use crate::support::{Env, Serve, event, metric};
 
-const TOKEN: &str = "test-admin-token-0123456789";
+const TOKEN: &str = "test-admin-token-0123456789abcdef01";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v1_needs_the_bearer_token_and_errors_are_json() {

@@ -165,6 +165,9 @@ pub enum ConfigError {
     },
 }
 
+/// The shortest admin token accepted: 32 random characters are beyond guessing over HTTP.
+pub const MIN_ADMIN_TOKEN: usize = 32;
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), message: message.into() }
 }
@@ -219,6 +222,16 @@ impl Config {
     /// Checks the rules that span keys or ranges serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let d = &self.delivery;
+        if let Some(token) = &self.admin_token {
+            // The length only: the token itself never goes into an error.
+            let n = token.expose().chars().count();
+            if n < MIN_ADMIN_TOKEN {
+                return Err(invalid(
+                    "admin_token",
+                    format!("must be at least {MIN_ADMIN_TOKEN} characters (it guards the whole API), got {n}"),
+                ));
+            }
+        }
         let scheme_ok = ["sqlite:", "postgres://", "postgresql://"].iter().any(|p| self.database_url.starts_with(p));
         if !scheme_ok {
             return Err(invalid("database_url", "must start with sqlite:, postgres:// or postgresql://"));

@@ -31,7 +31,7 @@ fn defaults_are_the_specs() {
 fn file_values_override_defaults() {
     let file = r#"
         database_url = "postgres://postgres@127.0.0.1/certhook"
-        admin_token = "tok"
+        admin_token = "tok-0123456789abcdef0123456789abcdef"
         public_url = "https://certhook.example.com"
         allowed_networks = ["127.0.0.0/8", "::1/128"]
         retention = "30d"
@@ -42,7 +42,7 @@ fn file_values_override_defaults() {
     "#;
     let c = Config::load(Some(("certhook.toml", file)), Vec::new()).unwrap();
     assert_eq!(c.database_url, "postgres://postgres@127.0.0.1/certhook");
-    assert_eq!(c.admin_token.as_ref().unwrap().expose(), "tok");
+    assert_eq!(c.admin_token.as_ref().unwrap().expose(), "tok-0123456789abcdef0123456789abcdef");
     assert_eq!(c.public_url(), "https://certhook.example.com");
     assert_eq!(c.allowed_networks.len(), 2);
     assert_eq!(c.retention, Duration::from_secs(30 * 86400));
@@ -60,7 +60,7 @@ fn environment_overrides_file() {
         env(&[
             ("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "5"),
             ("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "2s"),
-            ("CERTHOOK_ADMIN_TOKEN", "123456"),
+            ("CERTHOOK_ADMIN_TOKEN", "12345678901234567890123456789012"),
             ("CERTHOOK_EVENT_TYPE_PREFIX", "org.example"),
             ("CERTHOOK_ALLOW_INSECURE_HTTP", "true"),
             ("CERTHOOK_ALLOWED_NETWORKS", r#"["127.0.0.0/8"]"#),
@@ -70,7 +70,11 @@ fn environment_overrides_file() {
     .unwrap();
     assert_eq!(c.delivery.max_attempts, 5);
     assert_eq!(c.delivery.request_timeout, Duration::from_secs(2));
-    assert_eq!(c.admin_token.unwrap().expose(), "123456", "an all-digit token stays a string");
+    assert_eq!(
+        c.admin_token.unwrap().expose(),
+        "12345678901234567890123456789012",
+        "an all-digit token stays a string"
+    );
     assert_eq!(c.event_type_prefix, "org.example");
     assert!(c.allow_insecure_http);
     assert_eq!(c.allowed_networks, vec!["127.0.0.0/8".parse::<IpNet>().unwrap()]);
@@ -130,6 +134,17 @@ fn lease_must_exceed_request_timeout_plus_margin() {
 
 #[test]
 fn admin_token_never_shows_in_debug() {
-    let c = Config::load(None, env(&[("CERTHOOK_ADMIN_TOKEN", "hunter2-admin-token")])).unwrap();
+    let c = Config::load(None, env(&[("CERTHOOK_ADMIN_TOKEN", "hunter2-admin-token-0123456789abcdef")])).unwrap();
     assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+/// Issue 14: an 11-character token used to start `serve` on 0.0.0.0.
+#[test]
+fn a_short_admin_token_is_refused_without_showing_it() {
+    let err = Config::load(None, env(&[("CERTHOOK_ADMIN_TOKEN", "hunter2-abc")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "configuration key 'admin_token': must be at least 32 characters (it guards the whole API), got 11"
+    );
+    assert!(Config::load(None, env(&[("CERTHOOK_ADMIN_TOKEN", &"x".repeat(32))])).is_ok());
 }
