@@ -16,9 +16,31 @@ pub fn severity_for_days(days: i64) -> &'static str {
     }
 }
 
-/// The `dedup_key` of an alert's incident about a certificate.
+/// The Events API's limits: `dedup_key` and `payload.source` 255 characters, `summary` 1,024.
+const MAX_KEY: usize = 255;
+const MAX_SOURCE: usize = 255;
+const MAX_SUMMARY: usize = 1024;
+
+/// The `dedup_key` of an alert's incident about a certificate. A certificate id too long
+/// for the Events API is replaced by its SHA-256, so the key stays unique and stable (the
+/// renewal that resolves the incident computes the same one).
 pub fn dedup_key(alert_id: &str, certificate_id: &str) -> String {
-    format!("certhook:{alert_id}:{certificate_id}")
+    let key = format!("certhook:{alert_id}:{certificate_id}");
+    if key.chars().count() <= MAX_KEY {
+        return key;
+    }
+    use sha2::Digest;
+    format!("certhook:{alert_id}:sha256:{}", hex::encode(sha2::Sha256::digest(certificate_id.as_bytes())))
+}
+
+/// `text` cut to at most `max` characters (with an ellipsis when cut).
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// The Events API requests for a CloudEvent: one per certificate. `resolve` turns them
@@ -55,7 +77,7 @@ pub fn events(ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
             };
             json!({
                 "routing_key": routing_key, "event_action": "trigger", "dedup_key": key,
-                "payload": {"summary": summary, "source": cn, "severity": severity,
+                "payload": {"summary": cut(&summary, MAX_SUMMARY), "source": cut(cn, MAX_SOURCE), "severity": severity,
                             "timestamp": ce["time"], "custom_details": ce},
             })
         })
@@ -65,6 +87,24 @@ pub fn events(ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14: fields a PKI controls are cut to the Events API's limits; a long
+    /// certificate id gives a stable hashed key.
+    #[test]
+    fn fields_fit_the_events_api_limits() {
+        let mut e = ce("expiration", &[5]);
+        let long_cn = "h".repeat(5000);
+        e["data"]["certificates"][0]["commonName"] = long_cn.clone().into();
+        e["data"]["certificates"][0]["id"] = "i".repeat(400).into();
+        let out = events(&e, "rk", false);
+        let p = &out[0]["payload"];
+        assert_eq!(p["source"].as_str().unwrap().chars().count(), 255);
+        assert_eq!(p["summary"].as_str().unwrap().chars().count(), 1024);
+        let key = out[0]["dedup_key"].as_str().unwrap();
+        assert!(key.len() <= 255 && key.contains(":sha256:"), "{key}");
+        assert_eq!(events(&e, "rk", true)[0]["dedup_key"], key, "the renewal resolves the same incident");
+        assert_eq!(dedup_key("a", "c-1"), "certhook:a:c-1", "short ids are kept as they are");
+    }
 
     fn ce(kind: &str, days: &[i64]) -> Value {
         let certs: Vec<Value> = days
