@@ -146,15 +146,36 @@ pub fn check_channel(input: &ChannelInput<'_>, allow_insecure_http: bool) -> Res
     };
     let content_type = match input.content_type {
         Some(t) => {
-            let ok = t.contains('/') && !t.contains(['\r', '\n']) && t.is_ascii();
-            if !ok {
-                return Err(invalid("contentType", format!("'{t}' is not a media type such as application/json")));
+            if !is_media_type(t) {
+                // Debug-formatted: a control character in the input is shown escaped.
+                return Err(invalid("contentType", format!("{t:?} is not a media type such as application/json")));
             }
             Some(t.to_string())
         }
         None => None,
     };
     Ok(ChannelSpec { kind, url, secret, routing_key, content_type })
+}
+
+/// Whether `t` is a media type as HTTP writes one (RFC 9110 §8.3.1): `type/subtype`
+/// tokens, then `; name=value` parameters (token or quoted-string values); nothing that
+/// could break a header line or smuggle another one.
+fn is_media_type(t: &str) -> bool {
+    let token =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+    let quoted = |s: &str| {
+        s.len() >= 2
+            && s.starts_with('"')
+            && s.ends_with('"')
+            && s[1..s.len() - 1].chars().all(|c| c == '\t' || (' '..='~').contains(&c))
+    };
+    let mut parts = t.split(';');
+    let Some((kind, sub)) = parts.next().and_then(|m| m.trim().split_once('/')) else { return false };
+    token(kind)
+        && token(sub)
+        && parts.all(|p| {
+            p.trim().split_once('=').is_some_and(|(name, value)| token(name) && (token(value) || quoted(value)))
+        })
 }
 
 /// Checks a destination URL: `https://` (or `http://` when allowed) with a host.
@@ -255,5 +276,30 @@ mod tests {
         assert!(spec.secret.is_some());
         let ct = ChannelInput { url: Some("https://x.test"), content_type: Some("json"), ..Default::default() };
         assert_eq!(field(check_channel(&ct, false).unwrap_err()), "contentType");
+    }
+
+    /// Issue 14: control characters used to pass the content-type check.
+    #[test]
+    fn media_types_are_checked_as_http_writes_them() {
+        for ok in ["application/json", "application/cloudevents+json; charset=utf-8", "text/plain;q=\"a b\""] {
+            assert!(is_media_type(ok), "{ok}");
+        }
+        for bad in [
+            "json",
+            "application/",
+            "/json",
+            "application/json\u{0}",
+            "application/json\tx",
+            "a/b; x",
+            "a/b\r\nX-Injected: 1",
+            "application/jsón",
+            "a/b; c=\"\u{7}\"",
+        ] {
+            assert!(!is_media_type(bad), "{bad:?}");
+            let input = ChannelInput { url: Some("https://x.test"), content_type: Some(bad), ..Default::default() };
+            let e = check_channel(&input, false).unwrap_err();
+            assert_eq!(field(e.clone()), "contentType");
+            assert!(!e.to_string().chars().any(|c| c.is_control()), "no control character in the error: {e:?}");
+        }
     }
 }
