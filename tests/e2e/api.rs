@@ -42,6 +42,13 @@ async fn v1_needs_the_bearer_token_and_errors_are_json() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("exceeds max_event_bytes 2048"), "{body}");
 
+    // Issue 14: 1,001 NDJSON lines on /v1/events used to slip past the batch limit.
+    let ndjson: String = (0..1001).map(|i| format!("{}\n", event(&app, &format!("n{i}")))).collect();
+    let resp = post(ndjson).await.unwrap();
+    assert_eq!(resp.status(), 413);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("1001 events exceed the maximum of 1000"), "{body}");
+
     let resp = post("{not json".into()).await.unwrap();
     assert_eq!(resp.status(), 400);
     let resp = post(event("01a20ee0-0000-7000-8000-000000000000", "1").to_string()).await.unwrap();

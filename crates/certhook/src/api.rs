@@ -205,6 +205,14 @@ struct Ids {
 /// Validates once, enqueues, and counts what was accepted by type.
 async fn ingest(state: &ApiState, body: &[u8]) -> Result<Response, ApiError> {
     let events = state.producer.parse(body)?;
+    // Whatever the route and format (an NDJSON body on /v1/events counts too).
+    if events.len() > MAX_BATCH {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("{} events exceed the maximum of {MAX_BATCH} per request", events.len()),
+        ));
+    }
     let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
     let ids = state.producer.enqueue(events).await?;
     for t in types {
