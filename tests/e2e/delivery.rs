@@ -259,6 +259,8 @@ async fn loopback_destinations_are_blocked_unless_allowed() {
     let dead = serve.get("/v1/dead-letters").await;
     assert_eq!(dead[0]["reason"], "destination_blocked");
     assert_eq!(dead[0]["attemptCount"], 1);
+    let error = dead[0]["lastError"].as_str().unwrap();
+    assert!(error.contains("localhost") && !error.contains("127.0.0.1"), "the name, not its address: {error}");
     assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
     serve.terminate().await;
 

@@ -123,8 +123,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let permitted: Vec<SocketAddr> = addrs.iter().copied().filter(|a| guard.permits(a.ip())).collect();
             if permitted.is_empty() {
-                let shown = addrs.first().map(|a| format!("{host} ({})", a.ip())).unwrap_or(host);
-                return Err(Box::new(Blocked(shown)) as Box<dyn std::error::Error + Send + Sync>);
+                // The name only: the error is stored and shown to whoever can read the
+                // delivery, and the internal address a name resolves to is not theirs to map.
+                return Err(Box::new(Blocked(host)) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs)
         })
@@ -204,7 +205,11 @@ mod tests {
             Ok(_) => panic!("localhost resolved through the guard"),
             Err(e) => e,
         };
-        assert!(err.to_string().contains("destination blocked"), "{err}");
+        assert!(err.to_string().contains("destination blocked: localhost is"), "{err}");
+        assert!(
+            !err.to_string().contains("127.0.0.1") && !err.to_string().contains("::1"),
+            "no resolved address: {err}"
+        );
         let open = GuardedResolver::new(Arc::new(Guard::new(vec![
             "127.0.0.0/8".parse().unwrap(),
             "::1/128".parse().unwrap(),
