@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::driver::{Driver, Record, Statement, WriteTx};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::rows::millis;
 use crate::sql::Queries;
 use crate::sweep::Sweep;
@@ -53,6 +54,20 @@ impl<D: Driver> Backend<D> {
     /// A connection of the pool, for a statement outside a transaction.
     pub(crate) async fn conn(&self) -> Result<PoolConnection<D::Db>> {
         Ok(self.driver.pool().acquire().await?)
+    }
+
+    /// The row `sql` finds by `id`, decoded with `from`, or `NotFound` naming `kind`.
+    pub(crate) async fn one<T>(
+        &self,
+        sql: &'static str,
+        kind: &'static str,
+        id: Uuid,
+        from: fn(&D::Row) -> Result<T>,
+    ) -> Result<T> {
+        match D::statement(sql).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await? {
+            Some(row) => from(&row),
+            None => Err(StoreError::NotFound { kind, id: id.to_string() }),
+        }
     }
 
     /// A write transaction (see [`Driver::begin_write`]).

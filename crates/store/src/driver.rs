@@ -34,10 +34,6 @@ pub trait Driver: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// A statement with its bound arguments.
     type Stmt: Statement<Conn = Self::Conn, Row = Self::Row>;
 
-    /// Whether writers run side by side and must take row locks in one order (PostgreSQL);
-    /// SQLite has one writer at a time, and a locking read would only cost a statement.
-    const ROW_LOCKS: bool;
-
     /// A statement of this backend's [`Queries`], to bind and run.
     fn statement(sql: &'static str) -> Self::Stmt;
 

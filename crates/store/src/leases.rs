@@ -199,10 +199,8 @@ impl<D: Driver> Backend<D> {
                 .map(|(c, ok)| ChannelHealthRow { c: c.to_string(), ok: i64::from(*ok) })
                 .collect();
             health.sort_by(|a, b| a.c.cmp(&b.c));
-            if D::ROW_LOCKS {
-                let ids: Vec<&str> = health.iter().map(|h| h.c.as_str()).collect();
-                D::statement(self.q.lock_channels).bind(json_array(&ids)).fetch_all(&mut *tx).await?;
-            }
+            let ids: Vec<&str> = health.iter().map(|h| h.c.as_str()).collect();
+            D::statement(self.q.lock_channels).bind(json_array(&ids)).fetch_all(&mut *tx).await?;
             D::statement(self.q.channel_health).bind(json_array(&health)).execute(&mut *tx).await?;
         }
         tx.commit().await?;

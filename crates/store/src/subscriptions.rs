@@ -38,12 +38,7 @@ impl<D: Driver> Backend<D> {
 
     /// One application.
     pub async fn get_application(&self, id: Uuid) -> Result<Application> {
-        let row =
-            D::statement(self.q.get_application).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
-        match row {
-            Some(row) => application_from(&row),
-            None => Err(StoreError::NotFound { kind: "application", id: id.to_string() }),
-        }
+        self.one(self.q.get_application, "application", id, application_from).await
     }
 
     /// Creates an alert in an existing application; names are unique per application.
@@ -91,11 +86,7 @@ impl<D: Driver> Backend<D> {
 
     /// One alert.
     pub async fn get_alert(&self, id: Uuid) -> Result<Alert> {
-        let row = D::statement(self.q.get_alert).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
-        match row {
-            Some(row) => alert_from(&row),
-            None => Err(StoreError::NotFound { kind: "alert", id: id.to_string() }),
-        }
+        self.one(self.q.get_alert, "alert", id, alert_from).await
     }
 
     /// Creates a channel on an existing alert, with its verification event when given.
@@ -255,12 +246,7 @@ impl<D: Driver> Backend<D> {
 
     /// One channel.
     pub async fn get_channel(&self, id: Uuid) -> Result<Channel> {
-        let row =
-            D::statement(self.q.get_channel).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await?;
-        match row {
-            Some(row) => channel_from(&row),
-            None => Err(StoreError::NotFound { kind: "channel", id: id.to_string() }),
-        }
+        self.one(self.q.get_channel, "channel", id, channel_from).await
     }
 
     /// Moves a channel to `state`, holding or releasing its deliveries to match.

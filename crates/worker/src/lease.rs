@@ -25,10 +25,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct HeldLeases {
     held: Mutex<HashMap<Uuid, Uuid>>,
-    /// Set when a store write failed, cleared when one succeeds: while it is set the loop
-    /// sends nothing new (an outcome could not be recorded, and the lease would lapse and
-    /// be sent again), and the first claim after it first extends every held lease, so
-    /// this process's own sweep does not take them over.
+    /// Set when a store write failed, cleared once every held lease has been extended
+    /// again: while it is set the loop sends nothing new (an outcome could not be
+    /// recorded, and the lease would lapse and be sent again), and the first claim after
+    /// it extends every held lease first, so this process's own sweep does not take them
+    /// over.
     store_down: AtomicBool,
 }
 
@@ -127,15 +128,12 @@ pub async fn run_keeper(store: Store, held: Arc<HeldLeases>, lease: Duration, st
 
 /// Extends every held lease now; a lease taken over meanwhile is let go.
 pub async fn extend_all(store: &Store, held: &HeldLeases, lease: Duration) -> certhook_store::Result<()> {
-    let mut leases = held.snapshot();
-    // In id order, as every batch write locks deliveries (PostgreSQL): no deadlock with
-    // an outcome batch writing some of the same rows.
-    leases.sort_unstable();
-    for chunk in leases.chunks(EXTEND_BATCH) {
+    for chunk in held.snapshot().chunks(EXTEND_BATCH) {
         let extended = store.extend(chunk, lease).await?;
         if extended.len() < chunk.len() {
-            // Taken over by another worker, or settled since the snapshot: either way not
-            // ours to keep alive any more.
+            // Taken over by another worker, settled since the snapshot, or being settled by
+            // an outcome batch right now (the extension skips rows that batch has locked):
+            // either way not ours to keep alive any more.
             let extended: HashSet<Uuid> = extended.into_iter().collect();
             let lost: Vec<(Uuid, Uuid)> = chunk.iter().copied().filter(|(id, _)| !extended.contains(id)).collect();
             tracing::debug!(lost = lost.len(), "leases no longer held");

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certhook_core::event::ChannelState;
+use certhook_core::event::{ChannelKind, ChannelState};
 use certhook_core::render::RenderSettings;
 use certhook_core::retry::RetryPolicy;
 use certhook_store::{AttemptRecord, Disposition, Lease, Outcome, Store};
@@ -323,31 +323,36 @@ impl Worker {
         }
         let mut kept = VecDeque::with_capacity(p.buffer.len());
         while let Some(b) = p.buffer.pop_front() {
+            let target = p.targets.get(&b.lease.channel_id);
+            let slot = p.slots.entry(b.lease.channel_id).or_default();
+            // The endpoint said it is gone: what is claimed for it goes where the channel's
+            // waiting deliveries go.
+            let gone_kind = slot
+                .gone
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < GONE_HOLD)
+                .and_then(|(_, url)| target.as_ref().filter(|t| &t.channel.url == url))
+                .map(|t| t.channel.kind);
+            let channel_full = slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap);
+            let send = p.tasks.len() < self.config.concurrency && !channel_full;
+            // An open breaker sends one probe at a time; the rest wait in the table (where
+            // other workers can take them) rather than here under a lease.
+            let give_back =
+                (channel_full && slot.breaker.is_open(threshold)) || b.claimed_at.elapsed() >= give_back_after;
+            if gone_kind.is_none() && !send && !give_back {
+                kept.push_back(b);
+                continue;
+            }
             if !self.held.holds(b.lease.delivery_id, b.lease.token) {
                 // Taken over by another worker, or claimed again by this one (the newer
-                // lease is in the buffer too): this copy is not ours to send.
+                // lease is in the buffer too): this copy is not ours.
                 continue;
             }
-            let slot = p.slots.entry(b.lease.channel_id).or_default();
-            if let Some((at, url)) = &slot.gone
-                && at.elapsed() < GONE_HOLD
-                && p.targets.get(&b.lease.channel_id).is_some_and(|t| &t.channel.url == url)
-            {
-                // The endpoint said it is gone: what is claimed for it goes where the
-                // channel's waiting deliveries go.
-                let kind = p.targets.get(&b.lease.channel_id).map_or("webhook", |t| t.channel.kind.as_str());
-                self.metrics.deliveries.with_label_values(&["dead_lettered", kind]).inc();
-                let id = (b.lease.delivery_id, b.lease.token);
-                if outcomes.send(Settled::without_attempt(b.lease, "endpoint_gone")).await.is_err() {
-                    self.held.let_go([id]);
-                    p.recorder_gone = true;
-                }
-                continue;
-            }
-            let channel_full = slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap);
-            if p.tasks.len() < self.config.concurrency && !channel_full {
+            if let Some(kind) = gone_kind {
+                let settled = dead_without_attempt(&self.metrics, kind, b.lease, "endpoint_gone");
+                self.hand_over(settled, outcomes, &mut p.recorder_gone).await;
+            } else if send {
                 slot.in_flight += 1;
-                let target = p.targets.get(&b.lease.channel_id);
                 let sender = self.sender.clone();
                 let metrics = self.metrics.clone();
                 let retry = self.config.retry;
@@ -357,16 +362,8 @@ impl Worker {
                     deliver_one(b.lease, target, &sender, &metrics, &retry, &pagerduty_url).await
                 });
                 p.sending.insert(task.id(), ids);
-            } else if (channel_full && slot.breaker.is_open(threshold)) || b.claimed_at.elapsed() >= give_back_after {
-                // An open breaker sends one probe at a time; the rest wait in the table
-                // (where other workers can take them) rather than here under a lease.
-                let id = (b.lease.delivery_id, b.lease.token);
-                if outcomes.send(Settled::released(b.lease)).await.is_err() {
-                    self.held.let_go([id]);
-                    p.recorder_gone = true;
-                }
             } else {
-                kept.push_back(b);
+                self.hand_over(Settled::released(b.lease), outcomes, &mut p.recorder_gone).await;
             }
         }
         // An idle channel's slot goes once its rate is stale; a busy one keeps its rate
@@ -424,13 +421,25 @@ impl Worker {
         let threshold = self.config.breaker_threshold;
         let open = p.slots.values().filter(|s| s.breaker.is_open(threshold)).count();
         self.metrics.circuit_open.set(open as i64);
+        self.hand_over(settled, outcomes, &mut p.recorder_gone).await;
+    }
+
+    /// Hands an outcome to the recorder; if the recorder has stopped, lets the lease go (it
+    /// expires and is sent again) and notes that in `recorder_gone`.
+    async fn hand_over(&self, settled: Settled, outcomes: &mpsc::Sender<Settled>, recorder_gone: &mut bool) {
         let lease = (settled.outcome.lease.delivery_id, settled.outcome.lease.token);
         if outcomes.send(settled).await.is_err() {
             tracing::error!(delivery_id = %lease.0, "outcome lost: the recorder has stopped; the lease will expire");
             self.held.let_go([lease]);
-            p.recorder_gone = true;
+            *recorder_gone = true;
         }
     }
+}
+
+/// Dead-lettered without an attempt, and counted in `certhook_deliveries_total`.
+fn dead_without_attempt(metrics: &Metrics, kind: ChannelKind, lease: Lease, reason: &str) -> Settled {
+    metrics.deliveries.with_label_values(&["dead_lettered", kind.as_str()]).inc();
+    Settled::without_attempt(lease, reason)
 }
 
 /// Sends one delivery and decides what becomes of it.
@@ -447,10 +456,7 @@ async fn deliver_one(
     };
     let channel = &target.channel;
     match channel.state {
-        ChannelState::Disabled => {
-            metrics.deliveries.with_label_values(&["dead_lettered", channel.kind.as_str()]).inc();
-            return Settled::without_attempt(lease, "channel_disabled");
-        }
+        ChannelState::Disabled => return dead_without_attempt(metrics, channel.kind, lease, "channel_disabled"),
         // Paused, or re-pointed and not yet verified, since the claim: not a request more
         // until it is active again. Given back, the delivery is held (see the store).
         ChannelState::Paused => return Settled::released(lease),
@@ -470,14 +476,12 @@ async fn deliver_one(
         Ok(o) => o,
         Err(e) => {
             tracing::error!(delivery_id = %lease.delivery_id, error = %e, "delivery cannot be built");
-            metrics.deliveries.with_label_values(&["dead_lettered", channel.kind.as_str()]).inc();
-            return Settled::without_attempt(lease, "channel_misconfigured");
+            return dead_without_attempt(metrics, channel.kind, lease, "channel_misconfigured");
         }
     };
     let response = sender.send_all(outgoing, &lease.cloud_event_id.to_string(), &target.keys).await;
     let Some(response) = response else {
-        metrics.deliveries.with_label_values(&["dead_lettered", channel.kind.as_str()]).inc();
-        return Settled::without_attempt(lease, "channel_misconfigured");
+        return dead_without_attempt(metrics, channel.kind, lease, "channel_misconfigured");
     };
     let kind = channel.kind.as_str();
     metrics.attempts.with_label_values(&[response.result.label()]).inc();

@@ -34,8 +34,6 @@ impl Driver for PostgresDriver {
     type Row = PgRow;
     type Stmt = sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>;
 
-    const ROW_LOCKS: bool = true;
-
     fn statement(sql: &'static str) -> Self::Stmt {
         sqlx::query(sql)
     }

@@ -44,8 +44,6 @@ impl Driver for SqliteDriver {
     type Row = SqliteRow;
     type Stmt = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>;
 
-    const ROW_LOCKS: bool = false;
-
     fn statement(sql: &'static str) -> Self::Stmt {
         sqlx::query(sql)
     }
