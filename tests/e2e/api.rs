@@ -26,7 +26,13 @@ async fn v1_needs_the_bearer_token_and_errors_are_json() {
     assert_eq!(http.get(serve.url("/healthz")).send().await.unwrap().status(), 200, "health needs no token");
     assert_eq!(http.get(serve.url("/readyz")).send().await.unwrap().status(), 200);
 
-    let post = |body: String| http.post(serve.url("/v1/events")).bearer_auth(TOKEN).body(body).send();
+    let post = |body: String| {
+        http.post(serve.url("/v1/events"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
     let mut bad = event(&app, "1");
     bad["certificate"]["notBefore"] = "yesterday".into();
     let resp = post(bad.to_string()).await.unwrap();
@@ -79,6 +85,60 @@ async fn v1_needs_the_bearer_token_and_errors_are_json() {
     serve.terminate().await;
 }
 
+/// Issue 14: with no token on loopback, a web page could create a channel through the
+/// visitor's browser (a text/plain form post, or a name rebound to 127.0.0.1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_page_cannot_drive_the_token_less_api() {
+    let mut env = Env::fast();
+    env.set("CERTHOOK_ALLOWED_HOSTS", r#"["certhook.pki.internal"]"#);
+    let serve = Serve::start(&env).await;
+    let http = serve.http();
+    let create = |host: Option<&'static str>, origin: Option<&'static str>, content_type: &'static str| {
+        let mut req = http.post(serve.url("/v1/applications")).header("content-type", content_type);
+        if let Some(h) = host {
+            req = req.header("host", h);
+        }
+        if let Some(o) = origin {
+            req = req.header("origin", o);
+        }
+        req.body(r#"{"name":"from-a-page"}"#).send()
+    };
+    let code = |resp: reqwest::Response| async move {
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = resp.json().await.unwrap();
+        (status, body["error"]["code"].as_str().unwrap_or("").to_string())
+    };
+
+    // DNS rebinding: the browser sends the page's own name.
+    let (status, c) = code(create(Some("evil.example"), None, "application/json").await.unwrap()).await;
+    assert_eq!((status, c.as_str()), (421, "host_not_allowed"));
+    // A form or no-cors fetch: a simple content type, and the page's Origin.
+    let (status, c) = code(create(None, None, "text/plain").await.unwrap()).await;
+    assert_eq!((status, c.as_str()), (415, "unsupported_media_type"));
+    let (status, c) = code(create(None, Some("https://evil.example"), "application/json").await.unwrap()).await;
+    assert_eq!((status, c.as_str()), (403, "origin_not_allowed"));
+    let resp = http.post(serve.url("/v1/dead-letters/purge")).header("origin", "null").send().await.unwrap();
+    assert_eq!(resp.status(), 403, "a body-less cross-site post is refused too");
+    let apps = env.json(&["app", "list"]);
+    assert_eq!(apps.as_array().unwrap().len(), 0, "nothing refused was stored: {apps}");
+
+    // What the operator listed, localhost, and probes by any address still answer.
+    let resp = create(Some("certhook.pki.internal:8080"), None, "application/json; charset=utf-8").await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = create(Some("localhost"), Some("http://localhost:8080"), "application/json").await.unwrap();
+    assert_eq!(resp.status(), 201);
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        let resp = http.get(serve.url(probe)).header("host", "10.9.8.7:8080").send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{probe}");
+    }
+    // Each route has its own body limit: an application is not a 32 MiB batch.
+    let big = format!(r#"{{"name":"{}"}}"#, "a".repeat(100 * 1024));
+    let resp =
+        http.post(serve.url("/v1/applications")).header("content-type", "application/json").body(big).send().await;
+    assert_eq!(resp.unwrap().status(), 413);
+    serve.terminate().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_loopback_listen_without_a_token_is_refused() {
     let mut env = Env::fast();
@@ -116,8 +176,9 @@ async fn metrics_count_exactly_what_happened() {
     receiver.set_default(Reply::Status(500));
     serve.enqueue(&event(&app, "3")).await;
     serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["dead"] == 1).await;
+    // Queue gauges are read from the store at most every 5 s, not on every scrape.
+    serve.wait_metric("certhook_queue_depth{state=\"dead\"}", Duration::from_secs(15), |v| v == 1.0).await;
     let text = serve.metrics().await;
-    assert_eq!(metric(&text, "certhook_queue_depth{state=\"dead\"}"), 1.0);
     assert_eq!(metric(&text, "certhook_queue_depth{state=\"pending\"}"), 0.0);
     assert_eq!(metric(&text, "certhook_deliveries_total{channel_kind=\"webhook\",outcome=\"dead_lettered\"}"), 1.0);
     assert_eq!(metric(&text, "certhook_circuit_open"), 1.0, "three failures in a row open the circuit");
@@ -135,7 +196,7 @@ async fn metrics_count_exactly_what_happened() {
     serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["delivered"] == 3).await;
     let text = serve.metrics().await;
     assert_eq!(metric(&text, "certhook_dead_letter_replays_total"), 1.0);
-    assert_eq!(metric(&text, "certhook_queue_depth{state=\"dead\"}"), 0.0);
+    serve.wait_metric("certhook_queue_depth{state=\"dead\"}", Duration::from_secs(15), |v| v == 0.0).await;
     assert_eq!(metric(&text, "certhook_circuit_open"), 0.0);
     serve.terminate().await;
 }

@@ -196,3 +196,102 @@ fn every_alert_and_channel_rule_is_refused_with_exit_2_naming_the_field() {
     assert!(err.contains("unknown alert"), "{err}");
     assert_eq!(env.json(&["channel", "list"]).as_array().unwrap().len(), 0, "nothing was stored");
 }
+
+/// Issue 14: secrets stay out of the process list (files, standard input) and out of
+/// every output (a Slack URL's path and `user:password` are redacted; errors too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_come_from_files_and_never_show_in_output() {
+    use std::io::Write;
+    let env = Env::new();
+    let app = env.json(&["app", "create", "--name", "pki"]);
+    let app_id = app["id"].as_str().unwrap();
+    let alert = env.json(&["alert", "create", "--app", app_id, "--type", "issuance", "--name", "sec"]);
+    let alert_id = alert["id"].as_str().unwrap();
+
+    let slack_url = "https://hooks.slack.com/services/T000/B000/SLACKPATHSECRET";
+    let slack = env.json(&["channel", "create", "--alert", alert_id, "--url", slack_url]);
+    assert_eq!(slack["url"], "https://hooks.slack.com/services/***");
+
+    let secret_file = env.path("secret.txt");
+    std::fs::write(&secret_file, "file-secret-0123456789abcdef0123456789\n").unwrap();
+    let basic = env.json(&[
+        "channel",
+        "create",
+        "--alert",
+        alert_id,
+        "--url",
+        "https://bob:hunter2@receiver.example/hook?token=QUERYSECRET",
+        "--secret-file",
+        secret_file.to_str().unwrap(),
+        "--no-verify",
+    ]);
+    assert_eq!(basic["url"], "https://***:***@receiver.example/hook?token=***");
+    assert_eq!(basic["hasSecret"], true);
+
+    let mut child = env
+        .command()
+        .args(["--json", "channel", "create", "--alert", alert_id, "--kind", "pagerduty", "--routing-key-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"deadbeefdeadbeefcafef00dcafef00d\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Every way of looking at channels: nothing secret in any of it.
+    let mut seen = String::new();
+    for args in [
+        vec!["--json", "channel", "list"],
+        vec!["channel", "list"],
+        vec!["--json", "channel", "show", slack["id"].as_str().unwrap()],
+        vec!["channel", "show", basic["id"].as_str().unwrap()],
+    ] {
+        let out = env.run(&args);
+        assert!(out.status.success(), "{args:?}");
+        seen.push_str(&String::from_utf8_lossy(&out.stdout));
+        seen.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    let serve = crate::support::Serve::start(&env).await;
+    for path in [format!("/v1/alerts/{alert_id}/channels"), format!("/v1/channels/{}", slack["id"].as_str().unwrap())] {
+        seen.push_str(&serve.http().get(serve.url(&path)).send().await.unwrap().text().await.unwrap());
+    }
+    serve.terminate().await;
+    for secret in ["SLACKPATHSECRET", "hunter2", "QUERYSECRET", "file-secret", "deadbeefdeadbeefcafef00dcafef00d"] {
+        assert!(!seen.contains(secret), "{secret} was shown:\n{seen}");
+    }
+    assert!(seen.contains("hooks.slack.com/services/***"), "{seen}");
+
+    // A refused URL is named, redacted, in the error; both a value and a file is refused.
+    let out = env.run(&["channel", "create", "--alert", alert_id, "--url", "https://bob:hunter2@exa mple.com/"]);
+    let (code, stderr) = failure(&out);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("url") && !stderr.contains("hunter2"), "{stderr}");
+    let out = env.run(&[
+        "channel",
+        "create",
+        "--alert",
+        alert_id,
+        "--url",
+        "https://x.example/",
+        "--secret",
+        "a",
+        "--secret-file",
+        "-",
+    ]);
+    assert_eq!(failure(&out).0, 2);
+    let out = env.run(&[
+        "channel",
+        "create",
+        "--alert",
+        alert_id,
+        "--url",
+        "https://x.example/",
+        "--secret-file",
+        "/nonexistent/secret",
+    ]);
+    let (code, stderr) = failure(&out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--secret-file: cannot read /nonexistent/secret"), "{stderr}");
+}

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
+use crate::hosts::AllowedHosts;
+
 /// Largest batch `POST /v1/events/batch` takes.
 pub const MAX_BATCH: usize = 1000;
 
@@ -39,6 +41,8 @@ pub struct ApiState {
     pub max_event_bytes: usize,
     /// The configuration (channel operations need it).
     pub config: Arc<certhook_core::config::Config>,
+    /// When `/metrics` last read the queue gauges from the store.
+    pub gauges: Arc<crate::gauges::GaugeCache>,
 }
 
 /// An API error: a status and the JSON body SPEC §6 describes.
@@ -66,8 +70,15 @@ struct ErrorDetail {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    /// An error with `status`, a stable `code` and a message for people.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into(), field: None }
+    }
+
+    /// The stable code clients match on.
+    #[cfg(test)]
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -146,14 +157,22 @@ impl From<ProduceError> for ApiError {
     }
 }
 
-/// The router with every route and the auth layer on `/v1`.
+/// Largest body of the event routes, whatever `max_event_bytes` allows per event: one
+/// request is one group-commit transaction, and a smaller batch costs nothing.
+pub const MAX_EVENTS_BODY: usize = 32 * 1024 * 1024;
+
+/// Largest body of every other route (applications, alerts, channels, dead-letter actions).
+pub const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// The router with every route, the auth layer on `/v1`, and the request checks of
+/// [`crate::edge`] in front of everything.
 pub fn router(state: ApiState) -> Router {
-    // A batch may hold MAX_BATCH events of max_event_bytes each; the per-event limit is
-    // checked on each event, this only bounds what is read at all.
-    let body_limit = state.max_event_bytes.saturating_mul(MAX_BATCH).min(256 * 1024 * 1024);
-    let v1 = Router::new()
+    let event_limit = state.max_event_bytes.saturating_mul(MAX_BATCH).min(MAX_EVENTS_BODY).max(state.max_event_bytes);
+    let events = Router::new()
         .route("/events", post(enqueue_one))
         .route("/events/batch", post(enqueue_batch))
+        .layer(DefaultBodyLimit::max(event_limit));
+    let v1 = Router::new()
         .route("/deliveries", get(list_deliveries))
         .route("/deliveries/{id}", get(get_delivery))
         .route("/dead-letters", get(list_dead_letters))
@@ -161,14 +180,21 @@ pub fn router(state: ApiState) -> Router {
         .route("/dead-letters/purge", post(purge))
         .route("/status", get(status))
         .merge(crate::api_admin::routes())
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .merge(events)
         .layer(from_fn_with_state(state.clone(), require_token));
+    let hosts = Arc::new(AllowedHosts::new(
+        state.config.listen,
+        state.config.public_url.as_deref(),
+        &state.config.allowed_hosts,
+    ));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(from_fn_with_state(hosts, crate::edge::guard))
         .with_state(state)
 }
 
@@ -422,10 +448,7 @@ async fn readyz(State(state): State<ApiState>) -> Response {
 
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 async fn metrics(State(state): State<ApiState>) -> Response {
-    match state.store.status().await {
-        Ok(s) => state.metrics.observe_status(&s),
-        Err(e) => tracing::warn!(error = %e, "metrics: reading queue gauges failed"),
-    }
+    state.gauges.refresh(&state.store, &state.metrics).await;
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8".parse().expect("static header"));
     (headers, state.metrics.render()).into_response()

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use certhook_core::config::Config;
+use certhook_core::destination::check_url;
 use certhook_core::event::{ChannelKind, ChannelState};
 use certhook_core::lifecycle::{VERIFICATION_TTL, new_token, token_hash};
 use certhook_core::render::{ChannelRef, render_test_event, render_verification_event};
 use certhook_core::sign::{SigningKey, validate_secret};
-use certhook_core::subscription::{ChannelInput, check_channel, check_url};
+use certhook_core::subscription::{ChannelInput, check_channel};
 use certhook_core::validate::ValidationError;
 use certhook_store::{Channel, NewChannel, Store, StoreError, Verification};
 use certhook_worker::guard::Guard;

@@ -171,9 +171,13 @@ pub enum ChannelCommand {
     RotateSecret {
         /// Channel id.
         id: String,
-        /// The new secret (at least 32 characters).
-        #[arg(long)]
-        secret: String,
+        /// The new secret (at least 32 characters); visible in the process list, prefer
+        /// --secret-file.
+        #[arg(long, required_unless_present = "secret_file", conflicts_with = "secret_file")]
+        secret: Option<String>,
+        /// Read the new secret from this file (`-`: standard input).
+        #[arg(long, value_name = "PATH")]
+        secret_file: Option<std::path::PathBuf>,
         /// How long the previous secret keeps signing too.
         #[arg(long, default_value = "24h")]
         grace: String,
@@ -194,15 +198,23 @@ pub struct ChannelCreateArgs {
     /// Destination URL (not needed for pagerduty).
     #[arg(long)]
     pub url: Option<String>,
-    /// Signing secret (at least 32 characters).
-    #[arg(long)]
+    /// Signing secret (at least 32 characters); visible in the process list, prefer
+    /// --secret-file.
+    #[arg(long, conflicts_with = "secret_file")]
     pub secret: Option<String>,
+    /// Read the signing secret from this file (`-`: standard input).
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<std::path::PathBuf>,
     /// webhook, slack or pagerduty (slack is detected from hooks.slack.com URLs).
     #[arg(long)]
     pub kind: Option<String>,
-    /// PagerDuty routing key (32 hex characters).
-    #[arg(long)]
+    /// PagerDuty routing key (32 characters); visible in the process list, prefer
+    /// --routing-key-file.
+    #[arg(long, conflicts_with = "routing_key_file")]
     pub routing_key: Option<String>,
+    /// Read the routing key from this file (`-`: standard input).
+    #[arg(long, value_name = "PATH")]
+    pub routing_key_file: Option<std::path::PathBuf>,
     /// Content-Type of requests (default: the CloudEvents structured media type).
     #[arg(long)]
     pub content_type: Option<String>,
@@ -333,8 +345,11 @@ pub struct ListenArgs {
     #[arg(long)]
     pub port: u16,
     /// The channel's signing secret, to check signatures.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "secret_file")]
     pub secret: Option<String>,
+    /// Read the signing secret from this file (`-`: standard input).
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::exit::BadInput;
+use crate::http_server::Limits;
 
 /// Runs `serve` until a signal arrives.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -71,13 +72,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         admin_token: config.admin_token.clone().map(Arc::new),
         max_event_bytes: config.max_event_bytes,
         config: Arc::new(config.clone()),
+        gauges: Arc::new(crate::gauges::GaugeCache::new(crate::gauges::GAUGE_PERIOD)),
     };
     if let Some(addr) = config.metrics_listen {
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics_listen: binding {addr}"))?;
         let app = api::metrics_router(state.clone());
         let stop = shutdown.clone();
-        tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await });
+        tokio::spawn(crate::http_server::serve(listener, app, Limits::default(), stop));
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -86,7 +88,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port when `listen` ends in :0.
     eprintln!("certhook: listening on http://{bound}");
     tracing::info!(%bound, database = store_kind(&store), "serving");
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    crate::http_server::serve(listener, api::router(state), Limits::default(), shutdown.clone()).await;
 
     worker_task.await.context("worker task")??;
     housekeeping.abort();

@@ -41,6 +41,9 @@ pub struct Config {
     pub allow_insecure_http: bool,
     /// Private destinations that deliveries may reach anyway (e.g. `127.0.0.0/8`).
     pub allowed_networks: Vec<IpNet>,
+    /// `Host` header values the API answers to besides the listen address, `localhost` and
+    /// `public_url`'s host (names a client or proxy uses to reach it, e.g. `certhook.pki.svc`).
+    pub allowed_hosts: Vec<String>,
     /// How often `serve` scans the inventory for expiring certificates.
     #[serde(with = "serde_duration")]
     pub scan_interval: Duration,
@@ -106,6 +109,7 @@ impl Default for Config {
             signature_header: "x-infisical-signature".into(),
             allow_insecure_http: false,
             allowed_networks: Vec::new(),
+            allowed_hosts: Vec::new(),
             scan_interval: Duration::from_secs(3600),
             retention: Duration::from_secs(7 * 86400),
             max_event_bytes: 262_144,
@@ -240,6 +244,15 @@ impl Config {
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
             return Err(invalid("public_url", "must be an http:// or https:// URL"));
+        }
+        for (i, host) in self.allowed_hosts.iter().enumerate() {
+            let ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c));
+            if !ok {
+                return Err(invalid(
+                    &format!("allowed_hosts[{i}]"),
+                    format!("{host:?} is not a host name or host:port (no scheme, path or spaces)"),
+                ));
+            }
         }
         if self.event_type_prefix.is_empty() || self.event_type_prefix.contains(char::is_whitespace) {
             return Err(invalid("event_type_prefix", "must be a non-empty string without spaces"));

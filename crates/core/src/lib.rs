@@ -13,10 +13,12 @@
 //! - [`sign`]: the `x-infisical-signature` and Standard Webhooks headers.
 //! - [`retry`]: the durable retry schedule (exponential backoff, full jitter, `Retry-After`).
 //! - [`subscription`]: validation of alerts and channels as operators define them.
+//! - [`destination`]: channel URLs checked at create/update, and redacted for display.
 //! - [`config`]: the configuration file and its `CERTHOOK_*` environment overrides.
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod destination;
 pub mod duration;
 pub mod event;
 pub mod lifecycle;

@@ -2,6 +2,7 @@
 //!
 //! Each refusal names the field, as producer input does.
 
+use crate::destination::check_url;
 use crate::duration::AlertBefore;
 use crate::event::{AlertType, ChannelKind};
 use crate::sign::validate_secret;
@@ -176,28 +177,6 @@ fn is_media_type(t: &str) -> bool {
         && parts.all(|p| {
             p.trim().split_once('=').is_some_and(|(name, value)| token(name) && (token(value) || quoted(value)))
         })
-}
-
-/// Checks a destination URL: `https://` (or `http://` when allowed) with a host.
-pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, ValidationError> {
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        if !allow_insecure_http {
-            return Err(invalid(
-                "url",
-                format!("'{url}' is not https:// (http:// is accepted only with allow_insecure_http = true)"),
-            ));
-        }
-        rest
-    } else {
-        return Err(invalid("url", format!("'{url}' must be an https:// URL")));
-    };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || host.contains(char::is_whitespace) || url.contains(char::is_whitespace) {
-        return Err(invalid("url", format!("'{url}' has no valid host")));
-    }
-    Ok(url.to_string())
 }
 
 #[cfg(test)]

@@ -82,7 +82,8 @@ pub struct Channel {
     pub alert_id: Uuid,
     /// webhook, slack or pagerduty.
     pub kind: ChannelKind,
-    /// Destination (none for PagerDuty, whose address is configuration).
+    /// Destination, redacted (a Slack path, `user:password`, query values) because this is
+    /// what operators see; none for PagerDuty, whose address is configuration.
     pub url: Option<String>,
     /// Lifecycle state.
     pub state: ChannelState,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use certhook_core::destination::redact_url;
 use certhook_core::duration::AlertBefore;
 use certhook_core::event::{Certificate, ChannelKind, ChannelState, DeliveryState};
 use chrono::{DateTime, Utc};
@@ -67,7 +68,7 @@ pub(crate) fn channel_from(row: &impl Record) -> Result<Channel> {
         id: uuid_col(row, "id")?,
         alert_id: uuid_col(row, "alert_id")?,
         kind: parse_col::<ChannelKind>(row, "kind")?,
-        url: row.try_get("url")?,
+        url: row.try_get::<Option<String>, _>("url")?.map(|u| redact_url(&u)),
         state: parse_col::<ChannelState>(row, "state")?,
         content_type: row.try_get("content_type")?,
         has_secret: secret.is_some(),

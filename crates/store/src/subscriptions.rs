@@ -3,6 +3,7 @@
 //! holding, releasing and dead-lettering of deliveries each change implies.
 use std::time::Duration;
 
+use certhook_core::destination::redact_url;
 use certhook_core::event::{ChannelState, DeliveryState};
 use certhook_core::lifecycle::ChannelAction;
 use chrono::Utc;
@@ -122,7 +123,7 @@ impl<D: Driver> Backend<D> {
             id: new.id,
             alert_id: new.alert_id,
             kind: new.kind,
-            url: new.url.clone(),
+            url: new.url.as_deref().map(redact_url),
             state: new.state,
             content_type: new.content_type.clone(),
             has_secret: new.secret.is_some(),

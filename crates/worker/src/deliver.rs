@@ -255,8 +255,8 @@ fn find_source<'a, E: std::error::Error + 'static>(err: &'a (dyn std::error::Err
     None
 }
 
-/// A one-line description of a transport error with its causes (URLs carry no secrets:
-/// secrets travel only in headers).
+/// A one-line description of a transport error with its causes. reqwest's own message,
+/// which names the URL, is left out: a URL may carry a secret (a Slack webhook's path).
 fn describe(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() {
         "timeout".to_string()

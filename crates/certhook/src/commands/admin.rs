@@ -9,6 +9,8 @@ use certhook_store::{Alert, Application, Channel, NewAlert, Store};
 use super::{Output, parse_id};
 use crate::channels;
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
+use crate::exit::BadInput;
+use crate::secret_input;
 
 fn app_line(a: &Application) -> String {
     format!("{}  {}", a.id, a.name)
@@ -61,11 +63,17 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
     match cmd {
         ChannelCommand::Create(args) => {
             let alert_id = parse_id("alert", &args.alert)?;
+            let secret = secret_input::resolve(args.secret.as_deref(), args.secret_file.as_deref(), "--secret-file")?;
+            let routing_key = secret_input::resolve(
+                args.routing_key.as_deref(),
+                args.routing_key_file.as_deref(),
+                "--routing-key-file",
+            )?;
             let input = ChannelInput {
                 kind: args.kind.as_deref(),
                 url: args.url.as_deref(),
-                secret: args.secret.as_deref(),
-                routing_key: args.routing_key.as_deref(),
+                secret: secret.as_deref(),
+                routing_key: routing_key.as_deref(),
                 content_type: args.content_type.as_deref(),
             };
             let channel = channels::create(store, config, alert_id, &input, args.no_verify).await?;
@@ -110,8 +118,10 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
         ChannelCommand::UpdateUrl { id, url } => {
             out.emit(&channels::update_url(store, config, parse_id("channel", id)?, url).await?, show)
         }
-        ChannelCommand::RotateSecret { id, secret, grace } => {
-            out.emit(&channels::rotate_secret(store, parse_id("channel", id)?, secret, grace).await?, show)
+        ChannelCommand::RotateSecret { id, secret, secret_file, grace } => {
+            let secret = secret_input::resolve(secret.as_deref(), secret_file.as_deref(), "--secret-file")?
+                .ok_or_else(|| BadInput("--secret or --secret-file is required".into()))?;
+            out.emit(&channels::rotate_secret(store, parse_id("channel", id)?, &secret, grace).await?, show)
         }
         ChannelCommand::Delete { id } => {
             let id = parse_id("channel", id)?;

@@ -29,7 +29,9 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         Command::Status => queue::status(&open(&config).await?, &out).await,
         Command::Serve => crate::serve::serve(config).await,
         Command::Listen(args) => {
-            crate::listen::listen(args.port, args.secret.clone(), config.signature_header.clone()).await
+            let secret =
+                crate::secret_input::resolve(args.secret.as_deref(), args.secret_file.as_deref(), "--secret-file")?;
+            crate::listen::listen(args.port, secret, config.signature_header.clone()).await
         }
         Command::Import(args) => queue::import(&open(&config).await?, &config, args, &out).await,
         Command::Scan(args) => queue::scan(&open(&config).await?, &config, args, &out).await,
