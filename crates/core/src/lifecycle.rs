@@ -72,6 +72,22 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
+/// What stands in a delivered verification event's stored body for the token.
+pub const TOKEN_REMOVED: &str = "(removed once delivered)";
+
+/// A verification event's body with its token taken out, to be stored once the event has
+/// been delivered: from then on the body is kept for the attempt log, not for sending.
+/// `None` if the body holds no token.
+pub fn without_token(body: &[u8]) -> Option<Vec<u8>> {
+    let mut event: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let token = event.get_mut("data")?.get_mut("verificationToken")?;
+    if token.as_str() == Some(TOKEN_REMOVED) {
+        return None;
+    }
+    *token = TOKEN_REMOVED.into();
+    serde_json::to_vec(&event).ok()
+}
+
 /// Why an activation token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -111,6 +127,20 @@ pub fn check_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_is_taken_out_of_a_delivered_verification_body() {
+        let body = br#"{"id":"e","data":{"verificationToken":"tok123","channelId":"c"}}"#;
+        let scrubbed = without_token(body).unwrap();
+        let text = String::from_utf8(scrubbed.clone()).unwrap();
+        assert!(
+            !text.contains("tok123") && text.contains(TOKEN_REMOVED) && text.contains(r#""channelId":"c""#),
+            "{text}"
+        );
+        assert_eq!(without_token(&scrubbed), None, "already taken out");
+        assert_eq!(without_token(br#"{"data":{"x":1}}"#), None);
+        assert_eq!(without_token(b"not json"), None);
+    }
 
     #[test]
     fn transitions_follow_the_lifecycle() {

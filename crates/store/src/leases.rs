@@ -12,6 +12,7 @@ use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::rows::{duration_ms, millis, uuid_col};
+use crate::subscriptions::VERIFICATION_TYPE;
 
 impl<D: Driver> Backend<D> {
     /// Claims up to `limit` due deliveries under one fresh lease, at most `per_channel`
@@ -186,6 +187,16 @@ impl<D: Driver> Backend<D> {
                     error: a.error.as_deref(),
                     snippet: a.response_snippet.as_deref(),
                 });
+            }
+        }
+        // Verification events are a channel's first and rarest deliveries: one statement each.
+        for ((Outcome { lease, disposition, .. }, id), ok) in outcomes.iter().zip(&ids).zip(&accepted) {
+            if *ok
+                && *disposition == Disposition::Delivered
+                && lease.delivery_type == VERIFICATION_TYPE
+                && let Some(body) = certhook_core::lifecycle::without_token(&lease.body)
+            {
+                D::statement(self.q.scrub_message).bind(body).bind(id.as_str()).execute(&mut *tx).await?;
             }
         }
         if !attempts.is_empty() {

@@ -121,7 +121,8 @@ pub struct NewChannel {
 /// A verification to send: the token's hash to keep, and the rendered event carrying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
-    /// SHA-256 of the token (the token itself is never stored).
+    /// SHA-256 of the token: the token itself is stored only in the event's body, and
+    /// taken out of it once the event has been delivered.
     pub token_hash: String,
     /// When the token stops being accepted.
     pub expires_at: DateTime<Utc>,

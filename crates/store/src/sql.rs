@@ -220,6 +220,9 @@ queries! {
         WHERE id IN (SELECT d.id FROM certhook_deliveries d \
         JOIN (SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token FROM JSON_ELEMENTS(?)) AS j ON d.id = j.o_id \
         WHERE NOIDX(d.lease_token) = j.o_token AND NOIDX(d.state) = 'leased' SKIP_LOCKED) RETURNING id"]);
+    // A delivered verification event keeps its body for the record, not its token.
+    scrub_message = "UPDATE certhook_messages SET body = ? \
+        WHERE id = (SELECT message_id FROM certhook_deliveries WHERE id = ?)";
     insert_attempts = "INSERT INTO certhook_attempts (delivery_id, number, started_at, duration_ms, status_code, error, \
         response_snippet) SELECT value ->> 'id', CAST(value ->> 'number' AS BIGINT), CAST(value ->> 'started' AS BIGINT), \
         CAST(value ->> 'duration' AS BIGINT), CAST(value ->> 'status' AS BIGINT), value ->> 'error', value ->> 'snippet' \

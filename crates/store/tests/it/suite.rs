@@ -12,6 +12,7 @@ use crate::fixtures::*;
 use crate::harness::{exec, scalar};
 
 crate::both_backends!(
+    a_delivered_verification_keeps_its_body_but_not_its_token,
     enqueue_is_idempotent_on_key,
     batch_with_one_bad_event_stores_nothing,
     fan_out_creates_one_delivery_per_channel_of_each_matching_alert,
@@ -55,6 +56,57 @@ fn attempt(status: Option<u16>, error: Option<&str>) -> Option<AttemptRecord> {
 
 fn outcome(lease: Lease, disposition: Disposition, status: Option<u16>) -> Outcome {
     Outcome { lease, attempt: attempt(status, None), disposition }
+}
+
+/// How many stored message bodies contain `needle`.
+async fn bodies_containing(store: &Store, needle: &str) -> i64 {
+    let sql = match store.kind() {
+        certhook_store::BackendKind::Sqlite => {
+            format!("SELECT COUNT(*) FROM certhook_messages WHERE instr(CAST(body AS TEXT), '{needle}') > 0")
+        }
+        certhook_store::BackendKind::Postgres => {
+            format!("SELECT COUNT(*) FROM certhook_messages WHERE position('{needle}'::bytea IN body) > 0")
+        }
+    };
+    scalar(store, &sql).await
+}
+
+async fn a_delivered_verification_keeps_its_body_but_not_its_token(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let token = "f00dfeedf00dfeedf00dfeedf00dfeed";
+    let body = format!(
+        r#"{{"id":"v","type":"x.webhook.verification","data":{{"verificationToken":"{token}","channelId":"c"}}}}"#
+    );
+    let verification = certhook_store::Verification {
+        token_hash: certhook_core::lifecycle::token_hash(token),
+        expires_at: Utc::now() + chrono::Duration::minutes(30),
+        message_id: uuid::Uuid::now_v7(),
+        body: body.into_bytes(),
+    };
+    let new = certhook_store::NewChannel {
+        id: uuid::Uuid::now_v7(),
+        alert_id: alert.id,
+        kind: certhook_core::event::ChannelKind::Webhook,
+        url: Some("https://receiver.test/hook".into()),
+        state: ChannelState::PendingVerification,
+        secret: None,
+        routing_key: None,
+        content_type: None,
+    };
+    store.create_channel(&new, Some(&verification)).await.unwrap();
+    let lease = claim_one(&store).await;
+    assert!(String::from_utf8_lossy(&lease.body).contains(token), "the endpoint gets the token");
+    store.record(&[outcome(lease, Disposition::Retry { delay: Duration::ZERO }, Some(500))]).await.unwrap();
+    assert_eq!(bodies_containing(&store, token).await, 1, "kept while it may be sent again");
+    let lease = claim_one(&store).await;
+    assert!(String::from_utf8_lossy(&lease.body).contains(token), "a retry sends the token again");
+    store.record(&[outcome(lease, Disposition::Delivered, Some(204))]).await.unwrap();
+    assert_eq!(bodies_containing(&store, token).await, 0, "the token stayed in the stored body");
+    assert_eq!(bodies_containing(&store, certhook_core::lifecycle::TOKEN_REMOVED).await, 1);
+    // The channel is activated with the token the endpoint received, as before.
+    let activated = store.activate_channel(new.id, token).await.unwrap();
+    assert_eq!(activated.state, ChannelState::Active);
 }
 
 async fn claim_one(store: &Store) -> Lease {
