@@ -271,3 +271,46 @@ async fn loopback_destinations_are_blocked_unless_allowed() {
     serve.wait_status(WAIT, |s| s["deliveries"]["delivered"] == 1).await;
     serve.terminate().await;
 }
+
+/// Issue 14: with `secret_key`, channel secrets are sealed in the database, deliveries are
+/// still signed with them, and a `serve` without the key refuses to start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_secrets_still_sign_and_serve_refuses_a_missing_key() {
+    const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const KEY_B: &str = "HxwdHhscGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+    let receiver = Receiver::start(Reply::Status(204)).await;
+    let mut env = Env::fast();
+    env.set("CERTHOOK_SECRET_KEY", KEY_A);
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), Some(SECRET));
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "77")).await;
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_signed(&got[0]);
+    serve.terminate().await;
+    let file = std::fs::read(env.path("certhook.db")).unwrap();
+    let wal = std::fs::read(env.path("certhook.db-wal")).unwrap_or_default();
+    let holds = |bytes: &[u8]| bytes.windows(SECRET.len()).any(|w| w == SECRET.as_bytes());
+    assert!(!holds(&file) && !holds(&wal), "the secret is in the database file in plain text");
+
+    // Without the key (or with another one), serve will not start.
+    for key in [None, Some(KEY_B)] {
+        match key {
+            Some(k) => env.set("CERTHOOK_SECRET_KEY", k),
+            None => env.unset("CERTHOOK_SECRET_KEY"),
+        }
+        let out = env.run_within(&["serve"], Duration::from_secs(30));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("secret_key") && !stderr.contains(KEY_A), "{stderr}");
+    }
+    // Rotation: B seals, A still opens; after rewrap, B alone is enough.
+    env.set("CERTHOOK_SECRET_KEY", KEY_B);
+    env.set("CERTHOOK_PREVIOUS_SECRET_KEYS", &format!("[\"{KEY_A}\"]"));
+    assert_eq!(env.json(&["secrets", "rewrap"])["count"], 1);
+    env.unset("CERTHOOK_PREVIOUS_SECRET_KEYS");
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "78")).await;
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_signed(&got[1]);
+    serve.terminate().await;
+}

@@ -49,6 +49,11 @@ impl Env {
         self.vars.push((key.to_string(), value.to_string()));
     }
 
+    /// Removes a variable set earlier.
+    pub fn unset(&mut self, key: &str) {
+        self.vars.retain(|(k, _)| k != key);
+    }
+
     pub fn set_all(&mut self, vars: &[(&str, &str)]) {
         for (k, v) in vars {
             self.set(k, v);

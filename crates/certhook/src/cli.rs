@@ -66,6 +66,21 @@ pub enum Command {
     Status,
     /// A local development receiver that prints each CloudEvent and checks its signatures.
     Listen(ListenArgs),
+    /// Channel secrets at rest: re-seal them under `secret_key`.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// `certhook secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-seal every channel secret and routing key under `secret_key` (plain text if none
+    /// is set), opening old ones with `secret_key` or `previous_secret_keys`.
+    Rewrap {
+        /// Count what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `certhook app …`

@@ -26,7 +26,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let store = Store::connect(&config.database_url).await?;
+    let store = crate::commands::open(&config).await?;
+    // A secret that does not open would stop that channel's deliveries one by one; better
+    // to refuse to start, saying which key is missing.
+    if let Err(e) = store.check_secrets().await {
+        return Err(match e {
+            certhook_store::StoreError::Sealed { .. } => BadInput(e.to_string()).into(),
+            other => other.into(),
+        });
+    }
     let notify_task = store.listen_for_work().await.context("listening for PostgreSQL notifications")?;
     let metrics = Metrics::new();
     let sender = Sender::new(&SenderConfig {

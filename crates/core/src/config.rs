@@ -30,6 +30,13 @@ pub struct Config {
     /// Bearer token for `/v1`; required when `listen` is not loopback.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
+    /// 32 bytes, base64: channel secrets and routing keys are sealed with it in the
+    /// database. Without it they are stored in plain text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<Secret>,
+    /// Keys that sealed secrets before `secret_key` replaced them: they still open what
+    /// they sealed until `certhook secrets rewrap` has re-sealed it.
+    pub previous_secret_keys: Vec<Secret>,
     /// Base of `metadata.viewUrl`; defaults to `http://<listen>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_url: Option<String>,
@@ -104,6 +111,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             metrics_listen: None,
             admin_token: None,
+            secret_key: None,
+            previous_secret_keys: Vec::new(),
             public_url: None,
             event_type_prefix: DEFAULT_TYPE_PREFIX.into(),
             signature_header: "x-infisical-signature".into(),
@@ -177,7 +186,7 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 }
 
 /// Keys that exist but have no default, so they are absent from the serialized defaults.
-const OPTIONAL_KEYS: &[&str] = &["metrics_listen", "admin_token", "public_url"];
+const OPTIONAL_KEYS: &[&str] = &["metrics_listen", "admin_token", "secret_key", "public_url"];
 
 impl Config {
     /// Builds the configuration from defaults, an optional `(name, TOML text)` file, and the
@@ -235,6 +244,13 @@ impl Config {
                     format!("must be at least {MIN_ADMIN_TOKEN} characters (it guards the whole API), got {n}"),
                 ));
             }
+        }
+        if let Some(key) = &self.secret_key {
+            crate::seal::Keyring::new(Some(key), &[]).map_err(|e| invalid("secret_key", e.to_string()))?;
+        }
+        for (i, key) in self.previous_secret_keys.iter().enumerate() {
+            crate::seal::Keyring::new(Some(key), &[])
+                .map_err(|e| invalid(&format!("previous_secret_keys[{i}]"), e.to_string()))?;
         }
         let scheme_ok = ["sqlite:", "postgres://", "postgresql://"].iter().any(|p| self.database_url.starts_with(p));
         if !scheme_ok {
@@ -323,6 +339,12 @@ impl Config {
     /// What rendering needs from this configuration.
     pub fn render_settings(&self) -> RenderSettings {
         RenderSettings { type_prefix: self.event_type_prefix.clone(), public_url: self.public_url() }
+    }
+
+    /// The keys that seal channel secrets (`secret_key`, `previous_secret_keys`).
+    pub fn keyring(&self) -> Result<crate::seal::Keyring, ConfigError> {
+        crate::seal::Keyring::new(self.secret_key.as_ref(), &self.previous_secret_keys)
+            .map_err(|e| invalid("secret_key", e.to_string()))
     }
 
     /// The retry schedule of `[delivery]`.

@@ -3,6 +3,7 @@
 //! # Layout
 //!
 //! - [`secret`]: the [`Secret`] newtype that never prints its contents.
+//! - [`seal`]: channel secrets encrypted at rest under `secret_key`, and key rotation.
 //! - [`time`]: RFC 3339 parsing and the millisecond UTC format of the wire.
 //! - [`duration`]: `alertBefore` windows (`30d`) and configuration durations (`250ms`).
 //! - [`event`]: the domain types of events, certificates, alerts and channels.
@@ -24,6 +25,7 @@ pub mod event;
 pub mod lifecycle;
 pub mod render;
 pub mod retry;
+pub mod seal;
 pub mod secret;
 pub mod sign;
 pub mod subscription;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use certhook_core::seal::Keyring;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use tokio::sync::Notify;
@@ -27,13 +28,21 @@ pub struct Backend<D> {
     pub(crate) work: Arc<Notify>,
     /// When claims next look for expired leases regardless.
     pub(crate) sweep: Arc<Sweep>,
+    /// Seals channel secrets on the way in and opens them on the way out.
+    pub(crate) keys: Arc<Keyring>,
 }
 
 impl<D: Driver> Backend<D> {
     /// The store on `driver`, waking `work` when it makes work due.
     pub(crate) fn new(driver: D, work: Arc<Notify>) -> Self {
         let q = driver.sql();
-        Backend { driver, q, work, sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)) }
+        Backend { driver, q, work, sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)), keys: Arc::default() }
+    }
+
+    /// This store, sealing channel secrets with `keys` from now on.
+    pub fn with_keyring(mut self, keys: Arc<Keyring>) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// The driver (and through it the pool, for callers that run their own transactions).

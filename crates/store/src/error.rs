@@ -33,6 +33,14 @@ pub enum StoreError {
     /// A migration failed to apply.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A channel's stored secret does not open under the configured keys.
+    #[error("channel {channel}: secret_key: {source}")]
+    Sealed {
+        /// The channel whose secret it is.
+        channel: String,
+        /// Which key is missing, or that the value is damaged.
+        source: certhook_core::seal::SealError,
+    },
     /// A stored value could not be read back (hand-edited rows, a newer schema).
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),

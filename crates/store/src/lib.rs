@@ -107,6 +107,16 @@ impl Store {
         })
     }
 
+    /// This store, sealing channel secrets and routing keys with `keys` (see
+    /// [`certhook_core::seal`]); without it they are stored as given.
+    pub fn with_keyring(self, keys: certhook_core::seal::Keyring) -> Store {
+        let keys = Arc::new(keys);
+        match self {
+            Store::Sqlite(b) => Store::Sqlite(b.with_keyring(keys)),
+            Store::Postgres(b) => Store::Postgres(b.with_keyring(keys)),
+        }
+    }
+
     /// Which backend this is.
     pub fn kind(&self) -> BackendKind {
         match self {
@@ -189,6 +199,17 @@ impl Store {
     /// Pause, resume or enable, if the channel's state allows it.
     pub async fn apply_channel_action(&self, id: Uuid, action: ChannelAction) -> Result<Channel> {
         dispatch!(self, b => b.apply_channel_action(id, action).await)
+    }
+
+    /// Re-seals every stored channel secret and routing key as the keyring now seals
+    /// (under `secret_key`, or plain without one); returns how many channels changed.
+    pub async fn rewrap_secrets(&self, dry_run: bool) -> Result<usize> {
+        dispatch!(self, b => b.rewrap_secrets(dry_run).await)
+    }
+
+    /// Checks that every stored secret opens under the configured keys (`serve` does, at start).
+    pub async fn check_secrets(&self) -> Result<()> {
+        dispatch!(self, b => b.check_secrets().await)
     }
 
     /// Replaces the signing secret; the previous one keeps signing for `grace`.

@@ -102,6 +102,9 @@ queries! {
         WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR alert_id = ?) ORDER BY created_at, id";
     get_channel = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
         WHERE id = ? AND deleted_at IS NULL";
+    channel_secrets = "SELECT id, secret, previous_secret, routing_key FROM certhook_channels WHERE deleted_at IS NULL \
+        AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL) ORDER BY id";
+    set_channel_secrets = "UPDATE certhook_channels SET secret = ?, previous_secret = ?, routing_key = ? WHERE id = ?";
     channel_targets = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
         c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
         JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
@@ -110,7 +113,9 @@ queries! {
     channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL ORDER BY created_at, id";
     set_channel_state = "UPDATE certhook_channels SET state = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     delete_alert = "UPDATE certhook_alerts SET deleted_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
-    delete_channel = "UPDATE certhook_channels SET deleted_at = NOW_MS, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    // A deleted channel sends nothing more, so it keeps no secret.
+    delete_channel = "UPDATE certhook_channels SET deleted_at = NOW_MS, updated_at = NOW_MS, secret = NULL, \
+        previous_secret = NULL, routing_key = NULL WHERE id = ? AND deleted_at IS NULL";
     hold_channel = "UPDATE certhook_deliveries SET state = 'held', updated_at = NOW_MS \
         WHERE channel_id = ? AND state IN ('pending', 'retrying') AND type <> 'webhook.verification'";
     release_channel = "UPDATE certhook_deliveries SET \

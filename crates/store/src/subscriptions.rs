@@ -105,8 +105,8 @@ impl<D: Driver> Backend<D> {
             .bind(&new.url)
             .bind(new.state.as_str())
             .bind(&new.content_type)
-            .bind(new.secret.as_ref().map(|s| s.expose().to_string()))
-            .bind(new.routing_key.as_ref().map(|s| s.expose().to_string()))
+            .bind(new.secret.as_ref().map(|s| self.keys.seal(s.expose(), &id)))
+            .bind(new.routing_key.as_ref().map(|s| self.keys.seal(s.expose(), &id)))
             .bind(verification.map(|v| v.token_hash.clone()))
             .bind(verification.map(|v| v.expires_at.timestamp_millis()))
             .fetch_one(&mut *tx)
@@ -217,7 +217,7 @@ impl<D: Driver> Backend<D> {
         let key = id.to_string();
         let done = D::statement(self.q.rotate_secret)
             .bind(duration_ms(grace))
-            .bind(secret.expose())
+            .bind(self.keys.seal(secret.expose(), &key))
             .bind(&key)
             .execute(&mut *self.conn().await?)
             .await?;
@@ -291,16 +291,24 @@ impl<D: Driver> Backend<D> {
         let rows = D::statement(self.q.channel_targets).fetch_all(&mut *self.conn().await?).await?;
         rows.iter()
             .map(|r| {
-                let mut secrets = Vec::new();
-                if let Some(s) = r.try_get::<Option<String>, _>("secret")? {
-                    secrets.push(certhook_core::Secret::new(s));
-                }
-                let previous: Option<String> = r.try_get("previous_secret")?;
+                let id: String = r.try_get("id")?;
+                let open = |column: &str| -> Result<Option<certhook_core::Secret>> {
+                    let stored: Option<String> = r.try_get(column)?;
+                    stored
+                        .map(|v| {
+                            self.keys
+                                .open(&v, &id)
+                                .map(certhook_core::Secret::new)
+                                .map_err(|source| StoreError::Sealed { channel: id.clone(), source })
+                        })
+                        .transpose()
+                };
+                let mut secrets: Vec<certhook_core::Secret> = open("secret")?.into_iter().collect();
                 let until = opt_millis(r.try_get("previous_secret_expires_at")?);
-                if let (Some(p), Some(until)) = (previous, until)
-                    && until > now
+                if until.is_some_and(|until| until > now)
+                    && let Some(p) = open("previous_secret")?
                 {
-                    secrets.push(certhook_core::Secret::new(p));
+                    secrets.push(p);
                 }
                 Ok(ChannelTarget {
                     id: uuid_col(r, "id")?,
@@ -311,10 +319,57 @@ impl<D: Driver> Backend<D> {
                     state: parse_col(r, "state")?,
                     content_type: r.try_get("content_type")?,
                     secrets,
-                    routing_key: r.try_get::<Option<String>, _>("routing_key")?.map(certhook_core::Secret::new),
+                    routing_key: open("routing_key")?,
                 })
             })
             .collect()
+    }
+
+    /// See [`crate::Store::check_secrets`].
+    pub async fn check_secrets(&self) -> Result<()> {
+        let rows = D::statement(self.q.channel_secrets).fetch_all(&mut *self.conn().await?).await?;
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            for column in ["secret", "previous_secret", "routing_key"] {
+                if let Some(v) = r.try_get::<Option<String>, _>(column)? {
+                    self.keys.open(&v, &id).map_err(|source| StoreError::Sealed { channel: id.clone(), source })?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`crate::Store::rewrap_secrets`].
+    pub async fn rewrap_secrets(&self, dry_run: bool) -> Result<usize> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let rows = D::statement(self.q.channel_secrets).fetch_all(&mut *tx).await?;
+        let mut changed = 0;
+        for r in &rows {
+            let id: String = r.try_get("id")?;
+            let mut values: [Option<String>; 3] =
+                [r.try_get("secret")?, r.try_get("previous_secret")?, r.try_get("routing_key")?];
+            if values.iter().flatten().all(|v| self.keys.is_current(v)) {
+                continue;
+            }
+            for v in values.iter_mut().flatten() {
+                let plain =
+                    self.keys.open(v, &id).map_err(|source| StoreError::Sealed { channel: id.clone(), source })?;
+                *v = self.keys.seal(&plain, &id);
+            }
+            changed += 1;
+            if !dry_run {
+                let [secret, previous, routing_key] = values;
+                D::statement(self.q.set_channel_secrets)
+                    .bind(secret)
+                    .bind(previous)
+                    .bind(routing_key)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 
     /// A `410 Gone` from `url` (the channel's URL when the request went out; none for

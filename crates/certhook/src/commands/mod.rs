@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SecretsCommand};
 use crate::exit::BadInput;
 
 /// Runs the parsed command line with its configuration.
@@ -33,14 +33,28 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
                 crate::secret_input::resolve(args.secret.as_deref(), args.secret_file.as_deref(), "--secret-file")?;
             crate::listen::listen(args.port, secret, config.signature_header.clone()).await
         }
+        Command::Secrets(SecretsCommand::Rewrap { dry_run }) => {
+            let store = open(&config).await?;
+            let count = store.rewrap_secrets(*dry_run).await?;
+            let key = config.keyring().ok().and_then(|k| k.current_id().map(str::to_string));
+            let report = serde_json::json!({"count": count, "dryRun": dry_run, "keyId": key});
+            out.emit(&report, |_| {
+                let under =
+                    key.as_deref().map_or("as plain text (no secret_key)".to_string(), |k| format!("under key {k}"));
+                let verb = if *dry_run { "would re-seal" } else { "re-sealed" };
+                vec![format!("{verb} the secrets of {count} channel(s) {under}")]
+            })
+        }
         Command::Import(args) => queue::import(&open(&config).await?, &config, args, &out).await,
         Command::Scan(args) => queue::scan(&open(&config).await?, &config, args, &out).await,
     }
 }
 
-/// Opens the database, creating it (SQLite) and applying pending migrations first.
-async fn open(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::connect(&config.database_url).await?)
+/// Opens the database, creating it (SQLite) and applying pending migrations first, with
+/// the keys that seal channel secrets.
+pub async fn open(config: &Config) -> anyhow::Result<Store> {
+    let keys = config.keyring().map_err(|e| BadInput(e.to_string()))?;
+    Ok(Store::connect(&config.database_url).await?.with_keyring(keys))
 }
 
 /// Where results go: text lines for people, or one JSON document for programs.

@@ -107,6 +107,8 @@ fn bad_values_name_the_key() {
         ("allowed_networks = [\"10.0.0.0/33\"]", "allowed_networks[0]"),
         ("allowed_hosts = [\"ok.example\", \"https://x.example\"]", "allowed_hosts[1]"),
         ("allowed_hosts = [\"\"]", "allowed_hosts[0]"),
+        ("secret_key = \"c2hvcnQ=\"", "secret_key"),
+        ("previous_secret_keys = [\"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\", \"x\"]", "previous_secret_keys[1]"),
         ("database_url = \"mysql://x\"", "database_url"),
         ("signature_header = \"x sig\"", "signature_header"),
         ("public_url = \"ftp://x\"", "public_url"),

@@ -12,6 +12,7 @@ use crate::fixtures::*;
 use crate::harness::{exec, scalar};
 
 crate::both_backends!(
+    channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key,
     a_delivered_verification_keeps_its_body_but_not_its_token,
     enqueue_is_idempotent_on_key,
     batch_with_one_bad_event_stores_nothing,
@@ -56,6 +57,98 @@ fn attempt(status: Option<u16>, error: Option<&str>) -> Option<AttemptRecord> {
 
 fn outcome(lease: Lease, disposition: Disposition, status: Option<u16>) -> Outcome {
     Outcome { lease, attempt: attempt(status, None), disposition }
+}
+
+const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "HxwdHhscGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+
+fn keyring(current: Option<&str>, previous: &[&str]) -> certhook_core::seal::Keyring {
+    let previous: Vec<certhook_core::Secret> = previous.iter().map(|k| certhook_core::Secret::new(*k)).collect();
+    certhook_core::seal::Keyring::new(current.map(certhook_core::Secret::new).as_ref(), &previous).unwrap()
+}
+
+/// How many channel rows hold `needle` in any secret column, and how many sealed values.
+async fn stored_secrets(store: &Store, needle: &str) -> (i64, i64) {
+    let plain = scalar(
+        store,
+        &format!(
+            "SELECT COUNT(*) FROM certhook_channels WHERE secret = '{needle}' OR previous_secret = '{needle}' \
+             OR routing_key = '{needle}'"
+        ),
+    )
+    .await;
+    let sealed = scalar(store, "SELECT COUNT(*) FROM certhook_channels WHERE secret LIKE 'enc:v1:%'").await;
+    (plain, sealed)
+}
+
+async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store: Store) {
+    let plain_store = store.clone();
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let secret = "the-signing-secret-0123456789abcdef";
+    let new_channel = |secret: &str| certhook_store::NewChannel {
+        id: uuid::Uuid::now_v7(),
+        alert_id: alert.id,
+        kind: certhook_core::event::ChannelKind::Webhook,
+        url: Some("https://receiver.test/hook".into()),
+        state: ChannelState::Active,
+        secret: Some(certhook_core::Secret::new(secret)),
+        routing_key: None,
+        content_type: None,
+    };
+    // Written before any key was set: plain, and still readable once one is.
+    let legacy = new_channel("legacy-secret-0123456789abcdef0123");
+    plain_store.create_channel(&legacy, None).await.unwrap();
+
+    let sealed_store = store.clone().with_keyring(keyring(Some(KEY_A), &[]));
+    let ch = new_channel(secret);
+    sealed_store.create_channel(&ch, None).await.unwrap();
+    assert_eq!(stored_secrets(&store, secret).await, (0, 1), "the secret is stored sealed");
+    let secrets_of = |targets: Vec<certhook_store::ChannelTarget>, id| -> Vec<String> {
+        let t = targets.into_iter().find(|t| t.id == id).unwrap();
+        t.secrets.iter().map(|s| s.expose().to_string()).collect()
+    };
+    assert_eq!(secrets_of(sealed_store.channel_targets().await.unwrap(), ch.id), [secret]);
+    assert_eq!(
+        secrets_of(sealed_store.channel_targets().await.unwrap(), legacy.id),
+        ["legacy-secret-0123456789abcdef0123"]
+    );
+    assert!(matches!(plain_store.check_secrets().await, Err(StoreError::Sealed { .. })), "no key, sealed secret");
+
+    // Rotation: key B seals, key A still opens; rewrap re-seals everything under B.
+    let rotated = store.clone().with_keyring(keyring(Some(KEY_B), &[KEY_A]));
+    rotated
+        .rotate_secret(
+            ch.id,
+            &certhook_core::Secret::new("next-secret-0123456789abcdef012345"),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        secrets_of(rotated.channel_targets().await.unwrap(), ch.id),
+        ["next-secret-0123456789abcdef012345", secret]
+    );
+    assert_eq!(rotated.rewrap_secrets(true).await.unwrap(), 2, "dry run: the rotated and the legacy channel");
+    assert_eq!(rotated.rewrap_secrets(false).await.unwrap(), 2);
+    assert_eq!(rotated.rewrap_secrets(false).await.unwrap(), 0, "nothing left to re-seal");
+    assert_eq!(stored_secrets(&store, "legacy-secret-0123456789abcdef0123").await.0, 0);
+    let only_b = store.clone().with_keyring(keyring(Some(KEY_B), &[]));
+    only_b.check_secrets().await.unwrap();
+    assert_eq!(secrets_of(only_b.channel_targets().await.unwrap(), ch.id)[1], secret);
+    match sealed_store.check_secrets().await {
+        Err(e @ StoreError::Sealed { .. }) => {
+            assert!(e.to_string().contains(&ch.id.to_string()) || e.to_string().contains(&legacy.id.to_string()), "{e}")
+        }
+        other => panic!("key A alone cannot open what B sealed: {other:?}"),
+    }
+
+    // A deleted channel keeps no secret.
+    only_b.delete_channel(ch.id).await.unwrap();
+    let left =
+        scalar(&store, &format!("SELECT COUNT(*) FROM certhook_channels WHERE id = '{}' AND secret IS NULL", ch.id))
+            .await;
+    assert_eq!(left, 1);
 }
 
 /// How many stored message bodies contain `needle`.
