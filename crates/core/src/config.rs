@@ -121,7 +121,7 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             scan_interval: Duration::from_secs(3600),
             retention: Duration::from_secs(7 * 86400),
-            max_event_bytes: 262_144,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_certificates_per_event: 100,
             pagerduty_url: "https://events.pagerduty.com/v2/enqueue".into(),
             delivery: DeliveryConfig::default(),
@@ -177,6 +177,9 @@ pub enum ConfigError {
         message: String,
     },
 }
+
+/// The default `max_event_bytes`.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 262_144;
 
 /// The shortest admin token accepted: 32 random characters are beyond guessing over HTTP.
 pub const MIN_ADMIN_TOKEN: usize = 32;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use certhook_core::config::DEFAULT_MAX_EVENT_BYTES;
 use certhook_core::seal::Keyring;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
@@ -30,18 +31,43 @@ pub struct Backend<D> {
     pub(crate) sweep: Arc<Sweep>,
     /// Seals channel secrets on the way in and opens them on the way out.
     pub(crate) keys: Arc<Keyring>,
+    /// The largest outbox row fan-out accepts from a plain-SQL producer.
+    pub(crate) max_event_bytes: usize,
+}
+
+/// What the store takes from the configuration.
+#[derive(Debug)]
+pub struct StoreSettings {
+    /// Seals channel secrets (`secret_key`, `previous_secret_keys`).
+    pub keys: Keyring,
+    /// `max_event_bytes`, applied to outbox rows at fan-out as the API applies it to events.
+    pub max_event_bytes: usize,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings { keys: Keyring::default(), max_event_bytes: DEFAULT_MAX_EVENT_BYTES }
+    }
 }
 
 impl<D: Driver> Backend<D> {
     /// The store on `driver`, waking `work` when it makes work due.
     pub(crate) fn new(driver: D, work: Arc<Notify>) -> Self {
         let q = driver.sql();
-        Backend { driver, q, work, sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)), keys: Arc::default() }
+        Backend {
+            driver,
+            q,
+            work,
+            sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)),
+            keys: Arc::default(),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
     }
 
-    /// This store, sealing channel secrets with `keys` from now on.
-    pub fn with_keyring(mut self, keys: Arc<Keyring>) -> Self {
+    /// This store with `settings` from the configuration.
+    pub fn with_settings(mut self, keys: Arc<Keyring>, max_event_bytes: usize) -> Self {
         self.keys = keys;
+        self.max_event_bytes = max_event_bytes;
         self
     }
 

@@ -176,8 +176,9 @@ struct ParsedEvent {
     upsert: bool,
 }
 
-/// Reads an outbox row: what the producer API wrote, or what a PKI inserted by plain SQL.
-fn parse_pending(ev: &PendingEvent) -> std::result::Result<ParsedEvent, String> {
+/// Reads an outbox row: what the producer API wrote, or what a PKI inserted by plain SQL
+/// (checked as the API checks an event, `max_event_bytes` included).
+fn parse_pending(ev: &PendingEvent, max_event_bytes: usize) -> std::result::Result<ParsedEvent, String> {
     let occurred = millis(ev.occurred_at);
     if let Some(list) = &ev.certificates {
         let certificates: Vec<Certificate> = serde_json::from_str(list).map_err(|e| format!("certificates: {e}"))?;
@@ -187,6 +188,10 @@ fn parse_pending(ev: &PendingEvent) -> std::result::Result<ParsedEvent, String> 
         return Ok(ParsedEvent { alert_type, application_id, certificates, upsert: false });
     }
     let certificate: serde_json::Value = match &ev.certificate {
+        Some(text) if text.len() > max_event_bytes => {
+            return Err(certhook_core::validate::ValidationError::TooLarge { size: text.len(), max: max_event_bytes }
+                .to_string());
+        }
         Some(text) => serde_json::from_str(text).map_err(|e| format!("certificate: invalid JSON: {e}"))?,
         None => return Err("certificate: missing required field".into()),
     };
@@ -201,7 +206,33 @@ fn parse_pending(ev: &PendingEvent) -> std::result::Result<ParsedEvent, String> 
     Ok(ParsedEvent { alert_type: event_type, application_id, certificates: vec![certificate], upsert })
 }
 
+/// Whether an event that names its alert (`alert_id`) may go to it: an alert of the
+/// event's own application and type. A plain-SQL row could otherwise send one
+/// application's certificates to another's channels.
+fn alert_fits(alert_id: &str, found: &[Alert], event: &ParsedEvent) -> std::result::Result<(), String> {
+    let Some(alert) = found.first() else {
+        return Err(format!("alertId: no alert '{alert_id}'"));
+    };
+    if alert.application_id != event.application_id {
+        return Err(format!("alertId: alert '{alert_id}' belongs to another application"));
+    }
+    if alert.alert_type != event.alert_type {
+        return Err(format!(
+            "alertId: alert '{alert_id}' is a {} alert, the event is {}",
+            alert.alert_type, event.alert_type
+        ));
+    }
+    Ok(())
+}
+
 impl<D: Driver> Backend<D> {
+    /// Marks an outbox row as fanned out to nothing, keeping why in its `error` column.
+    async fn refuse(&self, tx: &mut sqlx::Transaction<'static, D::Db>, ev: &PendingEvent, error: String) -> Result<()> {
+        tracing::warn!(event_id = %ev.id, %error, "outbox row refused at fan-out");
+        D::statement(self.q.mark_fanned_out).bind(Some(error)).bind(&ev.id).execute(&mut **tx).await?;
+        Ok(())
+    }
+
     /// Fans out up to `limit` new outbox rows into deliveries; returns how many rows it read.
     ///
     /// Each row: the inventory is updated, one message is rendered per matching alert, and
@@ -238,24 +269,28 @@ impl<D: Driver> Backend<D> {
         let mut batch = FanOutBatch::default();
         let mut parsed_events = Vec::with_capacity(events.len());
         for ev in &events {
-            match parse_pending(ev) {
+            match parse_pending(ev, self.max_event_bytes) {
                 Ok(p) => parsed_events.push((ev, p)),
-                Err(error) => {
-                    tracing::warn!(event_id = %ev.id, %error, "outbox row refused at fan-out");
-                    D::statement(self.q.mark_fanned_out).bind(Some(error)).bind(&ev.id).execute(&mut *tx).await?;
-                }
+                Err(error) => self.refuse(&mut tx, ev, error).await?,
             }
         }
         for (ev, parsed) in &parsed_events {
+            let alerts = match &ev.alert_id {
+                Some(alert) => {
+                    let alerts = cache.alert_by_id(self, &mut tx, alert).await?;
+                    if let Err(error) = alert_fits(alert, &alerts, parsed) {
+                        self.refuse(&mut tx, ev, error).await?;
+                        continue;
+                    }
+                    alerts
+                }
+                None => cache.alerts_for(self, &mut tx, &ev.application_id, parsed.alert_type).await?,
+            };
             if parsed.upsert {
                 for c in &parsed.certificates {
                     batch.certificates.push(certificate_row(&ev.application_id, c));
                 }
             }
-            let alerts = match &ev.alert_id {
-                Some(alert) => cache.alert_by_id(self, &mut tx, alert).await?,
-                None => cache.alerts_for(self, &mut tx, &ev.application_id, parsed.alert_type).await?,
-            };
             for alert in &alerts {
                 let channels = cache.channels_of(self, &mut tx, alert.id, false).await?;
                 batch.add(settings, ev, parsed, FanOutTarget { alert, channels: &channels, resolve: false });

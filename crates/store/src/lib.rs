@@ -52,7 +52,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use backend::Backend;
+pub use backend::{Backend, StoreSettings};
 pub use error::{Result, StoreError};
 pub use model::*;
 
@@ -107,13 +107,14 @@ impl Store {
         })
     }
 
-    /// This store, sealing channel secrets and routing keys with `keys` (see
-    /// [`certhook_core::seal`]); without it they are stored as given.
-    pub fn with_keyring(self, keys: certhook_core::seal::Keyring) -> Store {
-        let keys = Arc::new(keys);
+    /// This store with what it takes from the configuration: the keys that seal channel
+    /// secrets (see [`certhook_core::seal`]; without them secrets are stored as given) and
+    /// the size limit of outbox rows.
+    pub fn with_settings(self, settings: StoreSettings) -> Store {
+        let keys = Arc::new(settings.keys);
         match self {
-            Store::Sqlite(b) => Store::Sqlite(b.with_keyring(keys)),
-            Store::Postgres(b) => Store::Postgres(b.with_keyring(keys)),
+            Store::Sqlite(b) => Store::Sqlite(b.with_settings(keys, settings.max_event_bytes)),
+            Store::Postgres(b) => Store::Postgres(b.with_settings(keys, settings.max_event_bytes)),
         }
     }
 

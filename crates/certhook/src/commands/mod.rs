@@ -54,7 +54,8 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
 /// the keys that seal channel secrets.
 pub async fn open(config: &Config) -> anyhow::Result<Store> {
     let keys = config.keyring().map_err(|e| BadInput(e.to_string()))?;
-    Ok(Store::connect(&config.database_url).await?.with_keyring(keys))
+    let settings = certhook_store::StoreSettings { keys, max_event_bytes: config.max_event_bytes };
+    Ok(Store::connect(&config.database_url).await?.with_settings(settings))
 }
 
 /// Where results go: text lines for people, or one JSON document for programs.

@@ -12,6 +12,7 @@ use crate::fixtures::*;
 use crate::harness::{exec, scalar};
 
 crate::both_backends!(
+    plain_sql_rows_are_checked_like_api_events_and_refusals_keep_their_reason,
     channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key,
     a_delivered_verification_keeps_its_body_but_not_its_token,
     enqueue_is_idempotent_on_key,
@@ -62,9 +63,10 @@ fn outcome(lease: Lease, disposition: Disposition, status: Option<u16>) -> Outco
 const KEY_A: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const KEY_B: &str = "HxwdHhscGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
 
-fn keyring(current: Option<&str>, previous: &[&str]) -> certhook_core::seal::Keyring {
+fn sealing(current: Option<&str>, previous: &[&str]) -> certhook_store::StoreSettings {
     let previous: Vec<certhook_core::Secret> = previous.iter().map(|k| certhook_core::Secret::new(*k)).collect();
-    certhook_core::seal::Keyring::new(current.map(certhook_core::Secret::new).as_ref(), &previous).unwrap()
+    let keys = certhook_core::seal::Keyring::new(current.map(certhook_core::Secret::new).as_ref(), &previous).unwrap();
+    certhook_store::StoreSettings { keys, ..Default::default() }
 }
 
 /// How many channel rows hold `needle` in any secret column, and how many sealed values.
@@ -100,7 +102,7 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
     let legacy = new_channel("legacy-secret-0123456789abcdef0123");
     plain_store.create_channel(&legacy, None).await.unwrap();
 
-    let sealed_store = store.clone().with_keyring(keyring(Some(KEY_A), &[]));
+    let sealed_store = store.clone().with_settings(sealing(Some(KEY_A), &[]));
     let ch = new_channel(secret);
     sealed_store.create_channel(&ch, None).await.unwrap();
     assert_eq!(stored_secrets(&store, secret).await, (0, 1), "the secret is stored sealed");
@@ -116,7 +118,7 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
     assert!(matches!(plain_store.check_secrets().await, Err(StoreError::Sealed { .. })), "no key, sealed secret");
 
     // Rotation: key B seals, key A still opens; rewrap re-seals everything under B.
-    let rotated = store.clone().with_keyring(keyring(Some(KEY_B), &[KEY_A]));
+    let rotated = store.clone().with_settings(sealing(Some(KEY_B), &[KEY_A]));
     rotated
         .rotate_secret(
             ch.id,
@@ -133,7 +135,7 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
     assert_eq!(rotated.rewrap_secrets(false).await.unwrap(), 2);
     assert_eq!(rotated.rewrap_secrets(false).await.unwrap(), 0, "nothing left to re-seal");
     assert_eq!(stored_secrets(&store, "legacy-secret-0123456789abcdef0123").await.0, 0);
-    let only_b = store.clone().with_keyring(keyring(Some(KEY_B), &[]));
+    let only_b = store.clone().with_settings(sealing(Some(KEY_B), &[]));
     only_b.check_secrets().await.unwrap();
     assert_eq!(secrets_of(only_b.channel_targets().await.unwrap(), ch.id)[1], secret);
     match sealed_store.check_secrets().await {
@@ -740,6 +742,60 @@ async fn malformed_plain_sql_row_is_marked_and_not_delivered(store: Store) {
         "the refusal names the field"
     );
     assert_eq!(store.list_deliveries(&DeliveryFilter::default()).await.unwrap().len(), 1, "the good row still flows");
+}
+
+/// Issue 14: a plain-SQL producer's rows get the API's checks at fan-out: size, and an
+/// `alert_id` of the event's own application and type.
+async fn plain_sql_rows_are_checked_like_api_events_and_refusals_keep_their_reason(store: Store) {
+    let store = store.with_settings(certhook_store::StoreSettings { max_event_bytes: 400, ..Default::default() });
+    let mine = app(&store).await;
+    let theirs = app(&store).await;
+    let my_alert = alert(&store, &mine, AlertType::Issuance, "mine").await;
+    let my_revocations = alert(&store, &mine, AlertType::Revocation, "revoked").await;
+    let their_alert = alert(&store, &theirs, AlertType::Issuance, "theirs").await;
+    for a in [&my_alert, &my_revocations, &their_alert] {
+        channel(&store, a, ChannelState::Active).await;
+    }
+    let cert = |cn: &str| {
+        format!(
+            r#"{{"serialNumber":"1","commonName":"{cn}","notBefore":"2024-01-01T00:00:00Z","notAfter":"2025-01-01T00:00:00Z"}}"#
+        )
+    };
+    let insert = |key: &str, alert: Option<uuid::Uuid>, certificate: String| {
+        let alert = alert.map_or("NULL".to_string(), |a| format!("'{a}'"));
+        format!(
+            "INSERT INTO certhook_events (application_id, type, idempotency_key, alert_id, certificate) \
+             VALUES ('{}', 'issuance', '{key}', {alert}, '{certificate}')",
+            mine.id
+        )
+    };
+    exec(&store, &insert("big", None, cert(&"x".repeat(500)))).await;
+    exec(&store, &insert("foreign", Some(their_alert.id), cert("a.example"))).await;
+    exec(&store, &insert("wrong-type", Some(my_revocations.id), cert("b.example"))).await;
+    exec(&store, &insert("unknown", Some(uuid::Uuid::now_v7()), cert("c.example"))).await;
+    exec(&store, &insert("good", Some(my_alert.id), cert("d.example"))).await;
+    assert_eq!(fan_out_all(&store).await, 5);
+    for (key, reason) in [
+        ("big", "exceeds max_event_bytes 400"),
+        ("foreign", "belongs to another application"),
+        ("wrong-type", "is a revocation alert, the event is issuance"),
+        ("unknown", "alertId: no alert"),
+    ] {
+        let sql = format!(
+            "SELECT COUNT(*) FROM certhook_events WHERE idempotency_key = '{key}' AND fanned_out_at IS NOT NULL \
+             AND error LIKE '%{reason}%'"
+        );
+        assert_eq!(scalar(&store, &sql).await, 1, "{key}: kept, marked, with its reason");
+    }
+    let deliveries = store.list_deliveries(&DeliveryFilter::default()).await.unwrap();
+    assert_eq!(deliveries.len(), 1, "only the good row was fanned out: {deliveries:?}");
+    let lease = claim_one(&store).await;
+    assert!(String::from_utf8_lossy(&lease.body).contains("d.example"));
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(*) FROM certhook_certificates").await,
+        1,
+        "refused rows touch no inventory"
+    );
 }
 
 async fn transactional_outbox_commits_or_rolls_back_with_the_caller(store: Store) {
