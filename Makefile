@@ -4,7 +4,7 @@
 # unless CI=true).
 CARGO ?= cargo
 
-.PHONY: run build test lint fmt bench bench-smoke clean
+.PHONY: run build test lint deny fmt bench bench-smoke clean
 
 run:
 	$(CARGO) run -p certhook -- serve
@@ -27,6 +27,11 @@ test:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Licences, banned and duplicated crates, sources (deny.toml). Advisories need the RustSec
+# database from GitHub: `cargo deny check advisories` where the network reaches it.
+deny:
+	$(CARGO) deny check licenses bans sources
 
 fmt:
 	$(CARGO) fmt --all
