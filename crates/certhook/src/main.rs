@@ -7,26 +7,22 @@
 //! - `settings`: configuration from file, environment and flags.
 //! - `exit`: exit codes 0/1/2 and the errors that mean "bad input".
 //! - `secret_input`: `--secret-file` and `--routing-key-file` (`-` for standard input).
-//! - `commands`: one function per command.
-//! - `serve`: the long-running process; `api`: its HTTP API.
-//! - `http_server`: the API's listener and its limits; `edge`: the checks every request
-//!   passes first (`hosts`: which `Host` values are this server); `gauges`: the queue
-//!   gauges of `/metrics`, read at most every few seconds.
+//! - `commands`: one function per command, one file per command group.
+//! - `shapes`: the JSON shapes the CLI and the API share.
+//! - `serve`: the long-running process; `api`: its HTTP API, one module per resource.
+//! - `http_server`: the API's listener and its limits.
 
 mod api;
-mod api_admin;
 mod channels;
 mod cli;
 mod commands;
-mod edge;
 mod exit;
-mod gauges;
-mod hosts;
 mod http_server;
 mod listen;
 mod secret_input;
 mod serve;
 mod settings;
+mod shapes;
 
 use clap::Parser;
 

@@ -1,9 +1,8 @@
-//! `certhook serve`: the worker, housekeeping (pruning, disabling failing channels) and
+//! `certhook serve`: wires the worker, housekeeping, the expiration scanner and
 //! the HTTP API in one process, until SIGINT or SIGTERM; then it stops claiming, finishes
 //! in-flight deliveries, and exits 0.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use certhook_core::config::Config;
@@ -62,16 +61,24 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(wait_for_signal(shutdown.clone()));
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
-    let scanner = tokio::spawn(scan_periodically(
+    let scan_metrics = metrics.clone();
+    let scanner = tokio::spawn(certhook_producer::scan::run_every(
         store.clone(),
         config.render_settings(),
         config.scan_interval,
         config.max_certificates_per_event,
-        metrics.clone(),
+        move |out| {
+            scan_metrics.events_enqueued.with_label_values(&["expiration"]).inc_by(out.events.len() as u64);
+            scan_metrics.scans.inc();
+            scan_metrics.last_scan.set(chrono::Utc::now().timestamp() as f64);
+        },
+    ));
+    let housekeeping = tokio::spawn(certhook_worker::housekeeping::run(
+        store.clone(),
+        config.retention,
+        config.delivery.disable_after,
         shutdown.clone(),
     ));
-    let housekeeping =
-        tokio::spawn(housekeeping(store.clone(), config.retention, config.delivery.disable_after, shutdown.clone()));
 
     let state = ApiState {
         store: store.clone(),
@@ -80,7 +87,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         admin_token: config.admin_token.clone().map(Arc::new),
         max_event_bytes: config.max_event_bytes,
         config: Arc::new(config.clone()),
-        gauges: Arc::new(crate::gauges::GaugeCache::new(crate::gauges::GAUGE_PERIOD)),
+        gauges: Arc::new(api::gauges::GaugeCache::new(api::gauges::GAUGE_PERIOD)),
     };
     if let Some(addr) = config.metrics_listen {
         let listener =
@@ -129,78 +136,4 @@ async fn wait_for_signal(shutdown: CancellationToken) {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
     }
     shutdown.cancel();
-}
-
-/// Background chores: disable channels failing without a success for `disable_after`
-/// (checked every 30 s), and prune what `retention` allows (every few minutes).
-async fn housekeeping(store: Store, retention: Duration, disable_after: Duration, shutdown: CancellationToken) {
-    let prune_every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(600));
-    let mut last_prune = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
-        }
-        match store.disable_failing(disable_after).await {
-            Ok(ids) => {
-                for id in ids {
-                    tracing::warn!(channel_id = %id, "channel disabled: no successful delivery within disable_after");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "checking failing channels failed; will try again"),
-        }
-        if last_prune.elapsed() < prune_every {
-            continue;
-        }
-        last_prune = tokio::time::Instant::now();
-        match store.prune(retention).await {
-            Ok(p) if p.deliveries + p.events > 0 => {
-                tracing::info!(deliveries = p.deliveries, events = p.events, "pruned past retention")
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
-        }
-    }
-}
-
-/// The expiration scanner: once at start, then every `scan_interval`, each time after
-/// folding the events accepted so far into the inventory. Several processes may scan the
-/// same database; each report is enqueued once (see the store).
-async fn scan_periodically(
-    store: Store,
-    render: certhook_core::render::RenderSettings,
-    every: Duration,
-    max_per_event: usize,
-    metrics: Metrics,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let as_of = match store.now().await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "expiration scan: database unreachable; will try again");
-                chrono::Utc::now()
-            }
-        };
-        match certhook_producer::scan::scan(&store, &render, as_of, max_per_event).await {
-            Ok(out) => {
-                metrics.events_enqueued.with_label_values(&["expiration"]).inc_by(out.events.len() as u64);
-                metrics.scans.inc();
-                metrics.last_scan.set(chrono::Utc::now().timestamp() as f64);
-                if out.reported > 0 || out.expired_marked > 0 {
-                    tracing::info!(
-                        reported = out.reported,
-                        events = out.events.len(),
-                        expired = out.expired_marked,
-                        "expiration scan"
-                    );
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "expiration scan failed; will try again"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
 }

@@ -113,8 +113,7 @@ pub fn check_token(
         return Err(TokenError::None);
     };
     let given = token_hash(given);
-    let equal =
-        given.len() == stored.len() && given.bytes().zip(stored.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y)) == 0;
+    let equal = bool::from(subtle::ConstantTimeEq::ct_eq(given.as_bytes(), stored.as_bytes()));
     if !equal {
         return Err(TokenError::Wrong);
     }

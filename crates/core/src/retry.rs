@@ -64,13 +64,14 @@ impl RetryPolicy {
     }
 }
 
-/// Reads a `Retry-After` value: delay-seconds or an HTTP date (judged against `now`).
+/// Reads a `Retry-After` value: delay-seconds or an HTTP date in any of the three forms
+/// HTTP allows (judged against `now`).
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at: DateTime<Utc> = httpdate::parse_http_date(value).ok()?.into();
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -118,6 +119,8 @@ mod tests {
         assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(60)));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("Wednesday, 21-Oct-15 07:29:00 GMT", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed Oct 21 07:30:00 2015", now), Some(Duration::from_secs(180)));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
     }

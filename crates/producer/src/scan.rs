@@ -6,6 +6,7 @@
 use certhook_core::render::RenderSettings;
 use certhook_store::{Result, ScanOutcome, Store};
 use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 /// Outbox rows fanned out per transaction while folding.
 const FOLD_BATCH: usize = 1_000;
@@ -42,4 +43,40 @@ pub async fn fold_waiting_events(store: &Store, render: &RenderSettings) -> Resu
         }
     }
     Ok(total)
+}
+
+/// `serve`'s scanner: a scan at start, then one every `every`, forever (the caller aborts
+/// the task to stop it). Each outcome goes to `on_scan`; a failed scan is logged and
+/// tried again at the next turn.
+pub async fn run_every(
+    store: Store,
+    render: RenderSettings,
+    every: Duration,
+    max_per_event: usize,
+    on_scan: impl Fn(&ScanOutcome) + Send,
+) {
+    loop {
+        let as_of = match store.now().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "expiration scan: database unreachable; will try again");
+                Utc::now()
+            }
+        };
+        match scan(&store, &render, as_of, max_per_event).await {
+            Ok(out) => {
+                on_scan(&out);
+                if out.reported > 0 || out.expired_marked > 0 {
+                    tracing::info!(
+                        reported = out.reported,
+                        events = out.events.len(),
+                        expired = out.expired_marked,
+                        "expiration scan"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiration scan failed; will try again"),
+        }
+        tokio::time::sleep(every).await;
+    }
 }

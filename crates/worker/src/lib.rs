@@ -15,6 +15,7 @@
 //! - [`targets`]: the channel cache the loop sends with.
 //! - [`record`]: batched outcome writes.
 //! - [`metrics`]: every Prometheus family.
+//! - [`housekeeping`]: disabling channels that keep failing, pruning past retention.
 #![deny(missing_docs)]
 
 pub mod breaker;
@@ -24,6 +25,7 @@ pub mod classify;
 pub mod deliver;
 pub mod fan_out;
 pub mod guard;
+pub mod housekeeping;
 pub mod lease;
 pub mod metrics;
 pub mod record;

@@ -1,8 +1,13 @@
-//! One function per command; each prints its result as text, or as one JSON document
+//! One function per command, one file per command group (`admin`: applications, alerts,
+//! channels; `produce`: enqueue, import; `scan`; `deliveries`: deliveries and dead letters;
+//! `status`: status, migrate); each prints its result as text, or as one JSON document
 //! with `--json`.
 
 mod admin;
-mod queue;
+mod deliveries;
+mod produce;
+mod scan;
+mod status;
 
 use std::str::FromStr;
 
@@ -19,14 +24,14 @@ use crate::exit::BadInput;
 pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
     let out = Output { json: cli.json };
     match &cli.command {
-        Command::Migrate => queue::migrate(&config, &out).await,
+        Command::Migrate => status::migrate(&config, &out).await,
         Command::App(cmd) => admin::app(&open(&config).await?, cmd, &out).await,
         Command::Alert(cmd) => admin::alert(&open(&config).await?, cmd, &out).await,
         Command::Channel(cmd) => admin::channel(&open(&config).await?, &config, cmd, &out).await,
-        Command::Enqueue(args) => queue::enqueue(&open(&config).await?, &config, args, &out).await,
-        Command::Deliveries(cmd) => queue::deliveries(&open(&config).await?, cmd, &out).await,
-        Command::Dlq(cmd) => queue::dlq(&open(&config).await?, cmd, &out).await,
-        Command::Status => queue::status(&open(&config).await?, &out).await,
+        Command::Enqueue(args) => produce::enqueue(&open(&config).await?, &config, args, &out).await,
+        Command::Deliveries(cmd) => deliveries::deliveries(&open(&config).await?, cmd, &out).await,
+        Command::Dlq(cmd) => deliveries::dlq(&open(&config).await?, cmd, &out).await,
+        Command::Status => status::status(&open(&config).await?, &out).await,
         Command::Serve => crate::serve::serve(config).await,
         Command::Listen(args) => {
             let secret =
@@ -45,8 +50,8 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
                 vec![format!("{verb} the secrets of {count} channel(s) {under}")]
             })
         }
-        Command::Import(args) => queue::import(&open(&config).await?, &config, args, &out).await,
-        Command::Scan(args) => queue::scan(&open(&config).await?, &config, args, &out).await,
+        Command::Import(args) => produce::import(&open(&config).await?, &config, args, &out).await,
+        Command::Scan(args) => scan::scan(&open(&config).await?, &config, args, &out).await,
     }
 }
 

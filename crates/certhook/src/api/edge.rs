@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::ApiError;
-use crate::hosts::AllowedHosts;
+use super::ApiError;
+use super::hosts::AllowedHosts;
 
 /// Paths a probe or a scraper reaches by the pod's address: answered whatever the `Host`.
 /// They change nothing and reveal nothing secret.

@@ -12,11 +12,12 @@ use certhook_store::{Alert, Application, Channel, NewAlert};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::api::{ApiError, ApiState, ErrorBody, json_body, parse_uuid};
+use super::input::{json_body, parse_uuid};
+use super::{ApiError, ApiState, ErrorBody};
 use crate::channels::{self, ChannelError, TestReport};
 
 /// The admin routes, to be nested under `/v1`.
-pub fn routes() -> Router<ApiState> {
+pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/applications", get(list_applications).post(create_application))
         .route("/applications/{id}", get(get_application))

@@ -1,0 +1,78 @@
+//! Dead letters: `GET /v1/dead-letters`, and `POST /v1/dead-letters/replay` and `/purge`
+//! for one id or everything matching filters, with a dry run.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use certhook_core::event::DeliveryState;
+use certhook_store::{DeadLetterSelector, DeliveryFilter};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::deliveries::DeliveryQuery;
+use super::input::{json_body, parse_time, parse_uuid};
+use super::{ApiError, ApiState, ErrorBody};
+use crate::shapes::Counted;
+
+#[utoipa::path(get, path = "/v1/dead-letters", params(DeliveryQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(super) async fn list_dead_letters(
+    State(state): State<ApiState>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Vec<certhook_store::Delivery>>, ApiError> {
+    let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..q.filter()? };
+    Ok(Json(state.store.list_deliveries(&filter).await?))
+}
+
+/// Body of replay and purge: one `id`, or `all: true` with filters.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeadLetterAction {
+    id: Option<String>,
+    #[serde(default)]
+    all: bool,
+    channel: Option<String>,
+    #[serde(rename = "type")]
+    delivery_type: Option<String>,
+    since: Option<String>,
+    before: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+impl DeadLetterAction {
+    fn selector(&self) -> Result<DeadLetterSelector, ApiError> {
+        match (&self.id, self.all) {
+            (Some(id), false) => Ok(DeadLetterSelector::Id(parse_uuid("id", id)?)),
+            (None, true) => Ok(DeadLetterSelector::Matching(DeliveryFilter {
+                channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
+                delivery_type: self.delivery_type.clone(),
+                dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+                dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
+                ..Default::default()
+            })),
+            _ => Err(ApiError {
+                field: Some("id".into()),
+                ..ApiError::bad_request("give exactly one of id or all: true")
+            }),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/v1/dead-letters/replay", request_body = DeadLetterAction, security(("bearer" = [])),
+    responses((status = 200, body = Counted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn replay(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
+    let action: DeadLetterAction = json_body(&body)?;
+    let ids = state.store.replay(&action.selector()?, action.dry_run).await?;
+    if !action.dry_run {
+        state.metrics.replays.inc_by(ids.len() as u64);
+    }
+    Ok(Json(Counted { count: ids.len(), ids }))
+}
+
+#[utoipa::path(post, path = "/v1/dead-letters/purge", request_body = DeadLetterAction, security(("bearer" = [])),
+    responses((status = 200, body = Counted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn purge(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
+    let action: DeadLetterAction = json_body(&body)?;
+    let ids = state.store.purge(&action.selector()?, action.dry_run).await?;
+    Ok(Json(Counted { count: ids.len(), ids }))
+}

@@ -1,0 +1,75 @@
+//! Deliveries and their attempt logs: `GET /v1/deliveries`, `GET /v1/deliveries/{id}`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use certhook_core::event::DeliveryState;
+use certhook_store::DeliveryFilter;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::input::{parse_time, parse_uuid};
+use super::{ApiError, ApiState, ErrorBody};
+
+/// Filters of the delivery listings.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeliveryQuery {
+    /// pending, leased, retrying, held, delivered or dead.
+    status: Option<String>,
+    /// Only this channel's.
+    channel: Option<String>,
+    /// Only this alert type's (or `webhook.verification`).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    delivery_type: Option<String>,
+    /// Dead letters dead-lettered at or after this RFC 3339 time.
+    since: Option<String>,
+    /// Dead letters dead-lettered before this RFC 3339 time.
+    before: Option<String>,
+    /// At most this many rows, newest first (default 1000, at most 10000).
+    limit: Option<u32>,
+}
+
+impl DeliveryQuery {
+    /// The store filter these parameters ask for.
+    pub(super) fn filter(&self) -> Result<DeliveryFilter, ApiError> {
+        Ok(DeliveryFilter {
+            state: self
+                .status
+                .as_deref()
+                .map(|s| {
+                    s.parse::<DeliveryState>().map_err(|e| ApiError {
+                        status: StatusCode::BAD_REQUEST,
+                        code: "invalid_field",
+                        message: format!("status: {e}"),
+                        field: Some("status".into()),
+                    })
+                })
+                .transpose()?,
+            channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
+            delivery_type: self.delivery_type.clone(),
+            dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
+            dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
+            limit: Some(self.limit.unwrap_or(1000).min(10_000)),
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/v1/deliveries", params(DeliveryQuery), security(("bearer" = [])),
+    responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub(super) async fn list_deliveries(
+    State(state): State<ApiState>,
+    Query(q): Query<DeliveryQuery>,
+) -> Result<Json<Vec<certhook_store::Delivery>>, ApiError> {
+    Ok(Json(state.store.list_deliveries(&q.filter()?).await?))
+}
+
+#[utoipa::path(get, path = "/v1/deliveries/{id}", params(("id" = String, Path, description = "delivery id")),
+    security(("bearer" = [])), responses((status = 200, body = certhook_store::DeliveryDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(super) async fn get_delivery(
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<certhook_store::DeliveryDetail>, ApiError> {
+    Ok(Json(state.store.get_delivery(parse_uuid("id", &id)?).await?))
+}

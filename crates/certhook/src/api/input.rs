@@ -1,0 +1,31 @@
+//! Input shared by the handlers: ids, times and JSON bodies, each refused with an error
+//! naming the field.
+
+use axum::http::StatusCode;
+use uuid::Uuid;
+
+use super::ApiError;
+
+/// Parses a UUID from a path or query, naming the field on failure.
+pub fn parse_uuid(field: &str, text: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(text).map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_field",
+        message: format!("{field}: '{text}' is not a UUID"),
+        field: Some(field.to_string()),
+    })
+}
+
+pub fn parse_time(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    certhook_core::time::parse_rfc3339(text).map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_field",
+        message: format!("{field}: '{text}' is not an RFC 3339 time"),
+        field: Some(field.to_string()),
+    })
+}
+
+/// Parses a JSON request body (400 with the parser's message on failure).
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
+}
