@@ -55,6 +55,10 @@ async fn v1_needs_the_bearer_token_and_errors_are_json() {
     let body: serde_json::Value = resp.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("1001 events exceed the maximum of 1000"), "{body}");
 
+    // The event routes read at most 1000 × max_event_bytes (here 2 MB), before any parsing.
+    let resp = post(" ".repeat(3 * 1024 * 1024)).await.unwrap();
+    assert_eq!(resp.status(), 413, "a body over the event routes' limit");
+
     let resp = post("{not json".into()).await.unwrap();
     assert_eq!(resp.status(), 400);
     let resp = post(event("01a20ee0-0000-7000-8000-000000000000", "1").to_string()).await.unwrap();
@@ -125,8 +129,12 @@ async fn a_web_page_cannot_drive_the_token_less_api() {
     // What the operator listed, localhost, and probes by any address still answer.
     let resp = create(Some("certhook.pki.internal:8080"), None, "application/json; charset=utf-8").await.unwrap();
     assert_eq!(resp.status(), 201);
-    let resp = create(Some("localhost"), Some("http://localhost:8080"), "application/json").await.unwrap();
-    assert_eq!(resp.status(), 201);
+    let resp = create(Some("localhost:8080"), Some("http://localhost:8080"), "application/json").await.unwrap();
+    assert_eq!(resp.status(), 201, "a page of this server's own origin");
+    // Another port on the same machine is another site.
+    let (status, c) =
+        code(create(Some("localhost:8080"), Some("http://localhost:3000"), "application/json").await.unwrap()).await;
+    assert_eq!((status, c.as_str()), (403, "origin_not_allowed"));
     for probe in ["/healthz", "/readyz", "/metrics"] {
         let resp = http.get(serve.url(probe)).header("host", "10.9.8.7:8080").send().await.unwrap();
         assert_eq!(resp.status(), 200, "{probe}");

@@ -263,6 +263,15 @@ async fn secrets_come_from_files_and_never_show_in_output() {
     }
     assert!(seen.contains("hooks.slack.com/services/***"), "{seen}");
 
+    // rotate-secret takes the new secret from a file too.
+    let next = env.path("next.txt");
+    std::fs::write(&next, "rotated-secret-0123456789abcdef01234\n").unwrap();
+    let rotated =
+        env.json(&["channel", "rotate-secret", basic["id"].as_str().unwrap(), "--secret-file", next.to_str().unwrap()]);
+    assert_eq!(rotated["hasSecret"], true);
+    let out = env.run(&["channel", "rotate-secret", basic["id"].as_str().unwrap()]);
+    assert_eq!(failure(&out).0, 2, "neither --secret nor --secret-file");
+
     // A refused URL is named, redacted, in the error; both a value and a file is refused.
     let out = env.run(&["channel", "create", "--alert", alert_id, "--url", "https://bob:hunter2@exa mple.com/"]);
     let (code, stderr) = failure(&out);

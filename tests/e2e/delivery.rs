@@ -312,5 +312,19 @@ async fn sealed_secrets_still_sign_and_serve_refuses_a_missing_key() {
     serve.enqueue(&event(&app, "78")).await;
     let got = receiver.wait_for(2, WAIT).await;
     assert_signed(&got[1]);
+
+    // A channel sealed by a CLI holding another key: serve cannot open its secret, so it
+    // sends that channel nothing (unsigned is not an option) and keeps serving the rest.
+    let other = Receiver::start(Reply::Status(204)).await;
+    env.set("CERTHOOK_SECRET_KEY", KEY_A);
+    let alert = env.json(&["alert", "list"])[0]["id"].as_str().unwrap().to_string();
+    let parked = env.channel(&alert, &other.url("/hook"), Some(SECRET));
+    serve.enqueue(&event(&app, "79")).await;
+    receiver.wait_for(3, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(other.received().len(), 0, "sent to a channel whose secret it could not read");
+    let waiting = serve.get(&format!("/v1/deliveries?channel={parked}")).await;
+    assert_eq!(waiting[0]["state"], "retrying", "{waiting}");
+    assert_eq!(waiting[0]["attemptCount"], 0, "parked, no attempt counted");
     serve.terminate().await;
 }

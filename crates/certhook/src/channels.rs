@@ -148,6 +148,9 @@ pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport
         .into_iter()
         .find(|t| t.id == id)
         .ok_or_else(|| StoreError::NotFound { kind: "channel", id: id.to_string() })?;
+    if let Some(why) = target.unreadable {
+        return Err(ChannelError::Setup(why));
+    }
     let sender = Sender::new(&SenderConfig {
         request_timeout: config.delivery.request_timeout,
         connect_timeout: config.delivery.connect_timeout,

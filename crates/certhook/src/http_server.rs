@@ -26,7 +26,8 @@ use crate::api::ApiError;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a request may take from its headers to its response (a body sent a byte at
-/// a time, say). A transaction the handler had open rolls back.
+/// a time, say). A handler's open transaction rolls back; events already handed to the
+/// group commit may still be stored, so producers retry with an idempotency key.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connections served at once; further ones wait in the kernel's accept queue.
@@ -57,9 +58,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
     let app = app.layer(from_fn(move |request: Request, next: Next| within(limits.request, request, next)));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: its header-read timer runs from the moment a connection opens and
+    // while it idles between requests. HTTP/2 (a version sniff first, then pings that keep
+    // any connection alive) would let idle connections hold their slots for ever; the
+    // API's clients (a PKI, the CLI, curl) need nothing it adds.
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
     builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read);
-    builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(limits.header_read));
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -80,7 +84,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -158,6 +162,24 @@ mod tests {
         // A client that is quick enough is still served.
         let mut quick = TcpStream::connect(addr).await.unwrap();
         assert!(get_within(&mut quick, Duration::from_secs(5)).await.contains("200 OK"));
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_is_closed_and_frees_its_slot() {
+        let limits =
+            Limits { header_read: Duration::from_millis(300), request: Duration::from_secs(30), max_connections: 1 };
+        let (addr, _stop) = start(limits).await;
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "an idle connection kept its slot");
+        let mut next = TcpStream::connect(addr).await.unwrap();
+        assert!(get_within(&mut next, Duration::from_secs(5)).await.contains("200 OK"));
+        // Nor does an HTTP/2 preface buy a connection that idles for ever.
+        let mut h2 = TcpStream::connect(addr).await.unwrap();
+        h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        let closed = tokio::time::timeout(Duration::from_secs(5), h2.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "an HTTP/2 connection kept its slot");
     }
 
     #[tokio::test]

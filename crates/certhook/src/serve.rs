@@ -26,8 +26,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .into());
     }
     let store = crate::commands::open(&config).await?;
-    // A secret that does not open would stop that channel's deliveries one by one; better
-    // to refuse to start, saying which key is missing.
+    // A secret that does not open would park that channel's deliveries; better to refuse
+    // to start, saying which key is missing.
     if let Err(e) = store.check_secrets().await {
         return Err(match e {
             certhook_store::StoreError::Sealed { .. } => BadInput(e.to_string()).into(),

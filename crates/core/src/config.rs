@@ -188,6 +188,9 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), message: message.into() }
 }
 
+/// Keys whose values are secrets: never quoted back in an error.
+const SECRET_KEYS: &[&str] = &["admin_token", "secret_key", "previous_secret_keys"];
+
 /// Keys that exist but have no default, so they are absent from the serialized defaults.
 const OPTIONAL_KEYS: &[&str] = &["metrics_listen", "admin_token", "secret_key", "public_url"];
 
@@ -229,6 +232,11 @@ impl Config {
         }
         let config: Config = serde_path_to_error::deserialize(Value::Table(tree)).map_err(|e| {
             let key = e.path().to_string();
+            // serde's message quotes the value it could not take, and these values are secrets.
+            if SECRET_KEYS.iter().any(|k| key.starts_with(k)) {
+                let wanted = if key.starts_with("previous_secret_keys") { "a list of strings" } else { "a string" };
+                return invalid(&key, format!("must be {wanted} (the value is not shown)"));
+            }
             invalid(&key, e.into_inner().message())
         })?;
         config.validate()?;

@@ -37,9 +37,10 @@ pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, Validat
     Ok(url.to_string())
 }
 
-/// `url` as it may be shown: user name and password, the query's values and a Slack
-/// webhook's secret path replaced by `***`. Something that does not parse is not shown.
-pub fn redact_url(url: &str) -> String {
+/// `url` as it may be shown: user name and password, the query, the fragment and a Slack
+/// webhook's path replaced by `***`. `path_is_secret` (a Slack channel on any host)
+/// hides the whole path too. Something that does not parse is not shown.
+pub fn redact_url(url: &str, path_is_secret: bool) -> String {
     let Ok(mut parsed) = Url::parse(url) else {
         return "(not a valid URL)".into();
     };
@@ -50,22 +51,41 @@ pub fn redact_url(url: &str) -> String {
     if parsed.password().is_some() {
         changed |= parsed.set_password(Some(REDACTED)).is_ok();
     }
-    if parsed.query().is_some_and(|q| !q.is_empty()) {
-        let redacted: Vec<String> = parsed.query_pairs().map(|(k, _)| format!("{k}={REDACTED}")).collect();
-        parsed.set_query(Some(&redacted.join("&")));
+    if let Some(query) = parsed.query().filter(|q| !q.is_empty()) {
+        // Names stay (they say what the URL carries); values, and bare tokens, do not.
+        let shown: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}={REDACTED}"),
+                None => REDACTED.to_string(),
+            })
+            .collect();
+        parsed.set_query(Some(&shown.join("&")));
         changed = true;
     }
-    if parsed.host_str() == Some("hooks.slack.com") && parsed.path().starts_with("/services/") {
-        parsed.set_path(&format!("/services/{REDACTED}"));
+    if parsed.fragment().is_some_and(|f| !f.is_empty()) {
+        parsed.set_fragment(Some(REDACTED));
+        changed = true;
+    }
+    if (path_is_secret || is_slack_host(parsed.host_str().unwrap_or(""))) && parsed.path().len() > 1 {
+        let first = parsed.path().split('/').nth(1).unwrap_or("").to_string();
+        parsed.set_path(&format!("/{first}/{REDACTED}"));
         changed = true;
     }
     // Unchanged URLs are shown as given, not in the parser's normal form.
     if changed { parsed.to_string() } else { url.to_string() }
 }
 
+/// Slack's webhook hosts (`hooks.slack.com`, GovSlack's `hooks.slack-gov.com`), where the
+/// path is the credential.
+fn is_slack_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    ["slack.com", "slack-gov.com"].iter().any(|d| host == *d || host.ends_with(&format!(".{d}")))
+}
+
 /// The URL for an error message: redacted, and escaped so it cannot break a log line.
 fn quoted(url: &str) -> String {
-    format!("{:?}", redact_url(url))
+    format!("{:?}", redact_url(url, false))
 }
 
 #[cfg(test)]
@@ -107,11 +127,26 @@ mod tests {
     #[test]
     fn secrets_in_urls_are_redacted_in_errors_and_display() {
         let slack = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX";
-        assert_eq!(redact_url(slack), "https://hooks.slack.com/services/***");
-        assert_eq!(redact_url("https://bob:hunter2@example.com/h"), "https://***:***@example.com/h");
-        assert_eq!(redact_url("https://example.com/h?code=abc&x=1"), "https://example.com/h?code=***&x=***");
-        assert_eq!(redact_url("https://example.com/plain"), "https://example.com/plain");
-        assert_eq!(redact_url("https://Example.com"), "https://Example.com", "shown as given");
+        assert_eq!(redact_url(slack, false), "https://hooks.slack.com/services/***");
+        assert_eq!(
+            redact_url("https://hooks.slack.com./workflows/T/A/1/s3cr3t", false),
+            "https://hooks.slack.com./workflows/***"
+        );
+        assert_eq!(
+            redact_url("https://hooks.slack-gov.com/services/T/B/s3cr3t", false),
+            "https://hooks.slack-gov.com/services/***"
+        );
+        assert_eq!(
+            redact_url("https://relay.example/T/B/s3cr3t", true),
+            "https://relay.example/T/***",
+            "a slack channel elsewhere"
+        );
+        assert_eq!(redact_url("https://bob:hunter2@example.com/h", false), "https://***:***@example.com/h");
+        assert_eq!(redact_url("https://example.com/h?code=abc&x=1", false), "https://example.com/h?code=***&x=***");
+        assert_eq!(redact_url("https://example.com/h?sk_live_abc", false), "https://example.com/h?***");
+        assert_eq!(redact_url("https://example.com/h#tok", false), "https://example.com/h#***");
+        assert_eq!(redact_url("https://example.com/plain", false), "https://example.com/plain");
+        assert_eq!(redact_url("https://Example.com", false), "https://Example.com", "shown as given");
         let e = check_url("http://bob:hunter2@example.com/", false).unwrap_err().to_string();
         assert!(!e.contains("hunter2") && e.contains("***"), "{e}");
     }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::secret::Secret;
 
 /// What marks a sealed value.
-const PREFIX: &str = "enc:v1:";
+pub const PREFIX: &str = "enc:v1:";
 
 /// Bytes of a key.
 pub const KEY_LEN: usize = 32;

@@ -22,6 +22,9 @@ pub enum SecretError {
     /// Starts with `whsec_` but the rest is not base64.
     #[error("secret: starts with whsec_ but the rest is not valid base64")]
     BadWhsec,
+    /// Starts with the prefix that marks a value sealed at rest.
+    #[error("secret: must not start with enc:v1: (that prefix marks a secret sealed at rest)")]
+    SealedPrefix,
 }
 
 /// Checks a signing secret: at least 32 characters, and valid base64 after a `whsec_` prefix.
@@ -29,6 +32,10 @@ pub fn validate_secret(secret: &str) -> Result<(), SecretError> {
     let len = secret.chars().count();
     if len < MIN_SECRET_LEN {
         return Err(SecretError::TooShort(len));
+    }
+    // Stored as given without secret_key, it would be read back as sealed.
+    if secret.starts_with(crate::seal::PREFIX) {
+        return Err(SecretError::SealedPrefix);
     }
     standard_webhooks_key(secret).map(|_| ())
 }
@@ -221,6 +228,7 @@ mod tests {
         assert_eq!(validate_secret("short"), Err(SecretError::TooShort(5)));
         assert!(validate_secret(S1).is_ok());
         assert_eq!(validate_secret("whsec_!!!!not-base64-at-all-but-long-enough"), Err(SecretError::BadWhsec));
+        assert_eq!(validate_secret("enc:v1:0123abcd:looks-sealed-but-is-not-000000"), Err(SecretError::SealedPrefix));
         assert!(!format!("{:?}", key(S1)).contains("certhook-test"));
     }
 }

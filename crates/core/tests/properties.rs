@@ -137,7 +137,7 @@ proptest! {
             Ok(_) => {}
             Err(e) => prop_assert_eq!(e.field(), Some("url".to_string())),
         }
-        let shown = redact_url(&format!("https://user:s3cr3tpass@host.example/{text}"));
+        let shown = redact_url(&format!("https://user:s3cr3tpass@host.example/{text}"), false);
         prop_assert!(!shown.contains("s3cr3tpass"), "{shown}");
     }
 
@@ -188,6 +188,25 @@ proptest! {
                 let message = e.to_string();
                 let key = name["CERTHOOK_".len()..].to_ascii_lowercase().replace("__", ".");
                 prop_assert!(message.contains(&key) || message.contains("invalid TOML"), "{name}={value:?}: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_configuration_errors(value in "[A-Za-z0-9+/]{12,44}", form in 0usize..4) {
+        for key in ["admin_token", "secret_key", "previous_secret_keys"] {
+            let file = match form {
+                0 => format!("{key} = \"{value}\""),
+                1 => format!("{key} = [\"{value}\"]"),
+                2 => format!("{key} = {{ a = \"{value}\" }}"),
+                _ => format!("{key} = [[\"{value}\"]]"),
+            };
+            if let Err(e) = Config::load(Some(("c.toml", &file)), Vec::new()) {
+                prop_assert!(!e.to_string().contains(&value), "{file}: {e}");
+            }
+            let env = vec![(format!("CERTHOOK_{}", key.to_uppercase()), value.clone())];
+            if let Err(e) = Config::load(None, env) {
+                prop_assert!(!e.to_string().contains(&value), "{key} from the environment: {e}");
             }
         }
     }

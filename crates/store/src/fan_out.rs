@@ -17,6 +17,10 @@ use crate::rows::{alert_from, millis, parse_col};
 /// Rows bound per batch statement at most (a bound JSON array stays a few MB).
 pub(crate) const FAN_OUT_CHUNK: usize = 2_000;
 
+/// Certificates one outbox row may carry (the scanner writes at most
+/// `max_certificates_per_event`).
+const MAX_CERTIFICATES_PER_ROW: usize = 1_000;
+
 /// Payload bytes bound per batch statement, about.
 const CHUNK_BYTES: usize = 8 << 20;
 
@@ -181,10 +185,32 @@ struct ParsedEvent {
 fn parse_pending(ev: &PendingEvent, max_event_bytes: usize) -> std::result::Result<ParsedEvent, String> {
     let occurred = millis(ev.occurred_at);
     if let Some(list) = &ev.certificates {
-        let certificates: Vec<Certificate> = serde_json::from_str(list).map_err(|e| format!("certificates: {e}"))?;
-        let alert_type: AlertType = ev.event_type.parse().map_err(|e| format!("type: {e}"))?;
-        let application_id =
-            Uuid::parse_str(&ev.application_id).map_err(|_| "applicationId: not a UUID".to_string())?;
+        // The scanner's batches; a plain-SQL row that fills this column gets every check too.
+        let items: Vec<serde_json::Value> = serde_json::from_str(list).map_err(|e| format!("certificates: {e}"))?;
+        if items.is_empty() || items.len() > MAX_CERTIFICATES_PER_ROW {
+            return Err(format!("certificates: {} certificates; 1 to {MAX_CERTIFICATES_PER_ROW} allowed", items.len()));
+        }
+        let mut certificates = Vec::with_capacity(items.len());
+        let mut alert_type = None;
+        let mut application_id = None;
+        for (i, item) in items.into_iter().enumerate() {
+            let size = item.to_string().len();
+            if size > max_event_bytes {
+                return Err(format!(
+                    "certificates[{i}]: certificate size {size} bytes exceeds max_event_bytes {max_event_bytes}"
+                ));
+            }
+            let value =
+                serde_json::json!({"type": ev.event_type, "applicationId": ev.application_id, "certificate": item});
+            let checked = certhook_core::validate::parse_event(&value, occurred)
+                .map_err(|e| format!("certificates[{i}]: {e}"))?;
+            alert_type = Some(checked.event_type);
+            application_id = Some(checked.application_id);
+            certificates.push(checked.certificate);
+        }
+        let (Some(alert_type), Some(application_id)) = (alert_type, application_id) else {
+            unreachable!("at least one certificate was checked")
+        };
         return Ok(ParsedEvent { alert_type, application_id, certificates, upsert: false });
     }
     let certificate: serde_json::Value = match &ev.certificate {

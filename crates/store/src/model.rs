@@ -343,6 +343,9 @@ pub struct ChannelTarget {
     pub secrets: Vec<certhook_core::Secret>,
     /// PagerDuty routing key.
     pub routing_key: Option<certhook_core::Secret>,
+    /// Why its secrets could not be read (sealed under a key this process does not have);
+    /// then `secrets` and `routing_key` are empty and nothing may be sent to it.
+    pub unreadable: Option<String>,
 }
 
 /// What a claim returned.

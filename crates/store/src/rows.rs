@@ -64,11 +64,12 @@ pub(crate) fn alert_from(row: &impl Record) -> Result<Alert> {
 
 pub(crate) fn channel_from(row: &impl Record) -> Result<Channel> {
     let secret: Option<String> = row.try_get("secret")?;
+    let kind = parse_col::<ChannelKind>(row, "kind")?;
     Ok(Channel {
         id: uuid_col(row, "id")?,
         alert_id: uuid_col(row, "alert_id")?,
-        kind: parse_col::<ChannelKind>(row, "kind")?,
-        url: row.try_get::<Option<String>, _>("url")?.map(|u| redact_url(&u)),
+        kind,
+        url: row.try_get::<Option<String>, _>("url")?.map(|u| redact_url(&u, kind == ChannelKind::Slack)),
         state: parse_col::<ChannelState>(row, "state")?,
         content_type: row.try_get("content_type")?,
         has_secret: secret.is_some(),

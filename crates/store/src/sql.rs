@@ -104,7 +104,16 @@ queries! {
         WHERE id = ? AND deleted_at IS NULL";
     channel_secrets = "SELECT id, secret, previous_secret, routing_key FROM certhook_channels WHERE deleted_at IS NULL \
         AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL) ORDER BY id";
-    set_channel_secrets = "UPDATE certhook_channels SET secret = ?, previous_secret = ?, routing_key = ? WHERE id = ?";
+    // Rewrap reads what it re-seals with the rows locked, so a rotation or delete committed
+    // meanwhile waits rather than being written over.
+    channel_secrets_to_rewrap = "SELECT id, secret, previous_secret, routing_key FROM certhook_channels \
+        WHERE deleted_at IS NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL) \
+        ORDER BY id LOCK_ROWS";
+    set_channel_secrets = "UPDATE certhook_channels SET secret = ?, previous_secret = ?, routing_key = ? \
+        WHERE id = ? AND deleted_at IS NULL";
+    // Channels deleted before deletion erased secrets still hold theirs.
+    erase_deleted_secrets = "UPDATE certhook_channels SET secret = NULL, previous_secret = NULL, routing_key = NULL \
+        WHERE deleted_at IS NOT NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL)";
     channel_targets = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
         c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
         JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";

@@ -123,7 +123,7 @@ impl<D: Driver> Backend<D> {
             id: new.id,
             alert_id: new.alert_id,
             kind: new.kind,
-            url: new.url.as_deref().map(redact_url),
+            url: new.url.as_deref().map(|u| redact_url(u, new.kind == certhook_core::event::ChannelKind::Slack)),
             state: new.state,
             content_type: new.content_type.clone(),
             has_secret: new.secret.is_some(),
@@ -292,16 +292,18 @@ impl<D: Driver> Backend<D> {
         rows.iter()
             .map(|r| {
                 let id: String = r.try_get("id")?;
-                let open = |column: &str| -> Result<Option<certhook_core::Secret>> {
+                // One channel whose secret does not open (another process sealed it under a
+                // key this one lacks) must not keep the others from being refreshed.
+                let mut unreadable = None;
+                let mut open = |column: &str| -> Result<Option<certhook_core::Secret>> {
                     let stored: Option<String> = r.try_get(column)?;
-                    stored
-                        .map(|v| {
-                            self.keys
-                                .open(&v, &id)
-                                .map(certhook_core::Secret::new)
-                                .map_err(|source| StoreError::Sealed { channel: id.clone(), source })
-                        })
-                        .transpose()
+                    Ok(stored.and_then(|v| match self.keys.open(&v, &id) {
+                        Ok(plain) => Some(certhook_core::Secret::new(plain)),
+                        Err(source) => {
+                            unreadable = Some(StoreError::Sealed { channel: id.clone(), source }.to_string());
+                            None
+                        }
+                    }))
                 };
                 let mut secrets: Vec<certhook_core::Secret> = open("secret")?.into_iter().collect();
                 let until = opt_millis(r.try_get("previous_secret_expires_at")?);
@@ -309,6 +311,10 @@ impl<D: Driver> Backend<D> {
                     && let Some(p) = open("previous_secret")?
                 {
                     secrets.push(p);
+                }
+                let routing_key = open("routing_key")?;
+                if unreadable.is_some() {
+                    secrets.clear();
                 }
                 Ok(ChannelTarget {
                     id: uuid_col(r, "id")?,
@@ -318,8 +324,9 @@ impl<D: Driver> Backend<D> {
                     url: r.try_get("url")?,
                     state: parse_col(r, "state")?,
                     content_type: r.try_get("content_type")?,
+                    routing_key: routing_key.filter(|_| unreadable.is_none()),
                     secrets,
-                    routing_key: open("routing_key")?,
+                    unreadable,
                 })
             })
             .collect()
@@ -342,8 +349,11 @@ impl<D: Driver> Backend<D> {
     /// See [`crate::Store::rewrap_secrets`].
     pub async fn rewrap_secrets(&self, dry_run: bool) -> Result<usize> {
         let (_writer, mut tx) = self.begin_write().await?;
-        let rows = D::statement(self.q.channel_secrets).fetch_all(&mut *tx).await?;
         let mut changed = 0;
+        if !dry_run {
+            D::statement(self.q.erase_deleted_secrets).execute(&mut *tx).await?;
+        }
+        let rows = D::statement(self.q.channel_secrets_to_rewrap).fetch_all(&mut *tx).await?;
         for r in &rows {
             let id: String = r.try_get("id")?;
             let mut values: [Option<String>; 3] =

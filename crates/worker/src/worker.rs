@@ -465,6 +465,21 @@ async fn deliver_one(
         }
         ChannelState::Active | ChannelState::PendingVerification => {}
     }
+    if let Some(why) = &channel.unreadable {
+        // Sending unsigned, or without the routing key, is not an option; another process
+        // (or this one, once configured) can send it. Parked, no attempt counted.
+        tracing::error!(delivery_id = %lease.delivery_id, error = %why, "channel secret unreadable; delivery parked");
+        let delay = match retry.decide(lease.attempts_before + 1, None, rand::random::<f64>()) {
+            certhook_core::retry::RetryDecision::RetryAfter(d) => d,
+            _ => retry.initial_backoff,
+        };
+        return Settled {
+            channel_id: lease.channel_id,
+            success: None,
+            gone: None,
+            outcome: Outcome { lease, attempt: None, disposition: Disposition::Retry { delay } },
+        };
+    }
     let destination = Destination {
         kind: channel.kind,
         url: channel.url.as_deref(),

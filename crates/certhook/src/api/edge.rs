@@ -43,21 +43,14 @@ fn check(hosts: &AllowedHosts, method: &Method, path: &str, headers: &HeaderMap)
             ),
         ));
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin_host = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()).and_then(|u| {
-            let host = u.host_str()?.to_string();
-            Some(match u.port() {
-                Some(p) => format!("{host}:{p}"),
-                None => host,
-            })
-        });
-        if !origin_host.is_some_and(|h| hosts.allows(&h)) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                format!("requests from the web page at {origin:?} are refused (cross-site)"),
-            ));
-        }
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin.to_str().is_ok_and(|o| hosts.origin_allowed(o, host))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            format!("requests from the web page at {origin:?} are refused (cross-site)"),
+        ));
     }
     if has_body(method, headers) {
         let ndjson_allowed = path == "/v1/events";

@@ -10,17 +10,21 @@ use std::net::{IpAddr, SocketAddr};
 pub struct AllowedHosts {
     listen: IpAddr,
     names: Vec<String>,
+    /// `public_url`'s origin (`https://certhook.example.com`), which pages may post from.
+    public_origin: Option<String>,
 }
 
 impl AllowedHosts {
     /// The listen address, `localhost`, `public_url`'s host and the `allowed_hosts` entries.
     pub fn new(listen: SocketAddr, public_url: Option<&str>, extra: &[String]) -> Self {
         let mut names = vec!["localhost".to_string()];
-        if let Some(host) = public_url.and_then(|u| url::Url::parse(u).ok()).and_then(|u| u.host_str().map(normalise)) {
+        let public = public_url.and_then(|u| url::Url::parse(u).ok());
+        if let Some(host) = public.as_ref().and_then(|u| u.host_str().map(normalise)) {
             names.push(host);
         }
         names.extend(extra.iter().map(|h| normalise(host_part(h))));
-        AllowedHosts { listen: listen.ip(), names }
+        let public_origin = public.map(|u| u.origin().ascii_serialization());
+        AllowedHosts { listen: listen.ip(), names, public_origin }
     }
 
     /// Whether a request whose `Host` is `value` may be answered.
@@ -33,9 +37,29 @@ impl AllowedHosts {
             // An address in `Host` means the browser connected to that address itself, so no
             // other site's name is behind it. On an unspecified listen address every local
             // address is this server's.
-            return ip == self.listen || self.listen.is_unspecified() || ip.is_loopback() && self.listen.is_loopback();
+            return ip == self.listen
+                || self.listen.is_unspecified()
+                || ip.is_loopback() && self.listen.is_loopback()
+                || self.names.contains(&host);
         }
         self.names.contains(&host)
+    }
+
+    /// Whether a request whose `Origin` is `origin` and whose `Host` is `host` comes from
+    /// this server's own pages: the same scheme-less authority (a page on another port of
+    /// the same machine is another site), or `public_url`'s origin.
+    pub fn origin_allowed(&self, origin: &str, host: &str) -> bool {
+        let Ok(url) = url::Url::parse(origin) else { return false };
+        if self.public_origin.as_deref() == Some(url.origin().ascii_serialization().as_str()) {
+            return true;
+        }
+        let Some(origin_host) = url.host_str() else { return false };
+        let (host_name, host_port) = match host_part(host) {
+            name if name.len() < host.len() => (name, host[name.len() + 1..].parse::<u16>().ok()),
+            name => (name, None),
+        };
+        // Without a port in `Host`, the page's origin has its scheme's default port.
+        normalise(origin_host) == normalise(host_name) && url.port() == host_port
     }
 }
 
@@ -92,6 +116,31 @@ mod tests {
         assert!(h.allows("10.1.2.3:8080"));
         assert!(h.allows("[fd00::1]:8080"));
         assert!(!h.allows("certhook.default.svc:8080"));
+    }
+
+    #[test]
+    fn addresses_can_be_listed_too() {
+        let h = hosts("127.0.0.1:8080", None, &["203.0.113.5"]);
+        assert!(h.allows("203.0.113.5:443"));
+        assert!(!h.allows("203.0.113.6"));
+    }
+
+    #[test]
+    fn only_this_servers_own_origin_may_post() {
+        let h = hosts("127.0.0.1:8080", Some("https://certhook.example.com"), &[]);
+        assert!(h.origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080"));
+        assert!(h.origin_allowed("http://LOCALHOST:8080", "localhost:8080"));
+        assert!(h.origin_allowed("https://certhook.example.com", "127.0.0.1:8080"), "public_url's pages");
+        for (origin, host) in [
+            ("http://localhost:3000", "localhost:8080"),
+            ("http://127.0.0.2:8080", "127.0.0.1:8080"),
+            ("http://127.0.0.1", "127.0.0.1:8080"),
+            ("https://evil.example", "127.0.0.1:8080"),
+            ("null", "127.0.0.1:8080"),
+            ("http://certhook.example.com", "127.0.0.1:8080"),
+        ] {
+            assert!(!h.origin_allowed(origin, host), "{origin} → {host}");
+        }
     }
 
     #[test]

@@ -144,6 +144,10 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
         }
         other => panic!("key A alone cannot open what B sealed: {other:?}"),
     }
+    // A process without the key still reads every channel; those it cannot open say why.
+    let targets = sealed_store.channel_targets().await.expect("one unreadable channel does not fail the rest");
+    let t = targets.iter().find(|t| t.id == ch.id).unwrap();
+    assert!(t.secrets.is_empty() && t.unreadable.as_deref().is_some_and(|w| w.contains("secret_key")), "{t:?}");
 
     // A deleted channel keeps no secret.
     only_b.delete_channel(ch.id).await.unwrap();
@@ -151,6 +155,14 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
         scalar(&store, &format!("SELECT COUNT(*) FROM certhook_channels WHERE id = '{}' AND secret IS NULL", ch.id))
             .await;
     assert_eq!(left, 1);
+    // One deleted before deletion erased secrets still holds one; a rewrap erases it.
+    exec(
+        &store,
+        &format!("UPDATE certhook_channels SET deleted_at = 1, secret = 'old-plain' WHERE id = '{}'", legacy.id),
+    )
+    .await;
+    only_b.rewrap_secrets(false).await.unwrap();
+    assert_eq!(stored_secrets(&store, "old-plain").await.0, 0);
 }
 
 /// How many stored message bodies contain `needle`.
@@ -774,12 +786,24 @@ async fn plain_sql_rows_are_checked_like_api_events_and_refusals_keep_their_reas
     exec(&store, &insert("wrong-type", Some(my_revocations.id), cert("b.example"))).await;
     exec(&store, &insert("unknown", Some(uuid::Uuid::now_v7()), cert("c.example"))).await;
     exec(&store, &insert("good", Some(my_alert.id), cert("d.example"))).await;
-    assert_eq!(fan_out_all(&store).await, 5);
+    // The scanner's own column is no way around the checks either.
+    let list = format!("[{}, {}]", cert("e.example"), cert(""));
+    exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_events (application_id, type, idempotency_key, certificates) \
+             VALUES ('{}', 'issuance', 'list', '{list}')",
+            mine.id
+        ),
+    )
+    .await;
+    assert_eq!(fan_out_all(&store).await, 6);
     for (key, reason) in [
         ("big", "exceeds max_event_bytes 400"),
         ("foreign", "belongs to another application"),
         ("wrong-type", "is a revocation alert, the event is issuance"),
         ("unknown", "alertId: no alert"),
+        ("list", "certificates[1]: certificate.commonName"),
     ] {
         let sql = format!(
             "SELECT COUNT(*) FROM certhook_events WHERE idempotency_key = '{key}' AND fanned_out_at IS NOT NULL \
