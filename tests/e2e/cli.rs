@@ -277,30 +277,13 @@ async fn secrets_come_from_files_and_never_show_in_output() {
     let (code, stderr) = failure(&out);
     assert_eq!(code, 2);
     assert!(stderr.contains("url") && !stderr.contains("hunter2"), "{stderr}");
-    let out = env.run(&[
-        "channel",
-        "create",
-        "--alert",
-        alert_id,
-        "--url",
-        "https://x.example/",
-        "--secret",
-        "a",
-        "--secret-file",
-        "-",
-    ]);
-    assert_eq!(failure(&out).0, 2);
-    let out = env.run(&[
-        "channel",
-        "create",
-        "--alert",
-        alert_id,
-        "--url",
-        "https://x.example/",
-        "--secret-file",
-        "/nonexistent/secret",
-    ]);
-    let (code, stderr) = failure(&out);
+    let create = |extra: &[&str]| {
+        let mut args = vec!["channel", "create", "--alert", alert_id, "--url", "https://x.example/"];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    assert_eq!(failure(&create(&["--secret", "a", "--secret-file", "-"])).0, 2);
+    let (code, stderr) = failure(&create(&["--secret-file", "/nonexistent/secret"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--secret-file: cannot read /nonexistent/secret"), "{stderr}");
 }

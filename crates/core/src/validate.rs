@@ -77,8 +77,10 @@ impl ValidationError {
     }
 }
 
-const EVENT_FIELDS: &[&str] = &["type", "applicationId", "idempotencyKey", "certificate"];
-const CERTIFICATE_FIELDS: &[&str] = &[
+/// The members of an event.
+pub const EVENT_FIELDS: &[&str] = &["type", "applicationId", "idempotencyKey", "certificate"];
+/// The members of an event's `certificate`.
+pub const CERTIFICATE_FIELDS: &[&str] = &[
     "id",
     "serialNumber",
     "commonName",

@@ -7,7 +7,7 @@ use certhook_core::config::{Config, ConfigError};
 use certhook_core::destination::{check_url, redact_url};
 use certhook_core::duration::{AlertBefore, parse_duration};
 use certhook_core::seal::Keyring;
-use certhook_core::validate::{ValidationError, parse_events};
+use certhook_core::validate::{CERTIFICATE_FIELDS, EVENT_FIELDS, ValidationError, parse_events};
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -47,19 +47,6 @@ fn valid_event() -> Value {
         }
     })
 }
-
-const EVENT_FIELDS: &[&str] = &["type", "applicationId", "idempotencyKey", "certificate"];
-const CERTIFICATE_FIELDS: &[&str] = &[
-    "id",
-    "serialNumber",
-    "commonName",
-    "san",
-    "profileName",
-    "notBefore",
-    "notAfter",
-    "revokedAt",
-    "revocationReason",
-];
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
