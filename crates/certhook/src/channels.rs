@@ -9,11 +9,12 @@ use certhook_core::destination::check_url;
 use certhook_core::event::{ChannelKind, ChannelState};
 use certhook_core::lifecycle::{VERIFICATION_TTL, new_token, token_hash};
 use certhook_core::render::{ChannelRef, render_test_event, render_verification_event};
-use certhook_core::sign::{SigningKey, validate_secret};
+use certhook_core::sign::validate_secret;
 use certhook_core::subscription::{ChannelInput, check_channel};
 use certhook_core::validate::ValidationError;
 use certhook_store::{Channel, NewChannel, Store, StoreError, Verification};
 use certhook_worker::guard::Guard;
+use certhook_worker::targets::Target;
 use certhook_worker::{Sender, SenderConfig};
 use chrono::Utc;
 use serde::Serialize;
@@ -143,13 +144,9 @@ pub struct TestReport {
 
 /// Sends a `webhook.test` event now, synchronously; nothing is queued.
 pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport, ChannelError> {
-    let targets = store.channel_targets().await?;
-    let target = targets
-        .into_iter()
-        .find(|t| t.id == id)
-        .ok_or_else(|| StoreError::NotFound { kind: "channel", id: id.to_string() })?;
-    if let Some(why) = target.unreadable {
-        return Err(ChannelError::Setup(why));
+    let target = Target::new(store.channel_target(id).await?);
+    if let Some(why) = &target.channel.unreadable {
+        return Err(ChannelError::Setup(why.clone()));
     }
     let sender = Sender::new(&SenderConfig {
         request_timeout: config.delivery.request_timeout,
@@ -158,27 +155,13 @@ pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport
         guard: Arc::new(Guard::new(config.allowed_networks.clone())),
     })
     .map_err(|e| ChannelError::Setup(e.to_string()))?;
-    let keys: Vec<SigningKey> = if target.kind == ChannelKind::Webhook {
-        target.secrets.iter().filter_map(|s| SigningKey::new(s).ok()).collect()
-    } else {
-        Vec::new()
-    };
     let event_id = Uuid::now_v7().to_string();
-    let channel = ChannelRef { id, alert_id: target.alert_id, application_id: target.application_id };
+    let c = &target.channel;
+    let channel = ChannelRef { id, alert_id: c.alert_id, application_id: c.application_id };
     let body = render_test_event(&config.render_settings(), &channel, &event_id, Utc::now());
-    let destination = certhook_worker::channels::Destination {
-        kind: target.kind,
-        url: target.url.as_deref(),
-        content_type: target.content_type.as_deref(),
-        routing_key: target.routing_key.as_ref().map(|k| k.expose()),
-        pagerduty_url: &config.pagerduty_url,
-    };
-    let outgoing = certhook_worker::channels::requests(&destination, &body, false).map_err(ChannelError::Setup)?;
     let started = Instant::now();
-    let response = sender
-        .send_all(outgoing, &event_id, &keys)
-        .await
-        .ok_or_else(|| ChannelError::Setup("nothing to send".into()))?;
+    let response =
+        sender.send_now(&target, &body, &event_id, false, &config.pagerduty_url).await.map_err(ChannelError::Setup)?;
     let status_code = match response.result {
         certhook_worker::classify::AttemptResult::Status(s) => Some(s),
         _ => None,

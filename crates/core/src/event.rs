@@ -191,6 +191,40 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// What became of a delivery in one step: the `outcome` label of
+    /// `certhook_deliveries_total`.
+    DeliveryOutcome {
+        /// A 2xx arrived.
+        Delivered => "delivered",
+        /// Failed; scheduled again.
+        Retried => "retried",
+        /// Failed for good.
+        DeadLettered => "dead_lettered",
+    }
+}
+
+string_enum! {
+    /// Why a delivery was dead-lettered (its `reason`; SQL statements that dead-letter in
+    /// bulk write the same words).
+    DeadReason {
+        /// Every attempt `max_attempts` allows failed.
+        MaxAttempts => "max_attempts",
+        /// The endpoint answered 410 Gone; its channel is disabled.
+        EndpointGone => "endpoint_gone",
+        /// The destination is an address the SSRF guard refuses.
+        DestinationBlocked => "destination_blocked",
+        /// Its channel was disabled.
+        ChannelDisabled => "channel_disabled",
+        /// Its channel (or the channel's alert) was deleted.
+        ChannelDeleted => "channel_deleted",
+        /// Its channel cannot be sent to as configured (no URL or routing key).
+        ChannelMisconfigured => "channel_misconfigured",
+        /// The stored row could not be read.
+        CorruptRow => "corrupt_row",
+    }
+}
+
 /// A certificate as the PKI describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

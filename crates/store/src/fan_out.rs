@@ -2,7 +2,7 @@
 //! per channel of it, a batch at a time, written with one statement per table.
 use std::collections::HashMap;
 
-use certhook_core::event::{AlertType, Certificate, ChannelState, DeliveryState, NewEvent};
+use certhook_core::event::{AlertType, Certificate, ChannelState, DeadReason, DeliveryState, NewEvent};
 use certhook_core::render::{AlertRef, RenderSettings, render_alert_event};
 use uuid::Uuid;
 
@@ -29,7 +29,7 @@ fn initial_delivery_state(state: ChannelState) -> (DeliveryState, Option<&'stati
     match state {
         ChannelState::Active => (DeliveryState::Pending, None),
         ChannelState::Paused | ChannelState::PendingVerification => (DeliveryState::Held, None),
-        ChannelState::Disabled => (DeliveryState::Dead, Some("channel_disabled")),
+        ChannelState::Disabled => (DeliveryState::Dead, Some(DeadReason::ChannelDisabled.as_str())),
     }
 }
 

@@ -284,6 +284,11 @@ impl Store {
         dispatch!(self, b => b.extend(leases, lease).await)
     }
 
+    /// One live channel with what sending to it takes (secrets included).
+    pub async fn channel_target(&self, id: Uuid) -> Result<ChannelTarget> {
+        dispatch!(self, b => b.channel_target(id).await)
+    }
+
     /// Every live channel with what sending to it takes (secrets included).
     pub async fn channel_targets(&self) -> Result<Vec<ChannelTarget>> {
         dispatch!(self, b => b.channel_targets().await)

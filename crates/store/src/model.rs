@@ -267,8 +267,8 @@ pub enum Disposition {
     },
     /// Failed for good.
     Dead {
-        /// Why (`max_attempts`, `endpoint_gone`, `destination_blocked`, …).
-        reason: String,
+        /// Why.
+        reason: certhook_core::event::DeadReason,
     },
     /// Not attempted (shutdown): back to the queue, due at once, no attempt counted.
     Released,
@@ -406,6 +406,32 @@ pub struct ChannelCounts {
     pub paused: u64,
     /// Disabled.
     pub disabled: u64,
+}
+
+impl DeliveryCounts {
+    /// How many deliveries are in `state`.
+    pub fn of(&self, state: DeliveryState) -> u64 {
+        match state {
+            DeliveryState::Pending => self.pending,
+            DeliveryState::Leased => self.leased,
+            DeliveryState::Retrying => self.retrying,
+            DeliveryState::Held => self.held,
+            DeliveryState::Delivered => self.delivered,
+            DeliveryState::Dead => self.dead,
+        }
+    }
+}
+
+impl ChannelCounts {
+    /// How many channels are in `state`.
+    pub fn of(&self, state: ChannelState) -> u64 {
+        match state {
+            ChannelState::PendingVerification => self.pending_verification,
+            ChannelState::Active => self.active,
+            ChannelState::Paused => self.paused,
+            ChannelState::Disabled => self.disabled,
+        }
+    }
 }
 
 /// What a retention pass removed.

@@ -53,6 +53,11 @@ impl std::fmt::Debug for Queries {
     }
 }
 
+/// What sending to live channels takes, secrets included.
+const CHANNEL_TARGETS: &str = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
+     c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
+     JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
+
 const DELIVERY_COLUMNS: &str = "id, event_id, channel_id, message_id, type, state, attempt_count, next_attempt_at, \
      last_status_code, last_error, reason, created_at, delivered_at, dead_at";
 
@@ -114,9 +119,8 @@ queries! {
     // Channels deleted before deletion erased secrets still hold theirs.
     erase_deleted_secrets = "UPDATE certhook_channels SET secret = NULL, previous_secret = NULL, routing_key = NULL \
         WHERE deleted_at IS NOT NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL)";
-    channel_targets = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
-        c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
-        JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
+    channel_targets = CHANNEL_TARGETS;
+    channel_target = const_format(&[CHANNEL_TARGETS, " AND c.id = ?"]);
     pagerduty_channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND kind = 'pagerduty' \
         AND deleted_at IS NULL ORDER BY created_at, id";
     channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL ORDER BY created_at, id";

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use certhook_core::destination::redact_url;
-use certhook_core::event::{ChannelState, DeliveryState};
+use certhook_core::event::{ChannelState, DeadReason, DeliveryState};
 use certhook_core::lifecycle::ChannelAction;
 use chrono::Utc;
 use uuid::Uuid;
@@ -289,47 +289,57 @@ impl<D: Driver> Backend<D> {
     pub async fn channel_targets(&self) -> Result<Vec<ChannelTarget>> {
         let now = self.now().await?;
         let rows = D::statement(self.q.channel_targets).fetch_all(&mut *self.conn().await?).await?;
-        rows.iter()
-            .map(|r| {
-                let id: String = r.try_get("id")?;
-                // One channel whose secret does not open (another process sealed it under a
-                // key this one lacks) must not keep the others from being refreshed.
-                let mut unreadable = None;
-                let mut open = |column: &str| -> Result<Option<certhook_core::Secret>> {
-                    let stored: Option<String> = r.try_get(column)?;
-                    Ok(stored.and_then(|v| match self.keys.open(&v, &id) {
-                        Ok(plain) => Some(certhook_core::Secret::new(plain)),
-                        Err(source) => {
-                            unreadable = Some(StoreError::Sealed { channel: id.clone(), source }.to_string());
-                            None
-                        }
-                    }))
-                };
-                let mut secrets: Vec<certhook_core::Secret> = open("secret")?.into_iter().collect();
-                let until = opt_millis(r.try_get("previous_secret_expires_at")?);
-                if until.is_some_and(|until| until > now)
-                    && let Some(p) = open("previous_secret")?
-                {
-                    secrets.push(p);
+        rows.iter().map(|r| self.target_from(r, now)).collect()
+    }
+
+    /// What sending to one live channel needs (`channel test`).
+    pub async fn channel_target(&self, id: Uuid) -> Result<ChannelTarget> {
+        let now = self.now().await?;
+        match D::statement(self.q.channel_target).bind(id.to_string()).fetch_optional(&mut *self.conn().await?).await? {
+            Some(row) => self.target_from(&row, now),
+            None => Err(StoreError::NotFound { kind: "channel", id: id.to_string() }),
+        }
+    }
+
+    /// A `channel_targets` row as a target, its secrets opened as of `now`.
+    fn target_from(&self, r: &D::Row, now: chrono::DateTime<Utc>) -> Result<ChannelTarget> {
+        let id: String = r.try_get("id")?;
+        // One channel whose secret does not open (another process sealed it under a key this
+        // one lacks) must not keep the others from being refreshed.
+        let mut unreadable = None;
+        let mut open = |column: &str| -> Result<Option<certhook_core::Secret>> {
+            let stored: Option<String> = r.try_get(column)?;
+            Ok(stored.and_then(|v| match self.keys.open(&v, &id) {
+                Ok(plain) => Some(certhook_core::Secret::new(plain)),
+                Err(source) => {
+                    unreadable = Some(StoreError::Sealed { channel: id.clone(), source }.to_string());
+                    None
                 }
-                let routing_key = open("routing_key")?;
-                if unreadable.is_some() {
-                    secrets.clear();
-                }
-                Ok(ChannelTarget {
-                    id: uuid_col(r, "id")?,
-                    alert_id: uuid_col(r, "alert_id")?,
-                    application_id: uuid_col(r, "application_id")?,
-                    kind: parse_col(r, "kind")?,
-                    url: r.try_get("url")?,
-                    state: parse_col(r, "state")?,
-                    content_type: r.try_get("content_type")?,
-                    routing_key: routing_key.filter(|_| unreadable.is_none()),
-                    secrets,
-                    unreadable,
-                })
-            })
-            .collect()
+            }))
+        };
+        let mut secrets: Vec<certhook_core::Secret> = open("secret")?.into_iter().collect();
+        let until = opt_millis(r.try_get("previous_secret_expires_at")?);
+        if until.is_some_and(|until| until > now)
+            && let Some(p) = open("previous_secret")?
+        {
+            secrets.push(p);
+        }
+        let routing_key = open("routing_key")?;
+        if unreadable.is_some() {
+            secrets.clear();
+        }
+        Ok(ChannelTarget {
+            id: uuid_col(r, "id")?,
+            alert_id: uuid_col(r, "alert_id")?,
+            application_id: uuid_col(r, "application_id")?,
+            kind: parse_col(r, "kind")?,
+            url: r.try_get("url")?,
+            state: parse_col(r, "state")?,
+            content_type: r.try_get("content_type")?,
+            routing_key: routing_key.filter(|_| unreadable.is_none()),
+            secrets,
+            unreadable,
+        })
     }
 
     /// See [`crate::Store::check_secrets`].
@@ -394,7 +404,11 @@ impl<D: Driver> Backend<D> {
             tx.rollback().await?;
             return Ok(0);
         }
-        let dead = D::statement(self.q.dead_letter_channel).bind("endpoint_gone").bind(&key).execute(&mut *tx).await?;
+        let dead = D::statement(self.q.dead_letter_channel)
+            .bind(DeadReason::EndpointGone.as_str())
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(dead)
     }
@@ -407,7 +421,11 @@ impl<D: Driver> Backend<D> {
         let mut ids = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: String = row.try_get("id")?;
-            D::statement(self.q.dead_letter_channel).bind("channel_disabled").bind(&id).execute(&mut *tx).await?;
+            D::statement(self.q.dead_letter_channel)
+                .bind(DeadReason::ChannelDisabled.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
             ids.push(uuid_col(row, "id")?);
         }
         tx.commit().await?;
@@ -438,7 +456,7 @@ impl<D: Driver> Backend<D> {
             let channel: String = ch.try_get("id")?;
             D::statement(self.q.delete_channel).bind(&channel).execute(&mut *tx).await?;
             dead += D::statement(self.q.dead_letter_channel)
-                .bind("channel_deleted")
+                .bind(DeadReason::ChannelDeleted.as_str())
                 .bind(&channel)
                 .execute(&mut *tx)
                 .await?;
@@ -455,8 +473,11 @@ impl<D: Driver> Backend<D> {
         if deleted == 0 {
             return Err(StoreError::NotFound { kind: "channel", id: key });
         }
-        let dead =
-            D::statement(self.q.dead_letter_channel).bind("channel_deleted").bind(&key).execute(&mut *tx).await?;
+        let dead = D::statement(self.q.dead_letter_channel)
+            .bind(DeadReason::ChannelDeleted.as_str())
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(dead)
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use certhook_core::event::DeadReason;
 use certhook_core::retry::{RetryDecision, RetryPolicy};
 use certhook_store::Disposition;
 
@@ -69,11 +70,11 @@ pub fn classify(result: AttemptResult, retry_after: Option<Duration>) -> Verdict
 pub fn dispose(verdict: Verdict, policy: &RetryPolicy, attempts: u32, jitter: f64) -> Disposition {
     match verdict {
         Verdict::Delivered => Disposition::Delivered,
-        Verdict::Gone => Disposition::Dead { reason: "endpoint_gone".into() },
-        Verdict::Blocked => Disposition::Dead { reason: "destination_blocked".into() },
+        Verdict::Gone => Disposition::Dead { reason: DeadReason::EndpointGone },
+        Verdict::Blocked => Disposition::Dead { reason: DeadReason::DestinationBlocked },
         Verdict::Failed { retry_after } => match policy.decide(attempts, retry_after, jitter) {
             RetryDecision::RetryAfter(delay) => Disposition::Retry { delay },
-            RetryDecision::GiveUp => Disposition::Dead { reason: "max_attempts".into() },
+            RetryDecision::GiveUp => Disposition::Dead { reason: DeadReason::MaxAttempts },
         },
     }
 }
@@ -104,9 +105,9 @@ mod tests {
         let failed = Verdict::Failed { retry_after: None };
         assert_eq!(dispose(failed, &p, 1, 1.0), Disposition::Retry { delay: Duration::from_secs(5) });
         assert_eq!(dispose(failed, &p, 2, 0.5), Disposition::Retry { delay: Duration::from_secs(10) });
-        assert_eq!(dispose(failed, &p, 3, 0.5), Disposition::Dead { reason: "max_attempts".into() });
-        assert_eq!(dispose(Verdict::Gone, &p, 1, 0.5), Disposition::Dead { reason: "endpoint_gone".into() });
-        assert_eq!(dispose(Verdict::Blocked, &p, 1, 0.5), Disposition::Dead { reason: "destination_blocked".into() });
+        assert_eq!(dispose(failed, &p, 3, 0.5), Disposition::Dead { reason: DeadReason::MaxAttempts });
+        assert_eq!(dispose(Verdict::Gone, &p, 1, 0.5), Disposition::Dead { reason: DeadReason::EndpointGone });
+        assert_eq!(dispose(Verdict::Blocked, &p, 1, 0.5), Disposition::Dead { reason: DeadReason::DestinationBlocked });
         let wish = Verdict::Failed { retry_after: Some(Duration::from_secs(9)) };
         assert_eq!(dispose(wish, &p, 1, 0.0), Disposition::Retry { delay: Duration::from_secs(9) });
     }

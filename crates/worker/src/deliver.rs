@@ -180,6 +180,30 @@ impl Sender {
 }
 
 impl Sender {
+    /// Sends `body` to `target` now, in the channel's format (a webhook's CloudEvent,
+    /// Slack's message, PagerDuty's events), signed with its keys: what the worker does for
+    /// each delivery and `channel test` does once. `Err` when the channel cannot be sent
+    /// to as configured.
+    pub async fn send_now(
+        &self,
+        target: &crate::targets::Target,
+        body: &[u8],
+        webhook_id: &str,
+        resolve: bool,
+        pagerduty_url: &str,
+    ) -> Result<Response, String> {
+        let channel = &target.channel;
+        let destination = crate::channels::Destination {
+            kind: channel.kind,
+            url: channel.url.as_deref(),
+            content_type: channel.content_type.as_deref(),
+            routing_key: channel.routing_key.as_ref().map(|k| k.expose()),
+            pagerduty_url,
+        };
+        let outgoing = crate::channels::requests(&destination, body, resolve)?;
+        self.send_all(outgoing, webhook_id, &target.keys).await.ok_or_else(|| "nothing to send".to_string())
+    }
+
     /// Sends a delivery's requests in order (several for a PagerDuty batch), stopping at
     /// the first that does not get a 2xx; the result is that one's, or the last one's,
     /// with the durations added up. `None` when there was nothing to send.

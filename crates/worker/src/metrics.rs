@@ -2,7 +2,7 @@
 //! where an outcome is decided; gauges are read from the shared store at scrape time, so
 //! every process reports the same queue.
 
-use certhook_core::event::{AlertType, ChannelKind};
+use certhook_core::event::{AlertType, ChannelKind, ChannelState, DeliveryOutcome, DeliveryState};
 use certhook_store::Status;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -11,12 +11,11 @@ use prometheus::{
 
 use crate::classify::AttemptResult;
 
-/// Delivery outcomes, the `outcome` label of `certhook_deliveries_total`.
-pub const OUTCOMES: [&str; 3] = ["delivered", "retried", "dead_lettered"];
-/// Queue states, the `state` label of `certhook_queue_depth`.
-pub const QUEUE_STATES: [&str; 5] = ["pending", "leased", "retrying", "held", "dead"];
-/// Channel states, the `state` label of `certhook_channels`.
-pub const CHANNEL_STATES: [&str; 4] = ["pending_verification", "active", "paused", "disabled"];
+/// The `state` values of `certhook_queue_depth`: every delivery state but `delivered`
+/// (delivered rows are history, pruned after `retention`, not queue).
+pub fn queue_states() -> impl Iterator<Item = DeliveryState> {
+    DeliveryState::ALL.iter().copied().filter(|s| *s != DeliveryState::Delivered)
+}
 
 /// The process's metrics.
 #[derive(Clone)]
@@ -154,9 +153,9 @@ impl Metrics {
         for t in AlertType::ALL {
             events_enqueued.with_label_values(&[t.as_str()]);
         }
-        for outcome in OUTCOMES {
+        for outcome in DeliveryOutcome::ALL {
             for kind in ChannelKind::ALL {
-                deliveries.with_label_values(&[outcome, kind.as_str()]);
+                deliveries.with_label_values(&[outcome.as_str(), kind.as_str()]);
             }
         }
         for label in AttemptResult::LABELS {
@@ -165,11 +164,11 @@ impl Metrics {
         for kind in ChannelKind::ALL {
             delivery_duration.with_label_values(&[kind.as_str()]);
         }
-        for state in QUEUE_STATES {
-            queue_depth.with_label_values(&[state]);
+        for state in queue_states() {
+            queue_depth.with_label_values(&[state.as_str()]);
         }
-        for state in CHANNEL_STATES {
-            channels.with_label_values(&[state]);
+        for state in ChannelState::ALL {
+            channels.with_label_values(&[state.as_str()]);
         }
         Metrics {
             registry,
@@ -191,22 +190,18 @@ impl Metrics {
 
     /// Sets the store-backed gauges from a fresh status.
     pub fn observe_status(&self, s: &Status) {
-        let d = &s.deliveries;
-        for (state, n) in
-            [("pending", d.pending), ("leased", d.leased), ("retrying", d.retrying), ("held", d.held), ("dead", d.dead)]
-        {
-            self.queue_depth.with_label_values(&[state]).set(n as i64);
+        for state in queue_states() {
+            self.queue_depth.with_label_values(&[state.as_str()]).set(s.deliveries.of(state) as i64);
         }
-        let c = &s.channels;
-        for (state, n) in [
-            ("pending_verification", c.pending_verification),
-            ("active", c.active),
-            ("paused", c.paused),
-            ("disabled", c.disabled),
-        ] {
-            self.channels.with_label_values(&[state]).set(n as i64);
+        for state in ChannelState::ALL {
+            self.channels.with_label_values(&[state.as_str()]).set(s.channels.of(*state) as i64);
         }
         self.oldest_pending_age.set(s.oldest_pending_age_seconds);
+    }
+
+    /// Counts `n` deliveries of `kind` that ended this step as `outcome`.
+    pub fn count_deliveries(&self, outcome: DeliveryOutcome, kind: ChannelKind, n: u64) {
+        self.deliveries.with_label_values(&[outcome.as_str(), kind.as_str()]).inc_by(n);
     }
 
     /// The Prometheus text exposition of every family.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
+use certhook_core::event::{ChannelKind, DeadReason, DeliveryOutcome};
 use certhook_store::{BackendKind, Disposition, Lease, Outcome, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -40,17 +41,17 @@ pub struct Gone {
     /// have none).
     pub url: Option<String>,
     /// The channel's kind, for the metrics of what the 410 dead-letters.
-    pub channel_kind: &'static str,
+    pub channel_kind: ChannelKind,
 }
 
 impl Settled {
     /// Dead-lettered without an attempt (the channel is gone or disabled).
-    pub fn without_attempt(lease: Lease, reason: &str) -> Settled {
+    pub fn without_attempt(lease: Lease, reason: DeadReason) -> Settled {
         Settled {
             channel_id: lease.channel_id,
             success: None,
             gone: None,
-            outcome: Outcome { lease, attempt: None, disposition: Disposition::Dead { reason: reason.into() } },
+            outcome: Outcome { lease, attempt: None, disposition: Disposition::Dead { reason } },
         }
     }
 
@@ -107,7 +108,7 @@ pub async fn run_recorder(
                     Ok(n) => {
                         // The waiting deliveries it dead-lettered (the one that got the 410
                         // was counted when it was sent).
-                        metrics.deliveries.with_label_values(&["dead_lettered", g.channel_kind]).inc_by(n);
+                        metrics.count_deliveries(DeliveryOutcome::DeadLettered, g.channel_kind, n);
                         tracing::warn!(channel_id = %channel, dead_lettered = n, "410 Gone: channel disabled")
                     }
                     Err(e) => tracing::error!(channel_id = %channel, error = %e, "disabling a gone channel failed"),

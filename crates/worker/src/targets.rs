@@ -23,6 +23,24 @@ pub struct Targets {
     by_id: HashMap<Uuid, Arc<Target>>,
 }
 
+impl Target {
+    /// The channel with its signing keys prepared.
+    pub fn new(channel: ChannelTarget) -> Target {
+        let keys = channel
+            .secrets
+            .iter()
+            .filter_map(|s| match SigningKey::new(s) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::warn!(channel_id = %channel.id, error = %e, "unusable signing secret skipped");
+                    None
+                }
+            })
+            .collect();
+        Target { channel, keys }
+    }
+}
+
 impl Targets {
     /// Loads every live channel.
     pub async fn load(store: &Store) -> Result<Targets, StoreError> {
@@ -30,20 +48,7 @@ impl Targets {
             .channel_targets()
             .await?
             .into_iter()
-            .map(|channel| {
-                let keys = channel
-                    .secrets
-                    .iter()
-                    .filter_map(|s| match SigningKey::new(s) {
-                        Ok(k) => Some(k),
-                        Err(e) => {
-                            tracing::warn!(channel_id = %channel.id, error = %e, "unusable signing secret skipped");
-                            None
-                        }
-                    })
-                    .collect();
-                (channel.id, Arc::new(Target { channel, keys }))
-            })
+            .map(|channel| (channel.id, Arc::new(Target::new(channel))))
             .collect();
         Ok(Targets { by_id })
     }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use certhook_core::event::{ChannelKind, ChannelState};
+use certhook_core::event::{ChannelKind, ChannelState, DeadReason, DeliveryOutcome};
 use certhook_core::render::RenderSettings;
 use certhook_core::retry::RetryPolicy;
 use certhook_store::{AttemptRecord, Disposition, Lease, Outcome, Store};
@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use crate::breaker::Breaker;
 use crate::budget::{self, Throughput};
-use crate::channels::{Destination, requests};
 use crate::classify::{AttemptResult, Verdict, classify, dispose};
 use crate::deliver::Sender;
 use crate::fan_out::run_fan_out;
@@ -349,7 +348,7 @@ impl Worker {
                 continue;
             }
             if let Some(kind) = gone_kind {
-                let settled = dead_without_attempt(&self.metrics, kind, b.lease, "endpoint_gone");
+                let settled = dead_without_attempt(&self.metrics, kind, b.lease, DeadReason::EndpointGone);
                 self.hand_over(settled, outcomes, &mut p.recorder_gone).await;
             } else if send {
                 slot.in_flight += 1;
@@ -437,8 +436,8 @@ impl Worker {
 }
 
 /// Dead-lettered without an attempt, and counted in `certhook_deliveries_total`.
-fn dead_without_attempt(metrics: &Metrics, kind: ChannelKind, lease: Lease, reason: &str) -> Settled {
-    metrics.deliveries.with_label_values(&["dead_lettered", kind.as_str()]).inc();
+fn dead_without_attempt(metrics: &Metrics, kind: ChannelKind, lease: Lease, reason: DeadReason) -> Settled {
+    metrics.count_deliveries(DeliveryOutcome::DeadLettered, kind, 1);
     Settled::without_attempt(lease, reason)
 }
 
@@ -452,11 +451,13 @@ async fn deliver_one(
     pagerduty_url: &str,
 ) -> Settled {
     let Some(target) = target else {
-        return Settled::without_attempt(lease, "channel_deleted");
+        return Settled::without_attempt(lease, DeadReason::ChannelDeleted);
     };
     let channel = &target.channel;
     match channel.state {
-        ChannelState::Disabled => return dead_without_attempt(metrics, channel.kind, lease, "channel_disabled"),
+        ChannelState::Disabled => {
+            return dead_without_attempt(metrics, channel.kind, lease, DeadReason::ChannelDisabled);
+        }
         // Paused, or re-pointed and not yet verified, since the claim: not a request more
         // until it is active again. Given back, the delivery is held (see the store).
         ChannelState::Paused => return Settled::released(lease),
@@ -480,41 +481,36 @@ async fn deliver_one(
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Retry { delay } },
         };
     }
-    let destination = Destination {
-        kind: channel.kind,
-        url: channel.url.as_deref(),
-        content_type: channel.content_type.as_deref(),
-        routing_key: channel.routing_key.as_ref().map(|k| k.expose()),
-        pagerduty_url,
-    };
-    let outgoing = match requests(&destination, &lease.body, lease.delivery_type == RESOLVE_TYPE) {
-        Ok(o) => o,
+    let resolve = lease.delivery_type == RESOLVE_TYPE;
+    let sent = sender.send_now(&target, &lease.body, &lease.cloud_event_id.to_string(), resolve, pagerduty_url).await;
+    let response = match sent {
+        Ok(response) => response,
         Err(e) => {
             tracing::error!(delivery_id = %lease.delivery_id, error = %e, "delivery cannot be built");
-            return dead_without_attempt(metrics, channel.kind, lease, "channel_misconfigured");
+            return dead_without_attempt(metrics, channel.kind, lease, DeadReason::ChannelMisconfigured);
         }
     };
-    let response = sender.send_all(outgoing, &lease.cloud_event_id.to_string(), &target.keys).await;
-    let Some(response) = response else {
-        return dead_without_attempt(metrics, channel.kind, lease, "channel_misconfigured");
-    };
-    let kind = channel.kind.as_str();
+    let kind = channel.kind;
     metrics.attempts.with_label_values(&[response.result.label()]).inc();
-    metrics.delivery_duration.with_label_values(&[kind]).observe(response.duration.as_secs_f64());
+    metrics.delivery_duration.with_label_values(&[kind.as_str()]).observe(response.duration.as_secs_f64());
     let verdict = classify(response.result, response.retry_after);
     let disposition = dispose(verdict, retry, lease.attempts_before + 1, rand::random::<f64>());
-    let outcome_label = match &disposition {
+    let outcome = match &disposition {
         Disposition::Delivered => {
             let e2e = (chrono::Utc::now() - lease.enqueued_at).to_std().unwrap_or_default();
             metrics.end_to_end.observe(e2e.as_secs_f64());
-            "delivered"
+            Some(DeliveryOutcome::Delivered)
         }
-        Disposition::Retry { .. } => "retried",
-        Disposition::Dead { .. } | Disposition::Released => "dead_lettered",
+        Disposition::Retry { .. } => Some(DeliveryOutcome::Retried),
+        Disposition::Dead { .. } => Some(DeliveryOutcome::DeadLettered),
+        // Given back unsent: nothing happened to count.
+        Disposition::Released => None,
     };
-    metrics.deliveries.with_label_values(&[outcome_label, kind]).inc();
+    if let Some(outcome) = outcome {
+        metrics.count_deliveries(outcome, kind, 1);
+    }
     if let Disposition::Dead { reason } = &disposition {
-        tracing::warn!(delivery_id = %lease.delivery_id, channel_id = %lease.channel_id, reason, "delivery dead-lettered");
+        tracing::warn!(delivery_id = %lease.delivery_id, channel_id = %lease.channel_id, %reason, "delivery dead-lettered");
     }
     let success = match response.result {
         AttemptResult::Blocked => None,

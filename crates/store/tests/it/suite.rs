@@ -584,7 +584,14 @@ async fn dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts(store: 
     queue_with(&store, 1).await;
     let lease = claim_one(&store).await;
     let (id, ce, body) = (lease.delivery_id, lease.cloud_event_id, lease.body.clone());
-    store.record(&[outcome(lease, Disposition::Dead { reason: "max_attempts".into() }, Some(500))]).await.unwrap();
+    store
+        .record(&[outcome(
+            lease,
+            Disposition::Dead { reason: certhook_core::event::DeadReason::MaxAttempts },
+            Some(500),
+        )])
+        .await
+        .unwrap();
     let dead = store
         .list_deliveries(&DeliveryFilter { state: Some(DeliveryState::Dead), ..Default::default() })
         .await
@@ -608,8 +615,10 @@ async fn dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts(store: 
 async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
     let (_, ch) = queue_with(&store, 3).await;
     let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
-    let outcomes =
-        claim.leases.into_iter().map(|l| outcome(l, Disposition::Dead { reason: "max_attempts".into() }, Some(500)));
+    let outcomes = claim
+        .leases
+        .into_iter()
+        .map(|l| outcome(l, Disposition::Dead { reason: certhook_core::event::DeadReason::MaxAttempts }, Some(500)));
     store.record(&outcomes.collect::<Vec<_>>()).await.unwrap();
     let all = DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(ch.id), ..Default::default() });
     let other =
@@ -625,8 +634,10 @@ async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
     let replayed = store.replay(&all, false).await.unwrap();
     assert_eq!(replayed.len(), 3);
     let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
-    let outcomes =
-        claim.leases.into_iter().map(|l| outcome(l, Disposition::Dead { reason: "endpoint_gone".into() }, Some(410)));
+    let outcomes = claim
+        .leases
+        .into_iter()
+        .map(|l| outcome(l, Disposition::Dead { reason: certhook_core::event::DeadReason::EndpointGone }, Some(410)));
     store.record(&outcomes.collect::<Vec<_>>()).await.unwrap();
     let purged = store.purge(&all, false).await.unwrap();
     assert_eq!(purged.len(), 3);
@@ -691,7 +702,7 @@ async fn prune_removes_old_delivered_rows_but_never_dead_letters(store: Store) {
     store
         .record(&[
             outcome(done, Disposition::Delivered, Some(200)),
-            outcome(dead, Disposition::Dead { reason: "max_attempts".into() }, Some(500)),
+            outcome(dead, Disposition::Dead { reason: certhook_core::event::DeadReason::MaxAttempts }, Some(500)),
         ])
         .await
         .unwrap();
