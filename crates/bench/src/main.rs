@@ -7,6 +7,7 @@
 //! measured" (and prints the error to stderr) where the figure depends on what the machine
 //! offers (a PostgreSQL server; /proc for the RSS); every other error fails it too.
 
+mod claims;
 mod pipeline;
 mod receiver;
 mod scenarios;
@@ -239,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     if o.wants("claim") {
-        let claims = scenarios::claims(&o).await?;
+        let claims = claims::claims(&o).await?;
         rows.push(("claim rate, 10,000 rows waiting".into(), claims.small.show("rows/s"), "-".into()));
         rows.push((
             format!("claim rate, {} rows waiting", o.claim_rows),

@@ -6,6 +6,7 @@
 //! - [`fan_out`]: new outbox rows into deliveries, in a task of its own.
 //! - [`refill`]: the background claim that keeps the buffer full.
 //! - [`lease`]: the leases this process holds, extended until their outcomes are written.
+//! - `attempt`: one delivery start to finish: channel checks, the send, its outcome.
 //! - [`deliver`]: one HTTP attempt over the shared client (signing at send time).
 //! - [`classify`]: what a result means, and what becomes of the delivery (pure).
 //! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
@@ -18,6 +19,7 @@
 //! - [`housekeeping`]: disabling channels that keep failing, pruning past retention.
 #![deny(missing_docs)]
 
+mod attempt;
 pub mod breaker;
 pub mod budget;
 pub mod channels;
