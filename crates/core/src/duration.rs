@@ -85,6 +85,7 @@ impl<'de> Deserialize<'de> for AlertBefore {
     }
 }
 
+#[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for AlertBefore {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
@@ -95,6 +96,7 @@ impl utoipa::PartialSchema for AlertBefore {
     }
 }
 
+#[cfg(feature = "openapi")]
 impl utoipa::ToSchema for AlertBefore {}
 
 /// Parses a configuration duration such as `250ms`, `5s`, `30m`, `6h` or `7d`.

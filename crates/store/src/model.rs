@@ -8,11 +8,11 @@ use certhook_core::event::{AlertType, ChannelKind, ChannelState, DeliveryState};
 use certhook_core::time::{serde_millis, serde_millis_opt};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// A group of certificates: one PKI, one team, one environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Application {
     /// Its id.
@@ -21,12 +21,13 @@ pub struct Application {
     pub name: String,
     /// When it was created.
     #[serde(with = "serde_millis")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<Utc>,
 }
 
 /// A subscription inside an application.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     /// Its id.
@@ -73,7 +74,8 @@ impl NewAlert {
 }
 
 /// Where an alert sends, as shown to operators (secrets never leave the store this way).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Channel {
     /// Its id.
@@ -93,7 +95,7 @@ pub struct Channel {
     pub has_secret: bool,
     /// When it was created.
     #[serde(with = "serde_millis")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<Utc>,
 }
 
@@ -133,7 +135,8 @@ pub struct Verification {
 }
 
 /// One delivery: one event (or verification) for one channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     /// Its id.
@@ -153,7 +156,7 @@ pub struct Delivery {
     pub attempt_count: u32,
     /// When it is next due (pending, retrying).
     #[serde(with = "serde_millis_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Status code of the last attempt.
     pub last_status_code: Option<u16>,
@@ -163,27 +166,28 @@ pub struct Delivery {
     pub reason: Option<String>,
     /// When it was created.
     #[serde(with = "serde_millis")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<Utc>,
     /// When a 2xx arrived.
     #[serde(with = "serde_millis_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub delivered_at: Option<DateTime<Utc>>,
     /// When it was dead-lettered.
     #[serde(skip)]
-    #[schema(ignore)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub dead_at: Option<DateTime<Utc>>,
 }
 
 /// One HTTP request of a delivery, as logged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
     /// 1 for the first attempt (since creation or the last replay).
     pub number: u32,
     /// When the request started.
     #[serde(with = "serde_millis")]
-    #[schema(value_type = String, format = DateTime)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub started_at: DateTime<Utc>,
     /// How long it took.
     pub duration_ms: u64,
@@ -196,7 +200,8 @@ pub struct Attempt {
 }
 
 /// A delivery with its attempt history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryDetail {
     /// The delivery.
@@ -358,7 +363,8 @@ pub struct Claim {
 }
 
 /// Counts for `certhook status` and the queue gauges.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     /// Event counts.
@@ -372,14 +378,16 @@ pub struct Status {
 }
 
 /// Event counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventCounts {
     /// Events in the outbox.
     pub total: u64,
 }
 
 /// Deliveries per state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryCounts {
     /// Due or waiting to be due.
     pub pending: u64,
@@ -396,7 +404,8 @@ pub struct DeliveryCounts {
 }
 
 /// Channels per state.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelCounts {
     /// Waiting for activation.
     pub pending_verification: u64,
