@@ -227,6 +227,49 @@ string_enum! {
     }
 }
 
+/// What a delivery carries: its `type` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryType {
+    /// An event for an alert of this type.
+    Alert(AlertType),
+    /// A renewal sent to an expiration alert's PagerDuty channels, resolving its incident.
+    Resolve,
+    /// A webhook channel's verification event.
+    Verification,
+}
+
+impl DeliveryType {
+    /// The stored name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DeliveryType::Alert(t) => t.as_str(),
+            DeliveryType::Resolve => "resolve",
+            DeliveryType::Verification => "webhook.verification",
+        }
+    }
+}
+
+impl FromStr for DeliveryType {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "resolve" => Ok(DeliveryType::Resolve),
+            "webhook.verification" => Ok(DeliveryType::Verification),
+            other => other.parse().map(DeliveryType::Alert).map_err(|_| UnknownValue {
+                value: s.to_string(),
+                expected: &["expiration", "issuance", "renewal", "revocation", "resolve", "webhook.verification"],
+            }),
+        }
+    }
+}
+
+impl fmt::Display for DeliveryType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A certificate as the PKI describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

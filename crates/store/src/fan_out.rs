@@ -2,7 +2,7 @@
 //! per channel of it, a batch at a time, written with one statement per table.
 use std::collections::HashMap;
 
-use certhook_core::event::{AlertType, Certificate, ChannelState, DeadReason, DeliveryState, NewEvent};
+use certhook_core::event::{AlertType, Certificate, ChannelState, DeadReason, DeliveryState, DeliveryType, NewEvent};
 use certhook_core::render::{AlertRef, RenderSettings, render_alert_event};
 use uuid::Uuid;
 
@@ -125,8 +125,12 @@ impl<'a> FanOutBatch<'a> {
         }
         // `resolve`: the event is a renewal sent to the PagerDuty channels of an expiration
         // alert, rendered as a renewal and delivered as a resolution of that alert's incident.
-        let (alert_type, delivery_type) =
-            if resolve { (AlertType::Renewal, "resolve") } else { (alert.alert_type, alert.alert_type.as_str()) };
+        let (alert_type, delivery_type) = if resolve {
+            (AlertType::Renewal, DeliveryType::Resolve)
+        } else {
+            (alert.alert_type, DeliveryType::Alert(alert.alert_type))
+        };
+        let delivery_type = delivery_type.as_str();
         let message_id = Uuid::now_v7().to_string();
         let alert_ref = AlertRef {
             id: alert.id,

@@ -11,8 +11,34 @@ use crate::batch::{AttemptRow, ChannelHealthRow, ChannelLimitRow, LeaseRow, Outc
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::rows::{duration_ms, millis, uuid_col};
-use crate::subscriptions::VERIFICATION_TYPE;
+use crate::rows::{duration_ms, millis, parse_col, uuid_col};
+use crate::sql::Queries;
+use certhook_core::event::DeliveryType;
+
+/// The ways an outcome is written, each by its own batch statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutcomeKind {
+    Delivered,
+    Retry,
+    Dead,
+    Released,
+}
+
+impl OutcomeKind {
+    /// In the order a batch writes them.
+    const ALL: [OutcomeKind; 4] =
+        [OutcomeKind::Delivered, OutcomeKind::Retry, OutcomeKind::Dead, OutcomeKind::Released];
+
+    /// The statement that writes this kind of outcome.
+    fn statement(self, q: &Queries) -> &'static str {
+        match self {
+            OutcomeKind::Delivered => q.record_delivered,
+            OutcomeKind::Retry => q.record_retry,
+            OutcomeKind::Dead => q.record_dead,
+            OutcomeKind::Released => q.record_released,
+        }
+    }
+}
 
 impl<D: Driver> Backend<D> {
     /// Claims up to `limit` due deliveries under one fresh lease, at most `per_channel`
@@ -123,12 +149,11 @@ impl<D: Driver> Backend<D> {
                 *n - 1
             })
             .collect();
-        let statements = [self.q.record_delivered, self.q.record_retry, self.q.record_dead, self.q.record_released];
         let (_writer, mut tx) = self.begin_write().await?;
         // Per outcome: its attempt number if accepted (the lease still held the row).
         let mut numbers: Vec<Option<i64>> = vec![None; outcomes.len()];
         for round in 0..rounds.iter().max().map_or(0, |m| m + 1) {
-            let mut by_kind: [Vec<OutcomeRow>; 4] = Default::default();
+            let mut by_kind: [Vec<OutcomeRow>; OutcomeKind::ALL.len()] = Default::default();
             let mut index_of: HashMap<&str, usize> = HashMap::new();
             for (i, (Outcome { lease, attempt, disposition }, id)) in outcomes.iter().zip(&ids).enumerate() {
                 if rounds[i] != round {
@@ -136,12 +161,12 @@ impl<D: Driver> Backend<D> {
                 }
                 index_of.insert(id.as_str(), i);
                 let (kind, delay, reason) = match disposition {
-                    Disposition::Delivered => (0, 0, None),
-                    Disposition::Retry { delay } => (1, duration_ms(*delay), None),
-                    Disposition::Dead { reason } => (2, 0, Some(reason.as_str())),
-                    Disposition::Released => (3, 0, None),
+                    Disposition::Delivered => (OutcomeKind::Delivered, 0, None),
+                    Disposition::Retry { delay } => (OutcomeKind::Retry, duration_ms(*delay), None),
+                    Disposition::Dead { reason } => (OutcomeKind::Dead, 0, Some(reason.as_str())),
+                    Disposition::Released => (OutcomeKind::Released, 0, None),
                 };
-                by_kind[kind].push(OutcomeRow {
+                by_kind[kind as usize].push(OutcomeRow {
                     id,
                     token: lease.token.to_string(),
                     added: i64::from(attempt.is_some()),
@@ -151,11 +176,12 @@ impl<D: Driver> Backend<D> {
                     reason,
                 });
             }
-            for (rows, sql) in by_kind.iter().zip(statements) {
+            for kind in OutcomeKind::ALL {
+                let rows = &by_kind[kind as usize];
                 if rows.is_empty() {
                     continue;
                 }
-                for row in D::statement(sql).bind(json_array(rows)).fetch_all(&mut *tx).await? {
+                for row in D::statement(kind.statement(self.q)).bind(json_array(rows)).fetch_all(&mut *tx).await? {
                     let id: String = row.try_get("id")?;
                     if let Some(&i) = index_of.get(id.as_str()) {
                         numbers[i] = Some(row.try_get("attempt_count")?);
@@ -193,7 +219,7 @@ impl<D: Driver> Backend<D> {
         for ((Outcome { lease, disposition, .. }, id), ok) in outcomes.iter().zip(&ids).zip(&accepted) {
             if *ok
                 && *disposition == Disposition::Delivered
-                && lease.delivery_type == VERIFICATION_TYPE
+                && lease.delivery_type == DeliveryType::Verification
                 && let Some(body) = certhook_core::lifecycle::without_token(&lease.body)
             {
                 D::statement(self.q.scrub_message).bind(body).bind(id.as_str()).execute(&mut *tx).await?;
@@ -241,7 +267,7 @@ fn lease_from(r: &impl Record, token: Uuid, bodies: &mut HashMap<String, Arc<[u8
         token,
         channel_id: uuid_col(r, "channel_id")?,
         cloud_event_id: uuid_col(r, "message_id")?,
-        delivery_type: r.try_get("type")?,
+        delivery_type: parse_col(r, "type")?,
         attempts_before: r.try_get::<i64, _>("attempt_count")? as u32,
         body,
         enqueued_at: millis(r.try_get("enqueued_at")?),

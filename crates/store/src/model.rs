@@ -250,8 +250,8 @@ pub struct Lease {
     pub channel_id: Uuid,
     /// The CloudEvent id (`webhook-id`).
     pub cloud_event_id: Uuid,
-    /// Alert type or `webhook.verification`.
-    pub delivery_type: String,
+    /// What it carries.
+    pub delivery_type: certhook_core::event::DeliveryType,
     /// Attempts made before this one.
     pub attempts_before: u32,
     /// The exact bytes to send.

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use certhook_core::destination::redact_url;
-use certhook_core::event::{ChannelState, DeadReason, DeliveryState};
+use certhook_core::event::{ChannelState, DeadReason, DeliveryState, DeliveryType};
 use certhook_core::lifecycle::ChannelAction;
 use chrono::Utc;
 use uuid::Uuid;
@@ -14,9 +14,6 @@ use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::rows::{alert_from, application_from, channel_from, duration_ms, millis, opt_millis, parse_col, uuid_col};
-
-/// The delivery type of verification events.
-pub(crate) const VERIFICATION_TYPE: &str = "webhook.verification";
 
 impl<D: Driver> Backend<D> {
     /// Creates an application.
@@ -142,7 +139,7 @@ impl<D: Driver> Backend<D> {
             .bind(&message)
             .bind(None::<String>)
             .bind(None::<String>)
-            .bind(VERIFICATION_TYPE)
+            .bind(DeliveryType::Verification.as_str())
             .bind(&v.body)
             .execute(&mut **tx)
             .await?;
@@ -151,7 +148,7 @@ impl<D: Driver> Backend<D> {
             .bind(&message)
             .bind(None::<String>)
             .bind(channel_id)
-            .bind(VERIFICATION_TYPE)
+            .bind(DeliveryType::Verification.as_str())
             .bind(DeliveryState::Pending.as_str())
             .bind(None::<String>)
             .bind(Utc::now().timestamp_millis())

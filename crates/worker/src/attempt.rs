@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use certhook_core::event::{ChannelKind, ChannelState, DeadReason, DeliveryOutcome};
+use certhook_core::event::{ChannelKind, ChannelState, DeadReason, DeliveryOutcome, DeliveryType};
 use certhook_core::retry::RetryPolicy;
 use certhook_store::{AttemptRecord, Disposition, Lease, Outcome};
 
 use crate::classify::{AttemptResult, Verdict, classify, dispose};
 use crate::deliver::Sender;
 use crate::metrics::Metrics;
-use crate::record::{Gone, Settled};
+use crate::record::{ChannelSignal, Gone, Settled};
 use crate::targets::Target;
-use crate::worker::{RESOLVE_TYPE, VERIFICATION_TYPE};
 
 /// Dead-lettered without an attempt, and counted in `certhook_deliveries_total`.
 pub(crate) fn dead_without_attempt(metrics: &Metrics, kind: ChannelKind, lease: Lease, reason: DeadReason) -> Settled {
@@ -41,7 +40,7 @@ pub(crate) async fn deliver_one(
         // Paused, or re-pointed and not yet verified, since the claim: not a request more
         // until it is active again. Given back, the delivery is held (see the store).
         ChannelState::Paused => return Settled::released(lease),
-        ChannelState::PendingVerification if lease.delivery_type != VERIFICATION_TYPE => {
+        ChannelState::PendingVerification if lease.delivery_type != DeliveryType::Verification => {
             return Settled::released(lease);
         }
         ChannelState::Active | ChannelState::PendingVerification => {}
@@ -56,12 +55,11 @@ pub(crate) async fn deliver_one(
         };
         return Settled {
             channel_id: lease.channel_id,
-            success: None,
-            gone: None,
+            signal: ChannelSignal::Silent,
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Retry { delay } },
         };
     }
-    let resolve = lease.delivery_type == RESOLVE_TYPE;
+    let resolve = lease.delivery_type == DeliveryType::Resolve;
     let sent = sender.send_now(&target, &lease.body, &lease.cloud_event_id.to_string(), resolve, pagerduty_url).await;
     let response = match sent {
         Ok(response) => response,
@@ -92,14 +90,15 @@ pub(crate) async fn deliver_one(
     if let Disposition::Dead { reason } = &disposition {
         tracing::warn!(delivery_id = %lease.delivery_id, channel_id = %lease.channel_id, %reason, "delivery dead-lettered");
     }
-    let success = match response.result {
-        AttemptResult::Blocked => None,
-        _ => Some(verdict == Verdict::Delivered),
+    let signal = match (response.result, verdict) {
+        (AttemptResult::Blocked, _) => ChannelSignal::Silent,
+        (_, Verdict::Delivered) => ChannelSignal::Healthy,
+        (_, Verdict::Gone) => ChannelSignal::Gone(Gone { url: channel.url.clone(), channel_kind: kind }),
+        _ => ChannelSignal::Failing,
     };
     Settled {
         channel_id: lease.channel_id,
-        success,
-        gone: (verdict == Verdict::Gone).then(|| Gone { url: channel.url.clone(), channel_kind: kind }),
+        signal,
         outcome: Outcome {
             lease,
             attempt: Some(AttemptRecord {

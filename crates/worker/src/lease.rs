@@ -161,7 +161,7 @@ mod tests {
             token: Uuid::from_u128(100),
             channel_id: Uuid::from_u128(7),
             cloud_event_id: Uuid::from_u128(n),
-            delivery_type: "issuance".into(),
+            delivery_type: certhook_core::event::DeliveryType::Alert(certhook_core::event::AlertType::Issuance),
             attempts_before: 0,
             body: Arc::from(&b"{}"[..]),
             enqueued_at: chrono::Utc::now(),

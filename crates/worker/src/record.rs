@@ -26,12 +26,32 @@ const RECORD_BATCH: usize = 256;
 pub struct Settled {
     /// The channel it was for.
     pub channel_id: Uuid,
-    /// Whether the endpoint answered 2xx (`None`: no attempt reached it).
-    pub success: Option<bool>,
-    /// A `410 Gone`: disable the channel, if it still has the URL the request went to.
-    pub gone: Option<Gone>,
+    /// What the attempt says about the channel.
+    pub signal: ChannelSignal,
     /// What to record.
     pub outcome: Outcome,
+}
+
+/// What one settled delivery says about its channel: the circuit breaker, the observed
+/// rate and the `410` handling read it.
+#[derive(Debug)]
+pub enum ChannelSignal {
+    /// No request reached the endpoint (not sent, or refused before connecting).
+    Silent,
+    /// It answered 2xx.
+    Healthy,
+    /// It failed (an error status, a timeout, a refused connection).
+    Failing,
+    /// It answered `410 Gone`: a failure, and the channel is to be disabled if it still
+    /// has the URL the request went to.
+    Gone(Gone),
+}
+
+impl ChannelSignal {
+    /// Whether a request reached the endpoint.
+    pub fn reached(&self) -> bool {
+        !matches!(self, ChannelSignal::Silent)
+    }
 }
 
 /// A `410 Gone` answer, to apply to its channel once the outcome is recorded.
@@ -49,8 +69,7 @@ impl Settled {
     pub fn without_attempt(lease: Lease, reason: DeadReason) -> Settled {
         Settled {
             channel_id: lease.channel_id,
-            success: None,
-            gone: None,
+            signal: ChannelSignal::Silent,
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Dead { reason } },
         }
     }
@@ -59,8 +78,7 @@ impl Settled {
     pub fn released(lease: Lease) -> Settled {
         Settled {
             channel_id: lease.channel_id,
-            success: None,
-            gone: None,
+            signal: ChannelSignal::Silent,
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Released },
         }
     }
@@ -91,8 +109,17 @@ pub async fn run_recorder(
     let mut writing = JoinSet::new();
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        let gone: Vec<(usize, Uuid, Gone)> =
-            batch.iter_mut().enumerate().filter_map(|(i, s)| s.gone.take().map(|g| (i, s.channel_id, g))).collect();
+        let gone: Vec<(usize, Uuid, Gone)> = batch
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, s)| match std::mem::replace(&mut s.signal, ChannelSignal::Failing) {
+                ChannelSignal::Gone(g) => Some((i, s.channel_id, g)),
+                other => {
+                    s.signal = other;
+                    None
+                }
+            })
+            .collect();
         let outcomes: Vec<Outcome> = batch.drain(..).map(|s| s.outcome).collect();
         if !gone.is_empty() {
             // A 410 disables the channel after everything recorded before it, and before

@@ -22,15 +22,9 @@ use crate::deliver::Sender;
 use crate::fan_out::run_fan_out;
 use crate::lease::{HeldLeases, run_keeper};
 use crate::metrics::Metrics;
-use crate::record::{Settled, run_recorder};
+use crate::record::{ChannelSignal, Settled, run_recorder};
 use crate::refill::{Buffered, RefillRequest, Refilled, refill, refill_size};
 use crate::targets::Targets;
-
-/// The delivery type of a renewal resolving expiration incidents (PagerDuty).
-pub const RESOLVE_TYPE: &str = "resolve";
-
-/// The delivery type of a webhook channel's verification event.
-pub const VERIFICATION_TYPE: &str = "webhook.verification";
 
 /// How the worker behaves.
 #[derive(Debug, Clone)]
@@ -405,16 +399,17 @@ impl Worker {
         p.sending.remove(&task);
         if let Some(slot) = p.slots.get_mut(&settled.channel_id) {
             slot.in_flight = slot.in_flight.saturating_sub(1);
-            match settled.success {
-                Some(true) => slot.breaker.on_success(),
-                Some(false) => slot.breaker.on_failure(),
-                None => {}
+            match &settled.signal {
+                ChannelSignal::Healthy => slot.breaker.on_success(),
+                ChannelSignal::Failing => slot.breaker.on_failure(),
+                ChannelSignal::Gone(g) => {
+                    slot.breaker.on_failure();
+                    slot.gone = Some((Instant::now(), g.url.clone()));
+                }
+                ChannelSignal::Silent => {}
             }
-            if settled.success.is_some() {
+            if settled.signal.reached() {
                 slot.sent.record(Instant::now());
-            }
-            if let Some(g) = &settled.gone {
-                slot.gone = Some((Instant::now(), g.url.clone()));
             }
         }
         let threshold = self.config.breaker_threshold;

@@ -18,7 +18,7 @@ fn lease(n: u128, channel: Uuid) -> Lease {
         token: Uuid::from_u128(1000 + n),
         channel_id: channel,
         cloud_event_id: Uuid::from_u128(n),
-        delivery_type: "issuance".into(),
+        delivery_type: certhook_core::event::DeliveryType::Alert(certhook_core::event::AlertType::Issuance),
         attempts_before: 0,
         body: Arc::from(&b"{}"[..]),
         enqueued_at: chrono::Utc::now(),

@@ -298,7 +298,7 @@ async fn fan_out_creates_one_delivery_per_channel_of_each_matching_alert(store: 
         assert_eq!(v["id"], lease.cloud_event_id.to_string());
         assert_eq!(v["type"], "com.infisical.pki.certificate.issuance");
         assert_eq!(v["data"]["certificates"][0]["serialNumber"], "42");
-        assert_eq!(lease.delivery_type, "issuance");
+        assert_eq!(lease.delivery_type.as_str(), "issuance");
     }
 }
 
