@@ -8,7 +8,7 @@
 //! - `exit`: exit codes 0/1/2 and the errors that mean "bad input".
 //! - `secret_input`: `--secret-file` and `--routing-key-file` (`-` for standard input).
 //! - `commands`: one function per command, one file per command group.
-//! - `shapes`: the JSON shapes the CLI and the API share.
+//! - `shapes`, `input`: the JSON shapes and the id and time parsers the CLI and the API share.
 //! - `serve`: the long-running process; `api`: its HTTP API, one module per resource.
 //! - `http_server`: the API's listener and its limits.
 
@@ -18,6 +18,7 @@ mod cli;
 mod commands;
 mod exit;
 mod http_server;
+mod input;
 mod listen;
 mod secret_input;
 mod serve;

@@ -8,21 +8,21 @@ use super::ApiError;
 
 /// Parses a UUID from a path or query, naming the field on failure.
 pub fn parse_uuid(field: &str, text: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(text).map_err(|_| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_field",
-        message: format!("{field}: '{text}' is not a UUID"),
-        field: Some(field.to_string()),
-    })
+    crate::input::uuid(text).map_err(|m| bad_field(field, m))
 }
 
+/// Parses an RFC 3339 time from a query or body, naming the field on failure.
 pub fn parse_time(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    certhook_core::time::parse_rfc3339(text).map_err(|_| ApiError {
+    crate::input::time(text).map_err(|m| bad_field(field, m))
+}
+
+fn bad_field(field: &str, message: String) -> ApiError {
+    ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_field",
-        message: format!("{field}: '{text}' is not an RFC 3339 time"),
+        message: format!("{field}: {message}"),
         field: Some(field.to_string()),
-    })
+    }
 }
 
 /// Parses a JSON request body (400 with the parser's message on failure).

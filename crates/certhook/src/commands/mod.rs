@@ -9,8 +9,6 @@ mod produce;
 mod scan;
 mod status;
 
-use std::str::FromStr;
-
 use certhook_core::config::Config;
 use certhook_store::Store;
 use chrono::{DateTime, Utc};
@@ -84,11 +82,10 @@ impl Output {
 
 /// Parses an id given on the command line, naming what it should identify.
 pub fn parse_id(kind: &str, text: &str) -> Result<Uuid, BadInput> {
-    Uuid::from_str(text.trim()).map_err(|_| BadInput(format!("{kind} id '{text}' is not a UUID")))
+    crate::input::uuid(text).map_err(|m| BadInput(format!("{kind} id {m}")))
 }
 
 /// Parses an RFC 3339 time given on the command line, naming the flag.
 pub fn parse_time(flag: &str, text: &str) -> Result<DateTime<Utc>, BadInput> {
-    certhook_core::time::parse_rfc3339(text)
-        .map_err(|_| BadInput(format!("{flag}: '{text}' is not an RFC 3339 time such as 2024-01-15T10:30:00Z")))
+    crate::input::time(text).map_err(|m| BadInput(format!("{flag}: {m}")))
 }
