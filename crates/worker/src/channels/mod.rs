@@ -7,16 +7,99 @@
 pub mod pagerduty;
 pub mod slack;
 
+use serde::Deserialize;
 use serde_json::Value;
 
-/// The certificates of a CloudEvent (empty for verification and test events).
-pub(crate) fn certificates(ce: &Value) -> &[Value] {
-    ce["data"]["certificates"].as_array().map(Vec::as_slice).unwrap_or(&[])
+/// The parts of a stored CloudEvent that Slack and PagerDuty messages are made of, read
+/// into types once per delivery. Test and verification events have no alert and no
+/// certificates; what is absent takes its default.
+#[derive(Debug, Default, Deserialize)]
+pub struct EventView {
+    /// `<prefix>.<alert type>`, `<prefix>.webhook.test`, …
+    #[serde(rename = "type", default)]
+    pub event_type: String,
+    /// When the event occurred (RFC 3339).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Its `data`.
+    #[serde(default)]
+    pub data: EventData,
 }
 
-/// The alert type of a CloudEvent: the last segment of its `type`.
-pub(crate) fn kind_of(ce: &Value) -> &str {
-    ce["type"].as_str().and_then(|t| t.rsplit('.').next()).unwrap_or("")
+/// A CloudEvent's `data`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventData {
+    /// The alert it was sent for.
+    #[serde(default)]
+    pub alert: Option<AlertView>,
+    /// Its certificates.
+    #[serde(default)]
+    pub certificates: Vec<CertificateView>,
+    /// Links and counts.
+    #[serde(default)]
+    pub metadata: Option<MetadataView>,
+    /// The channel (test and verification events).
+    #[serde(default)]
+    pub channel_id: Option<String>,
+}
+
+/// `data.alert`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertView {
+    /// Its id.
+    #[serde(default)]
+    pub id: String,
+    /// Its name.
+    #[serde(default)]
+    pub name: String,
+    /// Its window (expiration alerts).
+    #[serde(default)]
+    pub alert_before: Option<String>,
+}
+
+/// One of `data.certificates`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateView {
+    /// The PKI's id.
+    #[serde(default)]
+    pub id: String,
+    /// Serial number.
+    #[serde(default)]
+    pub serial_number: Option<String>,
+    /// Subject common name.
+    #[serde(default)]
+    pub common_name: Option<String>,
+    /// End of validity (RFC 3339).
+    #[serde(default)]
+    pub not_after: Option<String>,
+    /// Whole days left at the event's time.
+    #[serde(default)]
+    pub days_until_expiry: Option<i64>,
+    /// When it was revoked.
+    #[serde(default)]
+    pub revoked_at: Option<String>,
+    /// Why it was revoked.
+    #[serde(default)]
+    pub revocation_reason: Option<String>,
+}
+
+/// `data.metadata`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataView {
+    /// Where the certificates can be seen.
+    #[serde(default)]
+    pub view_url: Option<String>,
+}
+
+impl EventView {
+    /// The alert type (or `test`, `verification`): the last segment of `type`.
+    pub fn kind(&self) -> &str {
+        self.event_type.rsplit('.').next().unwrap_or("")
+    }
 }
 
 /// One HTTP request of a delivery.
@@ -65,15 +148,17 @@ pub fn requests(dest: &Destination<'_>, body: &[u8], resolve: bool) -> Result<Ve
             signed: true,
         }]),
         ChannelKind::Slack => {
-            let ce: Value = serde_json::from_slice(body).map_err(|e| format!("stored event is not JSON: {e}"))?;
             let url = dest.url.ok_or("slack channel without a URL")?;
-            Ok(vec![Outgoing { url: url.to_string(), ..json(slack::message(&ce)) }])
+            let view: EventView = serde_json::from_slice(body).map_err(|e| format!("stored event: {e}"))?;
+            Ok(vec![Outgoing { url: url.to_string(), ..json(slack::message(&view)) }])
         }
         ChannelKind::Pagerduty => {
-            let ce: Value = serde_json::from_slice(body).map_err(|e| format!("stored event is not JSON: {e}"))?;
             let key = dest.routing_key.ok_or("pagerduty channel without a routing key")?;
             let url = dest.url.unwrap_or(dest.pagerduty_url);
-            Ok(pagerduty::events(&ce, key, resolve)
+            // The whole event goes along as custom_details; the view is read from it.
+            let ce: Value = serde_json::from_slice(body).map_err(|e| format!("stored event is not JSON: {e}"))?;
+            let view = EventView::deserialize(&ce).map_err(|e| format!("stored event: {e}"))?;
+            Ok(pagerduty::events(&view, &ce, key, resolve)
                 .into_iter()
                 .map(|v| Outgoing { url: url.to_string(), ..json(v) })
                 .collect())

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{certificates, kind_of};
+use super::EventView;
 
 /// Severity of an expiration by whole days left.
 pub fn severity_for_days(days: i64) -> &'static str {
@@ -43,15 +43,16 @@ fn cut(text: &str, max: usize) -> String {
     out
 }
 
-/// The Events API requests for a CloudEvent: one per certificate. `resolve` turns them
-/// into resolutions (a renewal closing the expiration incident of the same alert).
-pub fn events(ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
-    let kind = kind_of(ce);
-    let alert_id = ce["data"]["alert"]["id"].as_str().unwrap_or("");
-    let alert_name = ce["data"]["alert"]["name"].as_str().unwrap_or("certhook");
-    let certs = certificates(ce);
+/// The Events API requests for a CloudEvent (`ce`, read as `view`): one per certificate.
+/// `resolve` turns them into resolutions (a renewal closing the expiration incident of the
+/// same alert).
+pub fn events(view: &EventView, ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
+    let kind = view.kind();
+    let alert_id = view.data.alert.as_ref().map_or("", |a| a.id.as_str());
+    let alert_name = view.data.alert.as_ref().map(|a| a.name.as_str()).filter(|n| !n.is_empty()).unwrap_or("certhook");
+    let certs = &view.data.certificates;
     if certs.is_empty() {
-        let channel = ce["data"]["channelId"].as_str().unwrap_or("");
+        let channel = view.data.channel_id.as_deref().unwrap_or("");
         return vec![json!({
             "routing_key": routing_key, "event_action": "trigger", "dedup_key": format!("certhook:test:{channel}"),
             "payload": {"summary": "certhook test event: this channel is reachable", "source": "certhook",
@@ -61,12 +62,12 @@ pub fn events(ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
     certs
         .iter()
         .map(|c| {
-            let cn = c["commonName"].as_str().unwrap_or("?");
-            let key = dedup_key(alert_id, c["id"].as_str().unwrap_or(""));
+            let cn = c.common_name.as_deref().unwrap_or("?");
+            let key = dedup_key(alert_id, &c.id);
             if resolve {
                 return json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": key});
             }
-            let days = c["daysUntilExpiry"].as_i64().unwrap_or(0);
+            let days = c.days_until_expiry.unwrap_or(0);
             let (severity, summary) = match kind {
                 "expiration" => {
                     (severity_for_days(days), format!("Certificate {cn} expires in {days} days ({alert_name})"))
@@ -78,7 +79,7 @@ pub fn events(ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
             json!({
                 "routing_key": routing_key, "event_action": "trigger", "dedup_key": key,
                 "payload": {"summary": cut(&summary, MAX_SUMMARY), "source": cut(cn, MAX_SOURCE), "severity": severity,
-                            "timestamp": ce["time"], "custom_details": ce},
+                            "timestamp": view.time, "custom_details": ce},
             })
         })
         .collect()
@@ -88,6 +89,11 @@ pub fn events(ce: &Value, routing_key: &str, resolve: bool) -> Vec<Value> {
 mod tests {
     use super::*;
 
+    /// `events` on a CloudEvent given as JSON.
+    fn of(ce: &Value, key: &str, resolve: bool) -> Vec<Value> {
+        events(&serde_json::from_value(ce.clone()).unwrap(), ce, key, resolve)
+    }
+
     /// Issue 14: fields a PKI controls are cut to the Events API's limits; a long
     /// certificate id gives a stable hashed key.
     #[test]
@@ -96,13 +102,13 @@ mod tests {
         let long_cn = "h".repeat(5000);
         e["data"]["certificates"][0]["commonName"] = long_cn.clone().into();
         e["data"]["certificates"][0]["id"] = "i".repeat(400).into();
-        let out = events(&e, "rk", false);
+        let out = of(&e, "rk", false);
         let p = &out[0]["payload"];
         assert_eq!(p["source"].as_str().unwrap().chars().count(), 255);
         assert_eq!(p["summary"].as_str().unwrap().chars().count(), 1024);
         let key = out[0]["dedup_key"].as_str().unwrap();
         assert!(key.len() <= 255 && key.contains(":sha256:"), "{key}");
-        assert_eq!(events(&e, "rk", true)[0]["dedup_key"], key, "the renewal resolves the same incident");
+        assert_eq!(of(&e, "rk", true)[0]["dedup_key"], key, "the renewal resolves the same incident");
         assert_eq!(dedup_key("a", "c-1"), "certhook:a:c-1", "short ids are kept as they are");
     }
 
@@ -124,7 +130,7 @@ mod tests {
 
     #[test]
     fn one_trigger_per_certificate_with_stable_dedup_keys() {
-        let evs = events(&ce("expiration", &[3, 20]), "0123456789abcdef0123456789abcdef", false);
+        let evs = of(&ce("expiration", &[3, 20]), "0123456789abcdef0123456789abcdef", false);
         assert_eq!(evs.len(), 2);
         assert_eq!(evs[0]["event_action"], "trigger");
         assert_eq!(evs[0]["dedup_key"], "certhook:al:c0");
@@ -138,8 +144,8 @@ mod tests {
 
     #[test]
     fn revocation_is_critical_and_renewal_can_resolve() {
-        assert_eq!(events(&ce("revocation", &[100]), "k", false)[0]["payload"]["severity"], "critical");
-        let resolve = &events(&ce("renewal", &[300]), "k", true)[0];
+        assert_eq!(of(&ce("revocation", &[100]), "k", false)[0]["payload"]["severity"], "critical");
+        let resolve = &of(&ce("renewal", &[300]), "k", true)[0];
         assert_eq!(resolve["event_action"], "resolve");
         assert_eq!(resolve["dedup_key"], "certhook:al:c0");
         assert!(resolve.get("payload").is_none());

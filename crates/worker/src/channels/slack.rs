@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{certificates, kind_of};
+use super::EventView;
 
 /// Certificates shown as sections; the rest are counted.
 pub const MAX_SECTIONS: usize = 20;
@@ -27,37 +27,39 @@ pub fn escape(value: &str) -> String {
     value.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A string field of `v`, escaped, or `?`.
-fn field(v: &Value) -> String {
-    v.as_str().map(escape).unwrap_or_else(|| "?".into())
+/// An optional field, escaped, or `?`.
+fn field(v: &Option<String>) -> String {
+    v.as_deref().map(escape).unwrap_or_else(|| "?".into())
 }
 
 /// The Slack message for a CloudEvent.
-pub fn message(ce: &Value) -> Value {
-    let kind = kind_of(ce);
-    let alert = ce["data"]["alert"]["name"].as_str().map(escape).unwrap_or_else(|| "certhook".into());
-    let certs = certificates(ce);
+pub fn message(ce: &EventView) -> Value {
+    let kind = ce.kind();
+    let alert = ce.data.alert.as_ref();
+    let name = alert.map(|a| escape(&a.name)).filter(|n| !n.is_empty()).unwrap_or_else(|| "certhook".into());
+    let certs = &ce.data.certificates;
     let window =
-        ce["data"]["alert"]["alertBefore"].as_str().map(|w| format!(" within {}", escape(w))).unwrap_or_default();
+        alert.and_then(|a| a.alert_before.as_deref()).map(|w| format!(" within {}", escape(w))).unwrap_or_default();
     let text = match (kind, certs.len()) {
         ("test", _) => "certhook test message: this channel is reachable".to_string(),
-        ("expiration", n) => format!("{n} certificate{} expiring{window} ({alert})", if n == 1 { "" } else { "s" }),
+        ("expiration", n) => format!("{n} certificate{} expiring{window} ({name})", if n == 1 { "" } else { "s" }),
         (_, _) => {
-            let cn = certs.first().map_or_else(|| "?".into(), |c| field(&c["commonName"]));
-            format!("{}: {cn} ({alert})", title(kind))
+            let cn = certs.first().map_or_else(|| "?".into(), |c| field(&c.common_name));
+            format!("{}: {cn} ({name})", title(kind))
         }
     };
     let mut blocks =
-        vec![json!({"type": "header", "text": {"type": "plain_text", "text": format!("{}: {alert}", title(kind))}})];
+        vec![json!({"type": "header", "text": {"type": "plain_text", "text": format!("{}: {name}", title(kind))}})];
     for c in certs.iter().take(MAX_SECTIONS) {
+        let days = c.days_until_expiry.map_or_else(|| "?".to_string(), |d| d.to_string());
         let mut lines = vec![
-            format!("*{}*", field(&c["commonName"])),
-            format!("Serial: `{}`", field(&c["serialNumber"])),
-            format!("Not after: {}", field(&c["notAfter"])),
-            format!("Days left: {}", escape(&c["daysUntilExpiry"].to_string())),
+            format!("*{}*", field(&c.common_name)),
+            format!("Serial: `{}`", field(&c.serial_number)),
+            format!("Not after: {}", field(&c.not_after)),
+            format!("Days left: {days}"),
         ];
-        if let Some(reason) = c["revocationReason"].as_str() {
-            lines.push(format!("Revoked: {} ({})", field(&c["revokedAt"]), escape(reason)));
+        if let Some(reason) = &c.revocation_reason {
+            lines.push(format!("Revoked: {} ({})", field(&c.revoked_at), escape(reason)));
         }
         blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}));
     }
@@ -65,7 +67,7 @@ pub fn message(ce: &Value) -> Value {
         let more = certs.len() - MAX_SECTIONS;
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("and {more} more")}]}));
     }
-    if let Some(url) = ce["data"]["metadata"]["viewUrl"].as_str() {
+    if let Some(url) = ce.data.metadata.as_ref().and_then(|m| m.view_url.as_deref()) {
         blocks
             .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("<{url}|View certificates>")}}));
     }
@@ -75,6 +77,10 @@ pub fn message(ce: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn view(ce: &Value) -> EventView {
+        serde_json::from_value(ce.clone()).unwrap()
+    }
 
     fn event(kind: &str, n: usize) -> Value {
         let certs: Vec<Value> = (0..n)
@@ -94,7 +100,7 @@ mod tests {
         let mut ce = event("issuance", 1);
         ce["data"]["certificates"][0]["commonName"] = "<!channel> <https://phish.example/renew|Renew now> & co".into();
         ce["data"]["alert"]["name"] = "<@U123>".into();
-        let m = message(&ce);
+        let m = message(&view(&ce));
         let all = m.to_string();
         assert!(!all.contains("<!channel>") && !all.contains("<https://phish") && !all.contains("<@U123>"), "{all}");
         assert!(
@@ -113,7 +119,7 @@ mod tests {
 
     #[test]
     fn expiration_message_has_fallback_header_sections_and_link() {
-        let m = message(&event("expiration", 2));
+        let m = message(&view(&event("expiration", 2)));
         assert_eq!(m["text"], "2 certificates expiring within 30d (tls-expiry)");
         let blocks = m["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["type"], "header");
@@ -128,7 +134,7 @@ mod tests {
 
     #[test]
     fn at_most_twenty_sections_then_a_count() {
-        let m = message(&event("expiration", 23));
+        let m = message(&view(&event("expiration", 23)));
         let blocks = m["blocks"].as_array().unwrap();
         let sections =
             blocks.iter().filter(|b| b["type"] == "section" && b["text"]["text"].as_str().unwrap().starts_with('*'));
@@ -138,6 +144,6 @@ mod tests {
 
     #[test]
     fn single_certificate_events_name_the_certificate() {
-        assert_eq!(message(&event("issuance", 1))["text"], "Certificate issued: h0.example.com (tls-expiry)");
+        assert_eq!(message(&view(&event("issuance", 1)))["text"], "Certificate issued: h0.example.com (tls-expiry)");
     }
 }
