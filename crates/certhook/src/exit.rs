@@ -2,7 +2,7 @@
 
 use certhook_core::config::ConfigError;
 
-use crate::channels::ChannelError;
+use crate::channel_ops::ChannelError;
 use certhook_core::validate::ValidationError;
 use certhook_producer::ProduceError;
 use certhook_store::StoreError;

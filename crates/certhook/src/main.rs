@@ -8,12 +8,14 @@
 //! - `exit`: exit codes 0/1/2 and the errors that mean "bad input".
 //! - `secret_input`: `--secret-file` and `--routing-key-file` (`-` for standard input).
 //! - `commands`: one function per command, one file per command group.
+//! - `channel_ops`: channel operations the CLI and the API share (verification, test sends).
+//! - `listen`: the local development receiver.
 //! - `shapes`, `input`: the JSON shapes and the id and time parsers the CLI and the API share.
 //! - `serve`: the long-running process; `api`: its HTTP API, one module per resource.
 //! - `http_server`: the API's listener and its limits.
 
 mod api;
-mod channels;
+mod channel_ops;
 mod cli;
 mod commands;
 mod exit;

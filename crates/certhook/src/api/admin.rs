@@ -1,5 +1,5 @@
 //! The HTTP API for applications, alerts and channels (SPEC §6): the same objects and
-//! rules as the CLI's `--json` output, through [`crate::channels`] for channel operations.
+//! rules as the CLI's `--json` output, through [`crate::channel_ops`] for channel operations.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::input::{json_body, parse_uuid};
 use super::{ApiError, ApiState, ErrorBody};
-use crate::channels::{self, ChannelError, TestReport};
+use crate::channel_ops::{self, ChannelError, TestReport};
 
 /// The admin routes, to be nested under `/v1`.
 pub(super) fn routes() -> Router<ApiState> {
@@ -158,7 +158,7 @@ async fn create_channel(
         routing_key: body.routing_key.as_deref(),
         content_type: body.content_type.as_deref(),
     };
-    let channel = channels::create(&s.store, &s.config, alert_id, &input, body.no_verify).await?;
+    let channel = channel_ops::create(&s.store, &s.config, alert_id, &input, body.no_verify).await?;
     Ok((StatusCode::CREATED, Json(channel)).into_response())
 }
 
@@ -184,7 +184,7 @@ async fn patch_channel(
     body: axum::body::Bytes,
 ) -> Result<Json<Channel>, ApiError> {
     let body: PatchChannelBody = json_body(&body)?;
-    Ok(Json(channels::update_url(&s.store, &s.config, parse_uuid("id", &id)?, &body.url).await?))
+    Ok(Json(channel_ops::update_url(&s.store, &s.config, parse_uuid("id", &id)?, &body.url).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/channels/{id}", params(("id" = String, Path)), security(("bearer" = [])),
@@ -216,13 +216,13 @@ async fn activate(
 #[utoipa::path(post, path = "/v1/channels/{id}/reverify", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn reverify(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
-    Ok(Json(channels::reverify(&s.store, &s.config, parse_uuid("id", &id)?).await?))
+    Ok(Json(channel_ops::reverify(&s.store, &s.config, parse_uuid("id", &id)?).await?))
 }
 
 #[utoipa::path(post, path = "/v1/channels/{id}/test", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = TestReport), (status = 404, body = ErrorBody)))]
 async fn test(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<TestReport>, ApiError> {
-    Ok(Json(channels::test(&s.store, &s.config, parse_uuid("id", &id)?).await?))
+    Ok(Json(channel_ops::test(&s.store, &s.config, parse_uuid("id", &id)?).await?))
 }
 
 async fn act(s: &ApiState, id: &str, action: ChannelAction) -> Result<Json<Channel>, ApiError> {
@@ -266,7 +266,7 @@ async fn rotate_secret(
 ) -> Result<Json<Channel>, ApiError> {
     let body: RotateBody = json_body(&body)?;
     let grace = body.grace.as_deref().unwrap_or("24h");
-    Ok(Json(channels::rotate_secret(&s.store, parse_uuid("id", &id)?, &body.secret, grace).await?))
+    Ok(Json(channel_ops::rotate_secret(&s.store, parse_uuid("id", &id)?, &body.secret, grace).await?))
 }
 
 /// The admin paths, for the OpenAPI document.

@@ -7,7 +7,7 @@ use certhook_core::subscription::{ChannelInput, check_alert};
 use certhook_store::{Alert, Application, Channel, NewAlert, Store};
 
 use super::{Output, parse_id};
-use crate::channels;
+use crate::channel_ops;
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
 use crate::exit::BadInput;
 use crate::secret_input;
@@ -76,7 +76,7 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
                 routing_key: routing_key.as_deref(),
                 content_type: args.content_type.as_deref(),
             };
-            let channel = channels::create(store, config, alert_id, &input, args.no_verify).await?;
+            let channel = channel_ops::create(store, config, alert_id, &input, args.no_verify).await?;
             out.emit(&channel, |c| {
                 let mut lines = show(c);
                 if c.state == ChannelState::PendingVerification {
@@ -98,10 +98,10 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
             out.emit(&store.activate_channel(parse_id("channel", id)?, token).await?, show)
         }
         ChannelCommand::Reverify { id } => {
-            out.emit(&channels::reverify(store, config, parse_id("channel", id)?).await?, show)
+            out.emit(&channel_ops::reverify(store, config, parse_id("channel", id)?).await?, show)
         }
         ChannelCommand::Test { id } => {
-            let report = channels::test(store, config, parse_id("channel", id)?).await?;
+            let report = channel_ops::test(store, config, parse_id("channel", id)?).await?;
             out.emit(&report, |r| {
                 let status = r.status_code.map(|s| s.to_string()).unwrap_or_else(|| "no response".into());
                 let error = r.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default();
@@ -116,12 +116,12 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
         ChannelCommand::Resume { id } => out.emit(&action(store, id, ChannelAction::Resume).await?, show),
         ChannelCommand::Enable { id } => out.emit(&action(store, id, ChannelAction::Enable).await?, show),
         ChannelCommand::UpdateUrl { id, url } => {
-            out.emit(&channels::update_url(store, config, parse_id("channel", id)?, url).await?, show)
+            out.emit(&channel_ops::update_url(store, config, parse_id("channel", id)?, url).await?, show)
         }
         ChannelCommand::RotateSecret { id, secret, secret_file, grace } => {
             let secret = secret_input::resolve(secret.as_deref(), secret_file.as_deref(), "--secret-file")?
                 .ok_or_else(|| BadInput("--secret or --secret-file is required".into()))?;
-            out.emit(&channels::rotate_secret(store, parse_id("channel", id)?, &secret, grace).await?, show)
+            out.emit(&channel_ops::rotate_secret(store, parse_id("channel", id)?, &secret, grace).await?, show)
         }
         ChannelCommand::Delete { id } => {
             let id = parse_id("channel", id)?;
