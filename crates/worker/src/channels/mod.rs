@@ -7,6 +7,7 @@
 pub mod pagerduty;
 pub mod slack;
 
+use certhook_core::event::AlertType;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -95,10 +96,24 @@ pub struct MetadataView {
     pub view_url: Option<String>,
 }
 
+/// What a CloudEvent announces, from the last segment of its `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// An alert's event.
+    Alert(AlertType),
+    /// `certhook channel test`.
+    Test,
+    /// Anything else (a verification event, a newer type).
+    Other,
+}
+
 impl EventView {
-    /// The alert type (or `test`, `verification`): the last segment of `type`.
-    pub fn kind(&self) -> &str {
-        self.event_type.rsplit('.').next().unwrap_or("")
+    /// What the event announces.
+    pub fn kind(&self) -> EventKind {
+        match self.event_type.rsplit('.').next().unwrap_or("") {
+            "test" => EventKind::Test,
+            last => last.parse().map_or(EventKind::Other, EventKind::Alert),
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //! alert and certificate, severity by days left (revocation: critical), and the CloudEvent
 //! in `custom_details`. A renewal resolves the expiration incident of its certificate.
 
+use certhook_core::event::AlertType;
 use serde_json::{Value, json};
 
-use super::EventView;
+use super::{EventKind, EventView};
 
 /// Severity of an expiration by whole days left.
 pub fn severity_for_days(days: i64) -> &'static str {
@@ -69,11 +70,15 @@ pub fn events(view: &EventView, ce: &Value, routing_key: &str, resolve: bool) ->
             }
             let days = c.days_until_expiry.unwrap_or(0);
             let (severity, summary) = match kind {
-                "expiration" => {
+                EventKind::Alert(AlertType::Expiration) => {
                     (severity_for_days(days), format!("Certificate {cn} expires in {days} days ({alert_name})"))
                 }
-                "revocation" => ("critical", format!("Certificate {cn} was revoked ({alert_name})")),
-                "renewal" => ("info", format!("Certificate {cn} was renewed ({alert_name})")),
+                EventKind::Alert(AlertType::Revocation) => {
+                    ("critical", format!("Certificate {cn} was revoked ({alert_name})"))
+                }
+                EventKind::Alert(AlertType::Renewal) => {
+                    ("info", format!("Certificate {cn} was renewed ({alert_name})"))
+                }
                 _ => ("info", format!("Certificate {cn} was issued ({alert_name})")),
             };
             json!({

@@ -2,21 +2,22 @@
 //! a header naming the alert, one section per certificate (at most 20, then an
 //! "and N more" line), and a link to the certificates.
 
+use certhook_core::event::AlertType;
 use serde_json::{Value, json};
 
-use super::EventView;
+use super::{EventKind, EventView};
 
 /// Certificates shown as sections; the rest are counted.
 pub const MAX_SECTIONS: usize = 20;
 
-fn title(kind: &str) -> &'static str {
+fn title(kind: EventKind) -> &'static str {
     match kind {
-        "expiration" => "Certificates expiring",
-        "issuance" => "Certificate issued",
-        "renewal" => "Certificate renewed",
-        "revocation" => "Certificate revoked",
-        "test" => "certhook test message",
-        _ => "Certificate event",
+        EventKind::Alert(AlertType::Expiration) => "Certificates expiring",
+        EventKind::Alert(AlertType::Issuance) => "Certificate issued",
+        EventKind::Alert(AlertType::Renewal) => "Certificate renewed",
+        EventKind::Alert(AlertType::Revocation) => "Certificate revoked",
+        EventKind::Test => "certhook test message",
+        EventKind::Other => "Certificate event",
     }
 }
 
@@ -41,8 +42,10 @@ pub fn message(ce: &EventView) -> Value {
     let window =
         alert.and_then(|a| a.alert_before.as_deref()).map(|w| format!(" within {}", escape(w))).unwrap_or_default();
     let text = match (kind, certs.len()) {
-        ("test", _) => "certhook test message: this channel is reachable".to_string(),
-        ("expiration", n) => format!("{n} certificate{} expiring{window} ({name})", if n == 1 { "" } else { "s" }),
+        (EventKind::Test, _) => "certhook test message: this channel is reachable".to_string(),
+        (EventKind::Alert(AlertType::Expiration), n) => {
+            format!("{n} certificate{} expiring{window} ({name})", if n == 1 { "" } else { "s" })
+        }
         (_, _) => {
             let cn = certs.first().map_or_else(|| "?".into(), |c| field(&c.common_name));
             format!("{}: {cn} ({name})", title(kind))
