@@ -86,6 +86,11 @@ async fn v1_needs_the_bearer_token_and_errors_are_json() {
     let status: serde_json::Value =
         http.get(serve.url("/v1/status")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["events"]["total"], 2, "refused requests stored nothing");
+    // A mistyped type filter is refused, not silently matched against nothing.
+    let resp = http.get(serve.url("/v1/dead-letters?type=expirations")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["field"], "type", "{body}");
     serve.terminate().await;
 }
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use certhook_core::config::Config;
 use certhook_core::destination::check_url;
-use certhook_core::event::{ChannelKind, ChannelState};
+use certhook_core::event::{ChannelKind, ChannelState, DeliveryType};
 use certhook_core::lifecycle::{VERIFICATION_TTL, new_token, token_hash};
 use certhook_core::render::{ChannelRef, render_test_event, render_verification_event};
 use certhook_core::sign::validate_secret;
@@ -160,8 +160,10 @@ pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport
     let channel = ChannelRef { id, alert_id: c.alert_id, application_id: c.application_id };
     let body = render_test_event(&config.render_settings(), &channel, &event_id, Utc::now());
     let started = Instant::now();
-    let response =
-        sender.send_now(&target, &body, &event_id, false, &config.pagerduty_url).await.map_err(ChannelError::Setup)?;
+    let response = sender
+        .send_now(&target, &body, &event_id, DeliveryType::Test, &config.pagerduty_url)
+        .await
+        .map_err(ChannelError::Setup)?;
     let status_code = match response.result {
         certhook_worker::classify::AttemptResult::Status(s) => Some(s),
         _ => None,

@@ -15,6 +15,11 @@ pub fn time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("'{text}' is not an RFC 3339 time such as 2024-01-15T10:30:00Z"))
 }
 
+/// A delivery type to filter by: one of the types deliveries are stored with.
+pub fn delivery_type(text: &str) -> Result<String, String> {
+    text.trim().parse::<certhook_core::event::DeliveryType>().map(|t| t.as_str().to_string()).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -23,5 +28,7 @@ mod tests {
         assert_eq!(super::uuid("x").unwrap_err(), "'x' is not a UUID");
         assert!(super::time("2024-01-15T10:30:00Z").is_ok());
         assert!(super::time("yesterday").unwrap_err().contains("RFC 3339"));
+        assert_eq!(super::delivery_type("expiration").unwrap(), "expiration");
+        assert!(super::delivery_type("expirations").unwrap_err().contains("webhook.verification"));
     }
 }

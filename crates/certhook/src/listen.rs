@@ -20,6 +20,12 @@ struct Listener {
     signature_header: String,
 }
 
+/// `certhook listen`: the secret from `--secret` or `--secret-file`, then [`listen`].
+pub async fn run(args: &crate::cli::ListenArgs, config: &certhook_core::config::Config) -> anyhow::Result<()> {
+    let secret = crate::secret_input::resolve(args.secret.as_deref(), args.secret_file.as_deref(), "--secret-file")?;
+    listen(args.port, secret, config.signature_header.clone()).await
+}
+
 /// Serves on 127.0.0.1:`port` until SIGINT.
 pub async fn listen(port: u16, secret: Option<String>, signature_header: String) -> anyhow::Result<()> {
     if let Some(s) = &secret {

@@ -7,6 +7,7 @@
 //! - `settings`: configuration from file, environment and flags.
 //! - `exit`: exit codes 0/1/2 and the errors that mean "bad input".
 //! - `secret_input`: `--secret-file` and `--routing-key-file` (`-` for standard input).
+//! - `database`: opening the store as the configuration says.
 //! - `commands`: one function per command, one file per command group.
 //! - `channel_ops`: channel operations the CLI and the API share (verification, test sends).
 //! - `listen`: the local development receiver.
@@ -18,6 +19,7 @@ mod api;
 mod channel_ops;
 mod cli;
 mod commands;
+mod database;
 mod exit;
 mod http_server;
 mod input;

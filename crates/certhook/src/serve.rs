@@ -25,7 +25,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let store = crate::commands::open(&config).await?;
+    let store = crate::database::open(&config).await?;
     // A secret that does not open would park that channel's deliveries; better to refuse
     // to start, saying which key is missing.
     if let Err(e) = store.check_secrets().await {
@@ -68,7 +68,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.scan_interval,
         config.max_certificates_per_event,
         move |out| {
-            scan_metrics.events_enqueued.with_label_values(&["expiration"]).inc_by(out.events.len() as u64);
+            scan_metrics
+                .events_enqueued
+                .with_label_values(&[certhook_core::event::AlertType::Expiration.as_str()])
+                .inc_by(out.events.len() as u64);
             scan_metrics.scans.inc();
             scan_metrics.last_scan.set(chrono::Utc::now().timestamp() as f64);
         },

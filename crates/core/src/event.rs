@@ -236,6 +236,11 @@ pub enum DeliveryType {
     Resolve,
     /// A webhook channel's verification event.
     Verification,
+    /// `certhook channel test`'s event (sent at once, never stored).
+    Test,
+    /// A type this version does not know (written by a newer one): sent as an alert's
+    /// event would be, never dead-lettered for its type.
+    Other,
 }
 
 impl DeliveryType {
@@ -245,7 +250,14 @@ impl DeliveryType {
             DeliveryType::Alert(t) => t.as_str(),
             DeliveryType::Resolve => "resolve",
             DeliveryType::Verification => "webhook.verification",
+            DeliveryType::Test => "webhook.test",
+            DeliveryType::Other => "other",
         }
+    }
+
+    /// A stored `type`, whatever version wrote it (an unknown one is [`DeliveryType::Other`]).
+    pub fn read(stored: &str) -> DeliveryType {
+        stored.parse().unwrap_or(DeliveryType::Other)
     }
 }
 

@@ -99,12 +99,13 @@ impl FanOutCache {
     }
 }
 
-/// One alert an event goes to, with the channels it reaches; `resolve` marks a renewal
-/// going to an expiration alert's PagerDuty channels.
+/// One alert an event goes to, with the channels it reaches, and what its deliveries are:
+/// the alert's own event, or (`DeliveryType::Resolve`) a renewal going to an expiration
+/// alert's PagerDuty channels.
 struct FanOutTarget<'a> {
     alert: &'a Alert,
     channels: &'a [(String, ChannelState)],
-    resolve: bool,
+    delivery_type: DeliveryType,
 }
 
 /// The rows one fan-out batch writes, one statement per table.
@@ -119,17 +120,13 @@ struct FanOutBatch<'a> {
 impl<'a> FanOutBatch<'a> {
     /// Renders the event for one alert and adds a delivery per channel of it.
     fn add(&mut self, settings: &RenderSettings, ev: &'a PendingEvent, parsed: &ParsedEvent, target: FanOutTarget<'_>) {
-        let FanOutTarget { alert, channels, resolve } = target;
+        let FanOutTarget { alert, channels, delivery_type } = target;
         if channels.is_empty() {
             return;
         }
-        // `resolve`: the event is a renewal sent to the PagerDuty channels of an expiration
-        // alert, rendered as a renewal and delivered as a resolution of that alert's incident.
-        let (alert_type, delivery_type) = if resolve {
-            (AlertType::Renewal, DeliveryType::Resolve)
-        } else {
-            (alert.alert_type, DeliveryType::Alert(alert.alert_type))
-        };
+        // A resolution is a renewal sent to the PagerDuty channels of an expiration alert,
+        // rendered as a renewal and delivered as a resolution of that alert's incident.
+        let alert_type = if delivery_type == DeliveryType::Resolve { AlertType::Renewal } else { alert.alert_type };
         let delivery_type = delivery_type.as_str();
         let message_id = Uuid::now_v7().to_string();
         let alert_ref = AlertRef {
@@ -323,13 +320,23 @@ impl<D: Driver> Backend<D> {
             }
             for alert in &alerts {
                 let channels = cache.channels_of(self, &mut tx, alert.id, false).await?;
-                batch.add(settings, ev, parsed, FanOutTarget { alert, channels: &channels, resolve: false });
+                batch.add(
+                    settings,
+                    ev,
+                    parsed,
+                    FanOutTarget { alert, channels: &channels, delivery_type: DeliveryType::Alert(alert.alert_type) },
+                );
             }
             if parsed.alert_type == AlertType::Renewal && ev.alert_id.is_none() {
                 // A renewal resolves the certificate's open expiration incidents (PagerDuty).
                 for alert in &cache.alerts_for(self, &mut tx, &ev.application_id, AlertType::Expiration).await? {
                     let channels = cache.channels_of(self, &mut tx, alert.id, true).await?;
-                    batch.add(settings, ev, parsed, FanOutTarget { alert, channels: &channels, resolve: true });
+                    batch.add(
+                        settings,
+                        ev,
+                        parsed,
+                        FanOutTarget { alert, channels: &channels, delivery_type: DeliveryType::Resolve },
+                    );
                 }
             }
             batch.done.push(&ev.id);

@@ -11,7 +11,7 @@ use crate::batch::{AttemptRow, ChannelHealthRow, ChannelLimitRow, LeaseRow, Outc
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::rows::{duration_ms, millis, parse_col, uuid_col};
+use crate::rows::{duration_ms, millis, uuid_col};
 use crate::sql::Queries;
 use certhook_core::event::DeliveryType;
 
@@ -267,7 +267,7 @@ fn lease_from(r: &impl Record, token: Uuid, bodies: &mut HashMap<String, Arc<[u8
         token,
         channel_id: uuid_col(r, "channel_id")?,
         cloud_event_id: uuid_col(r, "message_id")?,
-        delivery_type: parse_col(r, "type")?,
+        delivery_type: DeliveryType::read(&r.try_get::<String, _>("type")?),
         attempts_before: r.try_get::<i64, _>("attempt_count")? as u32,
         body,
         enqueued_at: millis(r.try_get("enqueued_at")?),

@@ -313,3 +313,38 @@ fn back_to_waiting(waiting: &str) -> String {
 fn const_format(parts: &[&str]) -> String {
     parts.concat()
 }
+
+#[cfg(test)]
+mod words {
+    use certhook_core::event::{ChannelState, DeadReason, DeliveryState, DeliveryType};
+
+    /// Every quoted word after `marker` in the statements.
+    fn quoted_after<'a>(src: &'a str, marker: &str) -> Vec<&'a str> {
+        src.match_indices(marker).filter_map(|(at, _)| src[at + marker.len()..].split('\'').next()).collect()
+    }
+
+    /// The states, reasons and types the statements write by hand are the enums' own words,
+    /// so renaming a variant's word cannot leave the SQL behind.
+    #[test]
+    fn literal_states_reasons_and_types_are_the_enums_words() {
+        let src = include_str!("sql.rs");
+        let src = &src[..src.find("#[cfg(test)]\nmod words").expect("this module")];
+        let reasons = quoted_after(src, "reason = '");
+        let types = quoted_after(src, "type = '");
+        let thens = quoted_after(src, "THEN '");
+        assert!(!reasons.is_empty() && !types.is_empty() && !thens.is_empty());
+        for word in reasons {
+            assert!(word.parse::<DeadReason>().is_ok(), "reason '{word}'");
+        }
+        for word in types {
+            assert!(word.parse::<DeliveryType>().is_ok(), "type '{word}'");
+        }
+        for word in thens {
+            let known = word.parse::<DeadReason>().is_ok()
+                || word.parse::<DeliveryState>().is_ok()
+                || word.parse::<ChannelState>().is_ok()
+                || word == "deleted";
+            assert!(known, "THEN '{word}'");
+        }
+    }
+}

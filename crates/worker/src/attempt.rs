@@ -59,8 +59,9 @@ pub(crate) async fn deliver_one(
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Retry { delay } },
         };
     }
-    let resolve = lease.delivery_type == DeliveryType::Resolve;
-    let sent = sender.send_now(&target, &lease.body, &lease.cloud_event_id.to_string(), resolve, pagerduty_url).await;
+    let sent = sender
+        .send_now(&target, &lease.body, &lease.cloud_event_id.to_string(), lease.delivery_type, pagerduty_url)
+        .await;
     let response = match sent {
         Ok(response) => response,
         Err(e) => {

@@ -34,8 +34,16 @@ impl AttemptResult {
         }
     }
 
-    /// Every label value, so each series exists from the start.
-    pub const LABELS: [&'static str; 7] = ["2xx", "3xx", "4xx", "5xx", "timeout", "connect_error", "blocked"];
+    /// One result of each label, so each series exists from the start.
+    pub const EACH: [AttemptResult; 7] = [
+        AttemptResult::Status(200),
+        AttemptResult::Status(300),
+        AttemptResult::Status(400),
+        AttemptResult::Status(500),
+        AttemptResult::Timeout,
+        AttemptResult::ConnectError,
+        AttemptResult::Blocked,
+    ];
 }
 
 /// What the result means for the delivery.

@@ -189,7 +189,7 @@ impl Sender {
         target: &crate::targets::Target,
         body: &[u8],
         webhook_id: &str,
-        resolve: bool,
+        delivery_type: certhook_core::event::DeliveryType,
         pagerduty_url: &str,
     ) -> Result<Response, String> {
         let channel = &target.channel;
@@ -200,7 +200,7 @@ impl Sender {
             routing_key: channel.routing_key.as_ref().map(|k| k.expose()),
             pagerduty_url,
         };
-        let outgoing = crate::channels::requests(&destination, body, resolve)?;
+        let outgoing = crate::channels::requests(&destination, body, delivery_type)?;
         self.send_all(outgoing, webhook_id, &target.keys).await.ok_or_else(|| "nothing to send".to_string())
     }
 

@@ -7,7 +7,8 @@
 //! - [`refill`]: the background claim that keeps the buffer full.
 //! - [`lease`]: the leases this process holds, extended until their outcomes are written.
 //! - `attempt`: one delivery start to finish: channel checks, the send, its outcome.
-//! - [`deliver`]: one HTTP attempt over the shared client (signing at send time).
+//! - [`deliver`]: the shared HTTP client; `send_now` builds a channel's requests and
+//!   sends them (signing at send time).
 //! - [`classify`]: what a result means, and what becomes of the delivery (pure).
 //! - [`guard`]: SSRF protection, for IP literals and at DNS resolution.
 //! - [`channels`]: Slack and PagerDuty formats (pure).

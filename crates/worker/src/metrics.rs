@@ -158,8 +158,8 @@ impl Metrics {
                 deliveries.with_label_values(&[outcome.as_str(), kind.as_str()]);
             }
         }
-        for label in AttemptResult::LABELS {
-            attempts.with_label_values(&[label]);
+        for result in AttemptResult::EACH {
+            attempts.with_label_values(&[result.label()]);
         }
         for kind in ChannelKind::ALL {
             delivery_duration.with_label_values(&[kind.as_str()]);

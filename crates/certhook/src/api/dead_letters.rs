@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::deliveries::DeliveryQuery;
-use super::input::{json_body, parse_time, parse_uuid};
+use super::input::{json_body, parse_delivery_type, parse_time, parse_uuid};
 use super::{ApiError, ApiState, ErrorBody};
 use crate::shapes::Counted;
 
@@ -45,7 +45,7 @@ impl DeadLetterAction {
             (Some(id), false) => Ok(DeadLetterSelector::Id(parse_uuid("id", id)?)),
             (None, true) => Ok(DeadLetterSelector::Matching(DeliveryFilter {
                 channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
-                delivery_type: self.delivery_type.clone(),
+                delivery_type: self.delivery_type.as_deref().map(|t| parse_delivery_type("type", t)).transpose()?,
                 dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
                 dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
                 ..Default::default()

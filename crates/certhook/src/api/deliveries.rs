@@ -8,7 +8,7 @@ use certhook_store::DeliveryFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::input::{parse_time, parse_uuid};
+use super::input::{parse_delivery_type, parse_time, parse_uuid};
 use super::{ApiError, ApiState, ErrorBody};
 
 /// Filters of the delivery listings.
@@ -48,7 +48,7 @@ impl DeliveryQuery {
                 })
                 .transpose()?,
             channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
-            delivery_type: self.delivery_type.clone(),
+            delivery_type: self.delivery_type.as_deref().map(|t| parse_delivery_type("type", t)).transpose()?,
             dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
             dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
             limit: Some(self.limit.unwrap_or(1000).min(10_000)),

@@ -16,6 +16,11 @@ pub fn parse_time(field: &str, text: &str) -> Result<chrono::DateTime<chrono::Ut
     crate::input::time(text).map_err(|m| bad_field(field, m))
 }
 
+/// Parses a delivery type filter, naming the field on failure.
+pub fn parse_delivery_type(field: &str, text: &str) -> Result<String, ApiError> {
+    crate::input::delivery_type(text).map_err(|m| bad_field(field, m))
+}
+
 fn bad_field(field: &str, message: String) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,

@@ -53,7 +53,11 @@ pub async fn deliveries(store: &Store, cmd: &DeliveriesCommand, out: &Output) ->
 fn dlq_filter(f: &DlqFilter) -> anyhow::Result<DeliveryFilter> {
     Ok(DeliveryFilter {
         channel_id: f.channel.as_deref().map(|c| parse_id("channel", c)).transpose()?,
-        delivery_type: f.event_type.clone(),
+        delivery_type: f
+            .event_type
+            .as_deref()
+            .map(|t| crate::input::delivery_type(t).map_err(|m| BadInput(format!("--type: {m}"))))
+            .transpose()?,
         dead_since: f.since.as_deref().map(|s| parse_time("--since", s)).transpose()?,
         ..Default::default()
     })

@@ -1,21 +1,23 @@
 //! One function per command, one file per command group (`admin`: applications, alerts,
 //! channels; `produce`: enqueue, import; `scan`; `deliveries`: deliveries and dead letters;
-//! `status`: status, migrate); each prints its result as text, or as one JSON document
+//! `status`: status, migrate; `secrets`: rewrap; `listen` and `serve` have modules of
+//! their own); each prints its result as text, or as one JSON document
 //! with `--json`.
 
 mod admin;
 mod deliveries;
 mod produce;
 mod scan;
+mod secrets;
 mod status;
 
 use certhook_core::config::Config;
-use certhook_store::Store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::cli::{Cli, Command, SecretsCommand};
+use crate::database::open;
 use crate::exit::BadInput;
 
 /// Runs the parsed command line with its configuration.
@@ -31,34 +33,11 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         Command::Dlq(cmd) => deliveries::dlq(&open(&config).await?, cmd, &out).await,
         Command::Status => status::status(&open(&config).await?, &out).await,
         Command::Serve => crate::serve::serve(config).await,
-        Command::Listen(args) => {
-            let secret =
-                crate::secret_input::resolve(args.secret.as_deref(), args.secret_file.as_deref(), "--secret-file")?;
-            crate::listen::listen(args.port, secret, config.signature_header.clone()).await
-        }
-        Command::Secrets(SecretsCommand::Rewrap { dry_run }) => {
-            let store = open(&config).await?;
-            let count = store.rewrap_secrets(*dry_run).await?;
-            let key = config.keyring().ok().and_then(|k| k.current_id().map(str::to_string));
-            let report = serde_json::json!({"count": count, "dryRun": dry_run, "keyId": key});
-            out.emit(&report, |_| {
-                let under =
-                    key.as_deref().map_or("as plain text (no secret_key)".to_string(), |k| format!("under key {k}"));
-                let verb = if *dry_run { "would re-seal" } else { "re-sealed" };
-                vec![format!("{verb} the secrets of {count} channel(s) {under}")]
-            })
-        }
+        Command::Listen(args) => crate::listen::run(args, &config).await,
+        Command::Secrets(SecretsCommand::Rewrap { dry_run }) => secrets::rewrap(&config, *dry_run, &out).await,
         Command::Import(args) => produce::import(&open(&config).await?, &config, args, &out).await,
         Command::Scan(args) => scan::scan(&open(&config).await?, &config, args, &out).await,
     }
-}
-
-/// Opens the database, creating it (SQLite) and applying pending migrations first, with
-/// the keys that seal channel secrets.
-pub async fn open(config: &Config) -> anyhow::Result<Store> {
-    let keys = config.keyring().map_err(|e| BadInput(e.to_string()))?;
-    let settings = certhook_store::StoreSettings { keys, max_event_bytes: config.max_event_bytes };
-    Ok(Store::connect(&config.database_url).await?.with_settings(settings))
 }
 
 /// Where results go: text lines for people, or one JSON document for programs.

@@ -12,6 +12,7 @@ use crate::fixtures::*;
 use crate::harness::{exec, scalar};
 
 crate::both_backends!(
+    a_delivery_type_this_version_does_not_know_is_claimed_not_dead_lettered,
     plain_sql_rows_are_checked_like_api_events_and_refusals_keep_their_reason,
     channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key,
     a_delivered_verification_keeps_its_body_but_not_its_token,
@@ -352,6 +353,16 @@ async fn disabled_channel_dead_letters_new_deliveries(store: Store) {
     store.set_channel_state(ch.id, ChannelState::Active).await.unwrap();
     assert_eq!(store.replay(&DeadLetterSelector::Id(dead[0].id), false).await.unwrap(), vec![dead[0].id]);
     claim_one(&store).await;
+}
+
+/// A newer version may add a delivery type; an older process in a rolling upgrade sends
+/// such a row as an alert's event rather than dead-lettering it as unreadable.
+async fn a_delivery_type_this_version_does_not_know_is_claimed_not_dead_lettered(store: Store) {
+    queue_with(&store, 1).await;
+    exec(&store, "UPDATE certhook_deliveries SET type = 'future.kind'").await;
+    let lease = claim_one(&store).await;
+    assert_eq!(lease.delivery_type, certhook_core::event::DeliveryType::Other);
+    assert_eq!(state_counts(&store).await.dead, 0);
 }
 
 async fn claim_leases_due_rows_once(store: Store) {

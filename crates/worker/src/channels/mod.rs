@@ -7,12 +7,12 @@
 pub mod pagerduty;
 pub mod slack;
 
-use certhook_core::event::AlertType;
+use certhook_core::event::{AlertType, DeliveryType};
 use serde::Deserialize;
 use serde_json::Value;
 
 /// The parts of a stored CloudEvent that Slack and PagerDuty messages are made of, read
-/// into types once per delivery. Test and verification events have no alert and no
+/// into types on each attempt. Test and verification events have no alert and no
 /// certificates; what is absent takes its default.
 #[derive(Debug, Default, Deserialize)]
 pub struct EventView {
@@ -146,8 +146,8 @@ pub struct Destination<'a> {
 }
 
 /// The requests that deliver `body` (a stored CloudEvent) to a destination; several for
-/// PagerDuty batches. `resolve` marks a renewal closing expiration incidents.
-pub fn requests(dest: &Destination<'_>, body: &[u8], resolve: bool) -> Result<Vec<Outgoing>, String> {
+/// PagerDuty batches. A [`DeliveryType::Resolve`] closes expiration incidents.
+pub fn requests(dest: &Destination<'_>, body: &[u8], delivery_type: DeliveryType) -> Result<Vec<Outgoing>, String> {
     use certhook_core::event::ChannelKind;
     let json = |v: Value| Outgoing {
         url: String::new(),
@@ -173,7 +173,7 @@ pub fn requests(dest: &Destination<'_>, body: &[u8], resolve: bool) -> Result<Ve
             // The whole event goes along as custom_details; the view is read from it.
             let ce: Value = serde_json::from_slice(body).map_err(|e| format!("stored event is not JSON: {e}"))?;
             let view = EventView::deserialize(&ce).map_err(|e| format!("stored event: {e}"))?;
-            Ok(pagerduty::events(&view, &ce, key, resolve)
+            Ok(pagerduty::events(&view, &ce, key, delivery_type == DeliveryType::Resolve)
                 .into_iter()
                 .map(|v| Outgoing { url: url.to_string(), ..json(v) })
                 .collect())
