@@ -108,9 +108,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(%bound, database = store_kind(&store), "serving");
     crate::http_server::serve(listener, api::router(state), Limits::default(), shutdown.clone()).await;
 
-    worker_task.await.context("worker task")??;
-    housekeeping.abort();
+    // No new scan or chore while the worker drains (each step is its own transaction, so
+    // stopping between them loses nothing).
     scanner.abort();
+    housekeeping.abort();
+    worker_task.await.context("worker task")??;
     if let Some(task) = notify_task {
         task.abort();
     }
