@@ -87,3 +87,12 @@ async fn listen_walks_through_activation_and_verifies_deliveries() {
     let lines = listen.lines.lock().unwrap().clone();
     assert!(lines.iter().any(|l| l.contains("x-infisical-signature: FAILED (no signature matches)")), "{lines:?}");
 }
+
+/// A short `--secret` is bad input like anywhere else: exit 2, naming the rule.
+#[test]
+fn a_short_secret_is_refused_with_exit_2() {
+    let env = Env::new();
+    let out = env.run_within(&["listen", "--port", "0", "--secret", "short"], Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 characters"));
+}

@@ -29,7 +29,7 @@ pub async fn run(args: &crate::cli::ListenArgs, config: &certhook_core::config::
 /// Serves on 127.0.0.1:`port` until SIGINT.
 pub async fn listen(port: u16, secret: Option<String>, signature_header: String) -> anyhow::Result<()> {
     if let Some(s) = &secret {
-        certhook_core::sign::validate_secret(s)?;
+        certhook_core::sign::validate_secret(s).map_err(|e| crate::exit::BadInput(e.to_string()))?;
     }
     let state = Arc::new(Listener { secret, signature_header });
     let app = Router::new().fallback(receive).with_state(state);
