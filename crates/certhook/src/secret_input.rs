@@ -7,20 +7,26 @@ use std::path::Path;
 
 use crate::exit::BadInput;
 
+/// The bytes of the file at `path`, or of standard input when it is `-` (what `--file -`
+/// and `--secret-file -` mean).
+pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        Ok(buf)
+    } else {
+        std::fs::read(path)
+    }
+}
+
 /// The secret from `value` or from `file` (clap lets at most one through); `None` if neither.
 pub fn resolve(value: Option<&str>, file: Option<&Path>, flag: &str) -> Result<Option<String>, BadInput> {
     let Some(path) = file else {
         return Ok(value.map(str::to_string));
     };
-    let text = if path == Path::new("-") {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| BadInput(format!("{flag}: cannot read standard input: {e}")))?;
-        s
-    } else {
-        std::fs::read_to_string(path).map_err(|e| BadInput(format!("{flag}: cannot read {}: {e}", path.display())))?
-    };
+    let where_ = if path == Path::new("-") { "standard input".to_string() } else { path.display().to_string() };
+    let bytes = read_input(path).map_err(|e| BadInput(format!("{flag}: cannot read {where_}: {e}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| BadInput(format!("{flag}: {where_} is not UTF-8 text")))?;
     // The newline an editor or `echo` leaves is not part of the secret.
     let secret = text.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&text);
     if secret.is_empty() {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use certhook_core::event::DeliveryType;
 use uuid::Uuid;
 
 use crate::backend::Backend;
@@ -13,7 +14,6 @@ use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::rows::{duration_ms, millis, uuid_col};
 use crate::sql::Queries;
-use certhook_core::event::DeliveryType;
 
 /// The ways an outcome is written, each by its own batch statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

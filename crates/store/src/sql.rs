@@ -53,6 +53,11 @@ impl std::fmt::Debug for Queries {
     }
 }
 
+/// The stored secrets of every live channel that has any.
+const CHANNEL_SECRETS: &str = "SELECT id, secret, previous_secret, routing_key FROM certhook_channels \
+     WHERE deleted_at IS NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL) \
+     ORDER BY id";
+
 /// What sending to live channels takes, secrets included.
 const CHANNEL_TARGETS: &str = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
      c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
@@ -107,13 +112,10 @@ queries! {
         WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR alert_id = ?) ORDER BY created_at, id";
     get_channel = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
         WHERE id = ? AND deleted_at IS NULL";
-    channel_secrets = "SELECT id, secret, previous_secret, routing_key FROM certhook_channels WHERE deleted_at IS NULL \
-        AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL) ORDER BY id";
+    channel_secrets = CHANNEL_SECRETS;
     // Rewrap reads what it re-seals with the rows locked, so a rotation or delete committed
     // meanwhile waits rather than being written over.
-    channel_secrets_to_rewrap = "SELECT id, secret, previous_secret, routing_key FROM certhook_channels \
-        WHERE deleted_at IS NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL) \
-        ORDER BY id LOCK_ROWS";
+    channel_secrets_to_rewrap = const_format(&[CHANNEL_SECRETS, " LOCK_ROWS"]);
     set_channel_secrets = "UPDATE certhook_channels SET secret = ?, previous_secret = ?, routing_key = ? \
         WHERE id = ? AND deleted_at IS NULL";
     // Channels deleted before deletion erased secrets still hold theirs.

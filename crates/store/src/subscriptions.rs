@@ -301,30 +301,17 @@ impl<D: Driver> Backend<D> {
     /// A `channel_targets` row as a target, its secrets opened as of `now`.
     fn target_from(&self, r: &D::Row, now: chrono::DateTime<Utc>) -> Result<ChannelTarget> {
         let id: String = r.try_get("id")?;
+        let previous_live = opt_millis(r.try_get("previous_secret_expires_at")?).is_some_and(|until| until > now);
+        let secret: Option<String> = r.try_get("secret")?;
+        let previous = r.try_get::<Option<String>, _>("previous_secret")?.filter(|_| previous_live);
+        let routing_key: Option<String> = r.try_get("routing_key")?;
+        let open = |v: Option<String>| v.map(|v| self.open_secret(&v, &id).map(certhook_core::Secret::new)).transpose();
         // One channel whose secret does not open (another process sealed it under a key this
-        // one lacks) must not keep the others from being refreshed.
-        let mut unreadable = None;
-        let mut open = |column: &str| -> Result<Option<certhook_core::Secret>> {
-            let stored: Option<String> = r.try_get(column)?;
-            Ok(stored.and_then(|v| match self.keys.open(&v, &id) {
-                Ok(plain) => Some(certhook_core::Secret::new(plain)),
-                Err(source) => {
-                    unreadable = Some(StoreError::Sealed { channel: id.clone(), source }.to_string());
-                    None
-                }
-            }))
+        // one lacks) must not keep the others from being refreshed: it is sent nothing.
+        let (secrets, routing_key, unreadable) = match (open(secret), open(previous), open(routing_key)) {
+            (Ok(s), Ok(p), Ok(k)) => (s.into_iter().chain(p).collect(), k, None),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => (Vec::new(), None, Some(e.to_string())),
         };
-        let mut secrets: Vec<certhook_core::Secret> = open("secret")?.into_iter().collect();
-        let until = opt_millis(r.try_get("previous_secret_expires_at")?);
-        if until.is_some_and(|until| until > now)
-            && let Some(p) = open("previous_secret")?
-        {
-            secrets.push(p);
-        }
-        let routing_key = open("routing_key")?;
-        if unreadable.is_some() {
-            secrets.clear();
-        }
         Ok(ChannelTarget {
             id: uuid_col(r, "id")?,
             alert_id: uuid_col(r, "alert_id")?,
@@ -333,10 +320,15 @@ impl<D: Driver> Backend<D> {
             url: r.try_get("url")?,
             state: parse_col(r, "state")?,
             content_type: r.try_get("content_type")?,
-            routing_key: routing_key.filter(|_| unreadable.is_none()),
+            routing_key,
             secrets,
             unreadable,
         })
+    }
+
+    /// A stored secret column's plain value, or which key it needs.
+    fn open_secret(&self, stored: &str, channel: &str) -> Result<String> {
+        self.keys.open(stored, channel).map_err(|source| StoreError::Sealed { channel: channel.to_string(), source })
     }
 
     /// See [`crate::Store::check_secrets`].
@@ -346,7 +338,7 @@ impl<D: Driver> Backend<D> {
             let id: String = r.try_get("id")?;
             for column in ["secret", "previous_secret", "routing_key"] {
                 if let Some(v) = r.try_get::<Option<String>, _>(column)? {
-                    self.keys.open(&v, &id).map_err(|source| StoreError::Sealed { channel: id.clone(), source })?;
+                    self.open_secret(&v, &id)?;
                 }
             }
         }
@@ -369,9 +361,7 @@ impl<D: Driver> Backend<D> {
                 continue;
             }
             for v in values.iter_mut().flatten() {
-                let plain =
-                    self.keys.open(v, &id).map_err(|source| StoreError::Sealed { channel: id.clone(), source })?;
-                *v = self.keys.seal(&plain, &id);
+                *v = self.keys.seal(&self.open_secret(v, &id)?, &id);
             }
             changed += 1;
             if !dry_run {

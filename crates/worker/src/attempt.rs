@@ -53,11 +53,7 @@ pub(crate) async fn deliver_one(
             certhook_core::retry::RetryDecision::RetryAfter(d) => d,
             _ => retry.initial_backoff,
         };
-        return Settled {
-            channel_id: lease.channel_id,
-            signal: ChannelSignal::Silent,
-            outcome: Outcome { lease, attempt: None, disposition: Disposition::Retry { delay } },
-        };
+        return Settled::parked(lease, delay);
     }
     let sent = sender
         .send_now(&target, &lease.body, &lease.cloud_event_id.to_string(), lease.delivery_type, pagerduty_url)

@@ -55,7 +55,7 @@ impl ChannelSignal {
 }
 
 /// A `410 Gone` answer, to apply to its channel once the outcome is recorded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Gone {
     /// The channel's URL when the request went out (`None` for PagerDuty, whose channels
     /// have none).
@@ -71,6 +71,16 @@ impl Settled {
             channel_id: lease.channel_id,
             signal: ChannelSignal::Silent,
             outcome: Outcome { lease, attempt: None, disposition: Disposition::Dead { reason } },
+        }
+    }
+
+    /// Not sent, and due again after `delay` with no attempt counted (its channel cannot
+    /// be sent to by this process just now).
+    pub fn parked(lease: Lease, delay: Duration) -> Settled {
+        Settled {
+            channel_id: lease.channel_id,
+            signal: ChannelSignal::Silent,
+            outcome: Outcome { lease, attempt: None, disposition: Disposition::Retry { delay } },
         }
     }
 
@@ -110,14 +120,11 @@ pub async fn run_recorder(
     let mut batch = Vec::with_capacity(RECORD_BATCH);
     while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
         let gone: Vec<(usize, Uuid, Gone)> = batch
-            .iter_mut()
+            .iter()
             .enumerate()
-            .filter_map(|(i, s)| match std::mem::replace(&mut s.signal, ChannelSignal::Failing) {
-                ChannelSignal::Gone(g) => Some((i, s.channel_id, g)),
-                other => {
-                    s.signal = other;
-                    None
-                }
+            .filter_map(|(i, s)| match &s.signal {
+                ChannelSignal::Gone(g) => Some((i, s.channel_id, g.clone())),
+                _ => None,
             })
             .collect();
         let outcomes: Vec<Outcome> = batch.drain(..).map(|s| s.outcome).collect();

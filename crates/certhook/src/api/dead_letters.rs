@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::deliveries::DeliveryQuery;
-use super::input::{json_body, parse_delivery_type, parse_time, parse_uuid};
+use super::input::{json_body, matching, parse_uuid};
 use super::{ApiError, ApiState, ErrorBody};
 use crate::shapes::Counted;
 
@@ -43,13 +43,12 @@ impl DeadLetterAction {
     fn selector(&self) -> Result<DeadLetterSelector, ApiError> {
         match (&self.id, self.all) {
             (Some(id), false) => Ok(DeadLetterSelector::Id(parse_uuid("id", id)?)),
-            (None, true) => Ok(DeadLetterSelector::Matching(DeliveryFilter {
-                channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
-                delivery_type: self.delivery_type.as_deref().map(|t| parse_delivery_type("type", t)).transpose()?,
-                dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
-                dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
-                ..Default::default()
-            })),
+            (None, true) => Ok(DeadLetterSelector::Matching(matching(
+                self.channel.as_deref(),
+                self.delivery_type.as_deref(),
+                self.since.as_deref(),
+                self.before.as_deref(),
+            )?)),
             _ => Err(ApiError {
                 field: Some("id".into()),
                 ..ApiError::bad_request("give exactly one of id or all: true")

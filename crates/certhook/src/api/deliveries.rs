@@ -2,13 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use certhook_core::event::DeliveryState;
 use certhook_store::DeliveryFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::input::{parse_delivery_type, parse_time, parse_uuid};
+use super::input::{matching, parse_state, parse_uuid};
 use super::{ApiError, ApiState, ErrorBody};
 
 /// Filters of the delivery listings.
@@ -35,23 +33,14 @@ impl DeliveryQuery {
     /// The store filter these parameters ask for.
     pub(super) fn filter(&self) -> Result<DeliveryFilter, ApiError> {
         Ok(DeliveryFilter {
-            state: self
-                .status
-                .as_deref()
-                .map(|s| {
-                    s.parse::<DeliveryState>().map_err(|e| ApiError {
-                        status: StatusCode::BAD_REQUEST,
-                        code: "invalid_field",
-                        message: format!("status: {e}"),
-                        field: Some("status".into()),
-                    })
-                })
-                .transpose()?,
-            channel_id: self.channel.as_deref().map(|c| parse_uuid("channel", c)).transpose()?,
-            delivery_type: self.delivery_type.as_deref().map(|t| parse_delivery_type("type", t)).transpose()?,
-            dead_since: self.since.as_deref().map(|t| parse_time("since", t)).transpose()?,
-            dead_before: self.before.as_deref().map(|t| parse_time("before", t)).transpose()?,
+            state: self.status.as_deref().map(|s| parse_state("status", s)).transpose()?,
             limit: Some(self.limit.unwrap_or(1000).min(10_000)),
+            ..matching(
+                self.channel.as_deref(),
+                self.delivery_type.as_deref(),
+                self.since.as_deref(),
+                self.before.as_deref(),
+            )?
         })
     }
 }

@@ -33,16 +33,15 @@ impl AllowedHosts {
         if host.is_empty() {
             return false;
         }
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-            // An address in `Host` means the browser connected to that address itself, so no
-            // other site's name is behind it. On an unspecified listen address every local
-            // address is this server's.
-            return ip == self.listen
-                || self.listen.is_unspecified()
-                || ip.is_loopback() && self.listen.is_loopback()
-                || self.names.contains(&host);
+        if self.names.contains(&host) {
+            return true;
         }
-        self.names.contains(&host)
+        // An address in `Host` means the browser connected to that address itself, so no
+        // other site's name is behind it. On an unspecified listen address every local
+        // address is this server's.
+        host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok_and(|ip| {
+            ip == self.listen || self.listen.is_unspecified() || ip.is_loopback() && self.listen.is_loopback()
+        })
     }
 
     /// Whether a request whose `Origin` is `origin` and whose `Host` is `host` comes from

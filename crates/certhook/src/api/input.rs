@@ -21,6 +21,27 @@ pub fn parse_delivery_type(field: &str, text: &str) -> Result<String, ApiError> 
     crate::input::delivery_type(text).map_err(|m| bad_field(field, m))
 }
 
+/// Parses a delivery state filter, naming the field on failure.
+pub fn parse_state(field: &str, text: &str) -> Result<certhook_core::event::DeliveryState, ApiError> {
+    text.parse().map_err(|e: certhook_core::event::UnknownValue| bad_field(field, e.to_string()))
+}
+
+/// The filters deliveries and dead letters share: channel, type, and when dead-lettered.
+pub fn matching(
+    channel: Option<&str>,
+    delivery_type: Option<&str>,
+    since: Option<&str>,
+    before: Option<&str>,
+) -> Result<certhook_store::DeliveryFilter, ApiError> {
+    Ok(certhook_store::DeliveryFilter {
+        channel_id: channel.map(|c| parse_uuid("channel", c)).transpose()?,
+        delivery_type: delivery_type.map(|t| parse_delivery_type("type", t)).transpose()?,
+        dead_since: since.map(|t| parse_time("since", t)).transpose()?,
+        dead_before: before.map(|t| parse_time("before", t)).transpose()?,
+        ..Default::default()
+    })
+}
+
 fn bad_field(field: &str, message: String) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,

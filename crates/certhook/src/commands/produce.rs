@@ -1,8 +1,6 @@
 //! Producing events from the command line: `certhook enqueue` (JSON, NDJSON or a PEM) and
 //! `certhook import` (a folder of PEM certificates into the inventory).
 
-use std::io::Read;
-
 use certhook_core::config::Config;
 use certhook_core::event::{AlertType, NewEvent, RevocationReason};
 use certhook_producer::Producer;
@@ -21,13 +19,8 @@ pub async fn enqueue(store: &Store, config: &Config, args: &EnqueueArgs, out: &O
     let producer = Producer::new(store.clone(), config.max_event_bytes);
     let ids = match (&args.file, &args.pem, &args.app, &args.event_type) {
         (Some(path), _, _, _) => {
-            let input = if path.as_os_str() == "-" {
-                let mut buf = Vec::new();
-                std::io::stdin().read_to_end(&mut buf)?;
-                buf
-            } else {
-                std::fs::read(path).map_err(|e| BadInput(format!("--file {}: {e}", path.display())))?
-            };
+            let input = crate::secret_input::read_input(path)
+                .map_err(|e| BadInput(format!("--file {}: {e}", path.display())))?;
             producer.enqueue_json(&input).await?
         }
         (None, Some(pem), Some(app), Some(event_type)) => {
