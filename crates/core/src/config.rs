@@ -63,6 +63,10 @@ pub struct Config {
     pub max_certificates_per_event: usize,
     /// PagerDuty Events API v2 address.
     pub pagerduty_url: String,
+    /// A PEM file of CA certificates that HTTPS deliveries trust besides the system roots
+    /// (a private PKI's receivers); read again when it changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<std::path::PathBuf>,
     /// The delivery worker's settings.
     pub delivery: DeliveryConfig,
 }
@@ -124,6 +128,7 @@ impl Default for Config {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             max_certificates_per_event: 100,
             pagerduty_url: "https://events.pagerduty.com/v2/enqueue".into(),
+            ca_bundle: None,
             delivery: DeliveryConfig::default(),
         }
     }
@@ -192,7 +197,7 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
 const SECRET_KEYS: &[&str] = &["admin_token", "secret_key", "previous_secret_keys"];
 
 /// Keys that exist but have no default, so they are absent from the serialized defaults.
-const OPTIONAL_KEYS: &[&str] = &["metrics_listen", "admin_token", "secret_key", "public_url"];
+const OPTIONAL_KEYS: &[&str] = &["metrics_listen", "admin_token", "secret_key", "public_url", "ca_bundle"];
 
 impl Config {
     /// Builds the configuration from defaults, an optional `(name, TOML text)` file, and the

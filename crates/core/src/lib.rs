@@ -15,6 +15,9 @@
 //! - [`retry`]: the durable retry schedule (exponential backoff, full jitter, `Retry-After`).
 //! - [`subscription`]: validation of alerts and channels as operators define them.
 //! - [`destination`]: channel URLs checked at create/update, and redacted for display.
+//! - [`rate_limit`]: per-channel send rate limits (`2/s`, `30/m`) and Slack's default.
+//! - [`tls_pem`]: a channel's CA certificates and client certificate and key, checked and
+//!   summarized.
 //! - [`config`]: the configuration file and its `CERTHOOK_*` environment overrides.
 #![deny(missing_docs)]
 
@@ -23,6 +26,7 @@ pub mod destination;
 pub mod duration;
 pub mod event;
 pub mod lifecycle;
+pub mod rate_limit;
 pub mod render;
 pub mod retry;
 pub mod seal;
@@ -30,6 +34,7 @@ pub mod secret;
 pub mod sign;
 pub mod subscription;
 pub mod time;
+pub mod tls_pem;
 pub mod validate;
 
 pub use secret::Secret;

@@ -5,7 +5,9 @@
 use crate::destination::check_url;
 use crate::duration::AlertBefore;
 use crate::event::{AlertType, ChannelKind};
+use crate::rate_limit::{RateLimit, SLACK_DEFAULT};
 use crate::sign::validate_secret;
+use crate::tls_pem::{certificates, check_private_key};
 use crate::validate::ValidationError;
 
 /// Longest alert name.
@@ -86,6 +88,74 @@ pub struct ChannelSpec {
     pub routing_key: Option<crate::Secret>,
     /// Content-Type override.
     pub content_type: Option<String>,
+    /// Requests per second or minute at most (Slack's default when none was given).
+    pub rate_limit: Option<RateLimit>,
+    /// What it trusts and presents over TLS.
+    pub tls: ChannelTls,
+}
+
+/// A channel's TLS settings, checked: PEM text, stored as given so that every process
+/// sharing the database can use them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelTls {
+    /// CA certificates trusted besides the system roots (and `ca_bundle`).
+    pub ca_pem: Option<String>,
+    /// The client certificate (and its chain) presented to the receiver.
+    pub client_cert_pem: Option<String>,
+    /// Its private key: a secret, sealed at rest like the signing secret.
+    pub client_key: Option<crate::Secret>,
+}
+
+impl ChannelTls {
+    /// Whether anything differs from the system's defaults.
+    pub fn is_set(&self) -> bool {
+        self.ca_pem.is_some() || self.client_cert_pem.is_some()
+    }
+}
+
+/// A channel's TLS settings as given (PEM text).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TlsInput<'a> {
+    /// `caPem`: CA certificates.
+    pub ca_pem: Option<&'a str>,
+    /// `clientCertPem`: the client certificate.
+    pub client_cert_pem: Option<&'a str>,
+    /// `clientKeyPem`: its private key.
+    pub client_key_pem: Option<&'a str>,
+}
+
+/// Checks TLS settings: the CA file holds certificates only, the client certificate and
+/// key come together and each parses. Errors name `caPem`, `clientCertPem` or `clientKeyPem`.
+pub fn check_tls(input: &TlsInput<'_>) -> Result<ChannelTls, ValidationError> {
+    let pem = |field: &str, e: crate::tls_pem::TlsPemError| invalid(field, e.to_string());
+    if let Some(ca) = input.ca_pem {
+        certificates(ca).map_err(|e| pem("caPem", e))?;
+    }
+    match (input.client_cert_pem, input.client_key_pem) {
+        (Some(cert), Some(key)) => {
+            certificates(cert).map_err(|e| pem("clientCertPem", e))?;
+            check_private_key(key).map_err(|e| pem("clientKeyPem", e))?;
+        }
+        (Some(_), None) => return Err(ValidationError::MissingField("clientKeyPem".into())),
+        (None, Some(_)) => return Err(ValidationError::MissingField("clientCertPem".into())),
+        (None, None) => {}
+    }
+    Ok(ChannelTls {
+        ca_pem: input.ca_pem.map(str::to_string),
+        client_cert_pem: input.client_cert_pem.map(str::to_string),
+        client_key: input.client_key_pem.map(crate::Secret::new),
+    })
+}
+
+/// Word that removes a rate limit (`--rate-limit none`, `"rateLimit": "none"`).
+pub const NO_RATE_LIMIT: &str = "none";
+
+/// Checks a rate limit as given: `N/s`, `N/m`, or `none` (no limit). Errors name `rateLimit`.
+pub fn check_rate_limit(text: &str) -> Result<Option<RateLimit>, ValidationError> {
+    if text.trim() == NO_RATE_LIMIT {
+        return Ok(None);
+    }
+    text.parse::<RateLimit>().map(Some).map_err(|e| invalid("rateLimit", e.to_string()))
 }
 
 /// What a channel definition may give.
@@ -101,12 +171,17 @@ pub struct ChannelInput<'a> {
     pub routing_key: Option<&'a str>,
     /// Content-Type override.
     pub content_type: Option<&'a str>,
+    /// `N/s`, `N/m` or `none`; Slack channels default to [`SLACK_DEFAULT`].
+    pub rate_limit: Option<&'a str>,
+    /// TLS settings.
+    pub tls: TlsInput<'a>,
 }
 
 /// Slack incoming webhooks live here; such URLs make a Slack channel without `--kind`.
 pub const SLACK_PREFIX: &str = "https://hooks.slack.com/";
 
-/// Checks a channel: kind, URL scheme, secret length, routing key, content type.
+/// Checks a channel: kind, URL scheme, secret length, routing key, content type, rate
+/// limit and TLS settings.
 pub fn check_channel(input: &ChannelInput<'_>, allow_insecure_http: bool) -> Result<ChannelSpec, ValidationError> {
     let kind = match input.kind {
         Some(k) => k.parse::<ChannelKind>().map_err(|e| invalid("kind", e.to_string()))?,
@@ -155,7 +230,13 @@ pub fn check_channel(input: &ChannelInput<'_>, allow_insecure_http: bool) -> Res
         }
         None => None,
     };
-    Ok(ChannelSpec { kind, url, secret, routing_key, content_type })
+    let rate_limit = match input.rate_limit {
+        Some(text) => check_rate_limit(text)?,
+        None if kind == ChannelKind::Slack => Some(SLACK_DEFAULT),
+        None => None,
+    };
+    let tls = check_tls(&input.tls)?;
+    Ok(ChannelSpec { kind, url, secret, routing_key, content_type, rate_limit, tls })
 }
 
 /// Whether `t` is a media type as HTTP writes one (RFC 9110 §8.3.1): `type/subtype`
@@ -280,5 +361,43 @@ mod tests {
             assert_eq!(field(e.clone()), "contentType");
             assert!(!e.to_string().chars().any(|c| c.is_control()), "no control character in the error: {e:?}");
         }
+    }
+
+    #[test]
+    fn rate_limits_are_checked_and_slack_gets_its_default() {
+        let with = |url: &'static str, limit: Option<&'static str>| ChannelInput {
+            url: Some(url),
+            rate_limit: limit,
+            ..Default::default()
+        };
+        let slack = "https://hooks.slack.com/services/T/B/X";
+        let webhook = "https://x.test/hook";
+        assert_eq!(check_channel(&with(slack, None), false).unwrap().rate_limit, Some(SLACK_DEFAULT));
+        assert_eq!(check_channel(&with(slack, Some("none")), false).unwrap().rate_limit, None);
+        assert_eq!(check_channel(&with(webhook, None), false).unwrap().rate_limit, None);
+        let two = check_channel(&with(webhook, Some("2/s")), false).unwrap().rate_limit.unwrap();
+        assert_eq!(two.to_string(), "2/s");
+        for bad in ["0/s", "abc", "5/h"] {
+            assert_eq!(field(check_channel(&with(webhook, Some(bad)), false).unwrap_err()), "rateLimit", "{bad}");
+        }
+    }
+
+    #[test]
+    fn tls_settings_need_certificates_and_a_key_with_the_client_certificate() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client.test".to_string()]).unwrap().self_signed(&key).unwrap();
+        let (cert, key) = (cert.pem(), key.serialize_pem());
+        let tls = |ca, c, k| TlsInput { ca_pem: ca, client_cert_pem: c, client_key_pem: k };
+        let ok = check_tls(&tls(Some(&cert), Some(&cert), Some(&key))).unwrap();
+        assert!(ok.is_set() && ok.client_key.is_some());
+        assert!(!check_tls(&TlsInput::default()).unwrap().is_set());
+        assert_eq!(field(check_tls(&tls(Some("junk"), None, None)).unwrap_err()), "caPem");
+        assert_eq!(field(check_tls(&tls(None, Some(&cert), None)).unwrap_err()), "clientKeyPem");
+        assert_eq!(field(check_tls(&tls(None, None, Some(&key))).unwrap_err()), "clientCertPem");
+        assert_eq!(field(check_tls(&tls(None, Some(&key), Some(&key))).unwrap_err()), "clientCertPem");
+        let e = check_tls(&tls(None, Some(&cert), Some(&cert))).unwrap_err();
+        assert_eq!(field(e.clone()), "clientKeyPem");
+        let in_error = &key[40..80];
+        assert!(!e.to_string().contains(in_error), "no PEM in the error");
     }
 }
