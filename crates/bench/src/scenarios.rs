@@ -185,6 +185,8 @@ pub(crate) async fn subscribe(store: &Store, url: &str, channels: usize) -> anyh
                     secret: Some(certhook_core::Secret::new(SECRET)),
                     routing_key: None,
                     content_type: None,
+                    rate_limit: None,
+                    tls: Default::default(),
                 },
                 None,
             )

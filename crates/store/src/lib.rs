@@ -202,7 +202,7 @@ impl Store {
         dispatch!(self, b => b.apply_channel_action(id, action).await)
     }
 
-    /// Re-seals every stored channel secret and routing key as the keyring now seals
+    /// Re-seals every stored channel secret, routing key and client key as the keyring now seals
     /// (under `secret_key`, or plain without one); returns how many channels changed.
     pub async fn rewrap_secrets(&self, dry_run: bool) -> Result<usize> {
         dispatch!(self, b => b.rewrap_secrets(dry_run).await)
@@ -221,6 +221,11 @@ impl Store {
     /// Re-points a channel without verification.
     pub async fn set_channel_url(&self, id: Uuid, url: &str) -> Result<Channel> {
         dispatch!(self, b => b.set_channel_url(id, url).await)
+    }
+
+    /// Changes a channel's rate limit and TLS settings.
+    pub async fn update_channel(&self, id: Uuid, update: &ChannelUpdate) -> Result<Channel> {
+        dispatch!(self, b => b.update_channel(id, update).await)
     }
 
     /// Channels, optionally of one alert.

@@ -5,10 +5,14 @@ use std::time::Duration;
 
 use certhook_core::duration::AlertBefore;
 use certhook_core::event::{AlertType, ChannelKind, ChannelState, DeliveryState};
+use certhook_core::rate_limit::RateLimit;
+use certhook_core::subscription::ChannelTls;
 use certhook_core::time::{serde_millis, serde_millis_opt};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
+
+pub use certhook_core::tls_pem::CertificateSummary;
 
 /// A group of certificates: one PKI, one team, one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,10 +97,47 @@ pub struct Channel {
     pub content_type: Option<String>,
     /// Whether requests are signed.
     pub has_secret: bool,
+    /// At most this many requests per second or minute (`2/s`, `30/m`); none when unlimited.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "2/s"))]
+    pub rate_limit: Option<RateLimit>,
+    /// What it trusts and presents over TLS beyond the defaults; none when nothing is set.
+    pub tls: Option<ChannelTlsSummary>,
     /// When it was created.
     #[serde(with = "serde_millis")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: DateTime<Utc>,
+}
+
+/// A channel's TLS settings as shown: certificates by subject and notAfter; the client
+/// key only as being there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelTlsSummary {
+    /// CA certificates trusted besides the system roots and `ca_bundle`.
+    pub ca_certificates: Vec<CertificateSummary>,
+    /// The client certificate presented (the first of its chain).
+    pub client_certificate: Option<CertificateSummary>,
+    /// Whether its private key is stored.
+    pub has_client_key: bool,
+}
+
+/// Changes to a channel's settings; `None` leaves one as it is, `Some(None)` removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelUpdate {
+    /// A new rate limit, or none.
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// New CA certificates (PEM), or none.
+    pub ca_pem: Option<Option<String>>,
+    /// A new client certificate (PEM) and its key, or neither.
+    pub client_identity: Option<Option<(String, certhook_core::Secret)>>,
+}
+
+impl ChannelUpdate {
+    /// Whether it changes anything.
+    pub fn is_empty(&self) -> bool {
+        self.rate_limit.is_none() && self.ca_pem.is_none() && self.client_identity.is_none()
+    }
 }
 
 /// What creating a channel takes (validated by the caller).
@@ -118,6 +159,10 @@ pub struct NewChannel {
     pub routing_key: Option<certhook_core::Secret>,
     /// Content-Type override.
     pub content_type: Option<String>,
+    /// Requests per second or minute at most.
+    pub rate_limit: Option<RateLimit>,
+    /// CA certificates, client certificate and key.
+    pub tls: ChannelTls,
 }
 
 /// A verification to send: the token's hash to keep, and the rendered event carrying it.
@@ -348,8 +393,12 @@ pub struct ChannelTarget {
     pub secrets: Vec<certhook_core::Secret>,
     /// PagerDuty routing key.
     pub routing_key: Option<certhook_core::Secret>,
+    /// Requests per second or minute at most.
+    pub rate_limit: Option<RateLimit>,
+    /// CA certificates, client certificate and key (opened).
+    pub tls: ChannelTls,
     /// Why its secrets could not be read (sealed under a key this process does not have);
-    /// then `secrets` and `routing_key` are empty and nothing may be sent to it.
+    /// then `secrets`, `routing_key` and the client key are empty and nothing may be sent to it.
     pub unreadable: Option<String>,
 }
 

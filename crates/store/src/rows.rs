@@ -6,6 +6,8 @@ use std::time::Duration;
 use certhook_core::destination::redact_url;
 use certhook_core::duration::AlertBefore;
 use certhook_core::event::{Certificate, ChannelKind, ChannelState, DeliveryState};
+use certhook_core::rate_limit::{RateLimit, RateLimitError};
+use certhook_core::tls_pem::summarize;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -73,7 +75,27 @@ pub(crate) fn channel_from(row: &impl Record) -> Result<Channel> {
         state: parse_col::<ChannelState>(row, "state")?,
         content_type: row.try_get("content_type")?,
         has_secret: secret.is_some(),
+        rate_limit: rate_limit_col(row)?,
+        tls: tls_summary(row.try_get("ca_pem")?, row.try_get("client_cert_pem")?, row.try_get("client_key")?),
         created_at: millis(row.try_get("created_at")?),
+    })
+}
+
+pub(crate) fn rate_limit_col(row: &impl Record) -> Result<Option<RateLimit>> {
+    let text: Option<String> = row.try_get("rate_limit")?;
+    text.map(|t| t.parse().map_err(|e: RateLimitError| StoreError::Corrupt(format!("rate_limit: {e}")))).transpose()
+}
+
+/// What a channel's stored TLS settings are shown as; the key's value is only looked at
+/// to say whether there is one.
+pub(crate) fn tls_summary(ca: Option<String>, cert: Option<String>, key: Option<String>) -> Option<ChannelTlsSummary> {
+    if ca.is_none() && cert.is_none() && key.is_none() {
+        return None;
+    }
+    Some(ChannelTlsSummary {
+        ca_certificates: ca.as_deref().and_then(summarize).unwrap_or_default(),
+        client_certificate: cert.as_deref().and_then(summarize).and_then(|chain| chain.into_iter().next()),
+        has_client_key: key.is_some(),
     })
 }
 

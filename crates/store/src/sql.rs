@@ -54,13 +54,14 @@ impl std::fmt::Debug for Queries {
 }
 
 /// The stored secrets of every live channel that has any.
-const CHANNEL_SECRETS: &str = "SELECT id, secret, previous_secret, routing_key FROM certhook_channels \
-     WHERE deleted_at IS NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL) \
-     ORDER BY id";
+const CHANNEL_SECRETS: &str = "SELECT id, secret, previous_secret, routing_key, client_key FROM certhook_channels \
+     WHERE deleted_at IS NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL \
+     OR client_key IS NOT NULL) ORDER BY id";
 
 /// What sending to live channels takes, secrets included.
 const CHANNEL_TARGETS: &str = "SELECT c.id, c.kind, c.url, c.state, c.content_type, c.secret, c.previous_secret, \
-     c.previous_secret_expires_at, c.routing_key, a.application_id, c.alert_id FROM certhook_channels c \
+     c.previous_secret_expires_at, c.routing_key, c.rate_limit, c.ca_pem, c.client_cert_pem, c.client_key, \
+     a.application_id, c.alert_id FROM certhook_channels c \
      JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
 
 const DELIVERY_COLUMNS: &str = "id, event_id, channel_id, message_id, type, state, attempt_count, next_attempt_at, \
@@ -69,6 +70,10 @@ const DELIVERY_COLUMNS: &str = "id, event_id, channel_id, message_id, type, stat
 /// What a claim returns per lease, the rendered body included (one statement, not two).
 const LEASE_RETURNING: &str = "RETURNING id, channel_id, message_id, type, attempt_count, enqueued_at, \
     (SELECT body FROM certhook_messages WHERE certhook_messages.id = certhook_deliveries.message_id) AS body";
+
+/// What a channel is shown as: the client key is read only to say whether there is one.
+const CHANNEL_COLUMNS: &str = "id, alert_id, kind, url, state, content_type, secret, rate_limit, ca_pem, client_cert_pem, \
+     client_key, created_at";
 
 /// A batch of outcomes bound as one JSON array, as a table.
 const OUTCOMES: &str = "(SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token, \
@@ -97,8 +102,8 @@ queries! {
         WHERE application_id = ? AND type = ? AND deleted_at IS NULL ORDER BY created_at, id";
 
     insert_channel = "INSERT INTO certhook_channels (id, alert_id, kind, url, state, content_type, secret, routing_key, \
-        verification_token, verification_expires_at, created_at, updated_at) \
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS, NOW_MS) RETURNING created_at";
+        verification_token, verification_expires_at, rate_limit, ca_pem, client_cert_pem, client_key, created_at, updated_at) \
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS, NOW_MS) RETURNING created_at";
     start_verification = "UPDATE certhook_channels SET state = 'pending_verification', verification_token = ?, \
         verification_expires_at = ?, url = COALESCE(?, url), updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     channel_verification = "SELECT state, verification_token, verification_expires_at FROM certhook_channels \
@@ -108,19 +113,24 @@ queries! {
     rotate_secret = "UPDATE certhook_channels SET previous_secret = secret, previous_secret_expires_at = NOW_MS + ?, \
         secret = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     set_channel_url = "UPDATE certhook_channels SET url = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
-    list_channels = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
-        WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR alert_id = ?) ORDER BY created_at, id";
-    get_channel = "SELECT id, alert_id, kind, url, state, content_type, secret, created_at FROM certhook_channels \
+    list_channels = const_format(&["SELECT ", CHANNEL_COLUMNS, " FROM certhook_channels \
+        WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR alert_id = ?) ORDER BY created_at, id"]);
+    get_channel = const_format(&["SELECT ", CHANNEL_COLUMNS, " FROM certhook_channels WHERE id = ? AND deleted_at IS NULL"]);
+    set_channel_rate_limit = "UPDATE certhook_channels SET rate_limit = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    set_channel_ca = "UPDATE certhook_channels SET ca_pem = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    // The certificate and its key change together: one without the other cannot be presented.
+    set_channel_client_identity = "UPDATE certhook_channels SET client_cert_pem = ?, client_key = ?, updated_at = NOW_MS \
         WHERE id = ? AND deleted_at IS NULL";
     channel_secrets = CHANNEL_SECRETS;
     // Rewrap reads what it re-seals with the rows locked, so a rotation or delete committed
     // meanwhile waits rather than being written over.
     channel_secrets_to_rewrap = const_format(&[CHANNEL_SECRETS, " LOCK_ROWS"]);
-    set_channel_secrets = "UPDATE certhook_channels SET secret = ?, previous_secret = ?, routing_key = ? \
+    set_channel_secrets = "UPDATE certhook_channels SET secret = ?, previous_secret = ?, routing_key = ?, client_key = ? \
         WHERE id = ? AND deleted_at IS NULL";
     // Channels deleted before deletion erased secrets still hold theirs.
-    erase_deleted_secrets = "UPDATE certhook_channels SET secret = NULL, previous_secret = NULL, routing_key = NULL \
-        WHERE deleted_at IS NOT NULL AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL)";
+    erase_deleted_secrets = "UPDATE certhook_channels SET secret = NULL, previous_secret = NULL, routing_key = NULL, \
+        client_key = NULL WHERE deleted_at IS NOT NULL \
+        AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL OR client_key IS NOT NULL)";
     channel_targets = CHANNEL_TARGETS;
     channel_target = const_format(&[CHANNEL_TARGETS, " AND c.id = ?"]);
     pagerduty_channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND kind = 'pagerduty' \
@@ -130,7 +140,7 @@ queries! {
     delete_alert = "UPDATE certhook_alerts SET deleted_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     // A deleted channel sends nothing more, so it keeps no secret.
     delete_channel = "UPDATE certhook_channels SET deleted_at = NOW_MS, updated_at = NOW_MS, secret = NULL, \
-        previous_secret = NULL, routing_key = NULL WHERE id = ? AND deleted_at IS NULL";
+        previous_secret = NULL, routing_key = NULL, client_key = NULL WHERE id = ? AND deleted_at IS NULL";
     hold_channel = "UPDATE certhook_deliveries SET state = 'held', updated_at = NOW_MS \
         WHERE channel_id = ? AND state IN ('pending', 'retrying') AND type <> 'webhook.verification'";
     release_channel = "UPDATE certhook_deliveries SET \

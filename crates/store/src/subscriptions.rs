@@ -13,7 +13,13 @@ use crate::backend::Backend;
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::rows::{alert_from, application_from, channel_from, duration_ms, millis, opt_millis, parse_col, uuid_col};
+use crate::rows::{
+    alert_from, application_from, channel_from, duration_ms, millis, opt_millis, parse_col, rate_limit_col,
+    tls_summary, uuid_col,
+};
+
+/// The channel columns that hold secrets, sealed under `secret_key` when one is set.
+const SEALED_COLUMNS: [&str; 4] = ["secret", "previous_secret", "routing_key", "client_key"];
 
 impl<D: Driver> Backend<D> {
     /// Creates an application.
@@ -106,6 +112,10 @@ impl<D: Driver> Backend<D> {
             .bind(new.routing_key.as_ref().map(|s| self.keys.seal(s.expose(), &id)))
             .bind(verification.map(|v| v.token_hash.clone()))
             .bind(verification.map(|v| v.expires_at.timestamp_millis()))
+            .bind(new.rate_limit.map(|r| r.to_string()))
+            .bind(&new.tls.ca_pem)
+            .bind(&new.tls.client_cert_pem)
+            .bind(new.tls.client_key.as_ref().map(|k| self.keys.seal(k.expose(), &id)))
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
@@ -124,6 +134,12 @@ impl<D: Driver> Backend<D> {
             state: new.state,
             content_type: new.content_type.clone(),
             has_secret: new.secret.is_some(),
+            rate_limit: new.rate_limit,
+            tls: tls_summary(
+                new.tls.ca_pem.clone(),
+                new.tls.client_cert_pem.clone(),
+                new.tls.client_key.as_ref().map(|_| String::new()),
+            ),
             created_at: millis(created),
         })
     }
@@ -234,6 +250,41 @@ impl<D: Driver> Backend<D> {
         self.get_channel(id).await
     }
 
+    /// Changes a channel's rate limit and TLS settings, in one transaction; the client key
+    /// is sealed like the signing secret.
+    pub async fn update_channel(&self, id: Uuid, update: &ChannelUpdate) -> Result<Channel> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        if D::statement(self.q.get_channel).bind(&key).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound { kind: "channel", id: key });
+        }
+        if let Some(limit) = &update.rate_limit {
+            D::statement(self.q.set_channel_rate_limit)
+                .bind(limit.map(|r| r.to_string()))
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(ca) = &update.ca_pem {
+            D::statement(self.q.set_channel_ca).bind(ca.clone()).bind(&key).execute(&mut *tx).await?;
+        }
+        if let Some(identity) = &update.client_identity {
+            let (cert, sealed) = match identity {
+                Some((cert, client_key)) => (Some(cert.clone()), Some(self.keys.seal(client_key.expose(), &key))),
+                None => (None, None),
+            };
+            D::statement(self.q.set_channel_client_identity)
+                .bind(cert)
+                .bind(sealed)
+                .bind(&key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let row = D::statement(self.q.get_channel).bind(&key).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        channel_from(&row)
+    }
+
     /// Channels, optionally of one alert.
     pub async fn list_channels(&self, alert_id: Option<Uuid>) -> Result<Vec<Channel>> {
         let alert = alert_id.map(|a| a.to_string());
@@ -305,13 +356,17 @@ impl<D: Driver> Backend<D> {
         let secret: Option<String> = r.try_get("secret")?;
         let previous = r.try_get::<Option<String>, _>("previous_secret")?.filter(|_| previous_live);
         let routing_key: Option<String> = r.try_get("routing_key")?;
+        let client_key: Option<String> = r.try_get("client_key")?;
         let open = |v: Option<String>| v.map(|v| self.open_secret(&v, &id).map(certhook_core::Secret::new)).transpose();
         // One channel whose secret does not open (another process sealed it under a key this
         // one lacks) must not keep the others from being refreshed: it is sent nothing.
-        let (secrets, routing_key, unreadable) = match (open(secret), open(previous), open(routing_key)) {
-            (Ok(s), Ok(p), Ok(k)) => (s.into_iter().chain(p).collect(), k, None),
-            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => (Vec::new(), None, Some(e.to_string())),
-        };
+        let (secrets, routing_key, client_key, unreadable) =
+            match (open(secret), open(previous), open(routing_key), open(client_key)) {
+                (Ok(s), Ok(p), Ok(k), Ok(c)) => (s.into_iter().chain(p).collect(), k, c, None),
+                (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+                    (Vec::new(), None, None, Some(e.to_string()))
+                }
+            };
         Ok(ChannelTarget {
             id: uuid_col(r, "id")?,
             alert_id: uuid_col(r, "alert_id")?,
@@ -322,6 +377,12 @@ impl<D: Driver> Backend<D> {
             content_type: r.try_get("content_type")?,
             routing_key,
             secrets,
+            rate_limit: rate_limit_col(r)?,
+            tls: certhook_core::subscription::ChannelTls {
+                ca_pem: r.try_get("ca_pem")?,
+                client_cert_pem: r.try_get("client_cert_pem")?,
+                client_key,
+            },
             unreadable,
         })
     }
@@ -336,7 +397,7 @@ impl<D: Driver> Backend<D> {
         let rows = D::statement(self.q.channel_secrets).fetch_all(&mut *self.conn().await?).await?;
         for r in &rows {
             let id: String = r.try_get("id")?;
-            for column in ["secret", "previous_secret", "routing_key"] {
+            for column in SEALED_COLUMNS {
                 if let Some(v) = r.try_get::<Option<String>, _>(column)? {
                     self.open_secret(&v, &id)?;
                 }
@@ -355,8 +416,12 @@ impl<D: Driver> Backend<D> {
         let rows = D::statement(self.q.channel_secrets_to_rewrap).fetch_all(&mut *tx).await?;
         for r in &rows {
             let id: String = r.try_get("id")?;
-            let mut values: [Option<String>; 3] =
-                [r.try_get("secret")?, r.try_get("previous_secret")?, r.try_get("routing_key")?];
+            let mut values: [Option<String>; 4] = [
+                r.try_get("secret")?,
+                r.try_get("previous_secret")?,
+                r.try_get("routing_key")?,
+                r.try_get("client_key")?,
+            ];
             if values.iter().flatten().all(|v| self.keys.is_current(v)) {
                 continue;
             }
@@ -365,11 +430,12 @@ impl<D: Driver> Backend<D> {
             }
             changed += 1;
             if !dry_run {
-                let [secret, previous, routing_key] = values;
+                let [secret, previous, routing_key, client_key] = values;
                 D::statement(self.q.set_channel_secrets)
                     .bind(secret)
                     .bind(previous)
                     .bind(routing_key)
+                    .bind(client_key)
                     .bind(&id)
                     .execute(&mut *tx)
                     .await?;

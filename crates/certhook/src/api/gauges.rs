@@ -84,6 +84,8 @@ mod tests {
             secret: None,
             routing_key: None,
             content_type: None,
+            rate_limit: None,
+            tls: Default::default(),
         };
         store.create_channel(&channel, None).await.unwrap();
 

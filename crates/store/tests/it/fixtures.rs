@@ -40,6 +40,8 @@ pub async fn channel(store: &Store, alert: &Alert, state: ChannelState) -> Chann
                 secret: None,
                 routing_key: None,
                 content_type: None,
+                rate_limit: None,
+                tls: Default::default(),
             },
             None,
         )

@@ -15,6 +15,8 @@ crate::both_backends!(
     a_delivery_type_this_version_does_not_know_is_claimed_not_dead_lettered,
     plain_sql_rows_are_checked_like_api_events_and_refusals_keep_their_reason,
     channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key,
+    client_keys_are_sealed_at_rest_shown_only_as_present_and_erased_on_delete,
+    rate_limits_and_tls_settings_are_stored_changed_and_removed,
     a_delivered_verification_keeps_its_body_but_not_its_token,
     enqueue_is_idempotent_on_key,
     batch_with_one_bad_event_stores_nothing,
@@ -98,6 +100,8 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
         secret: Some(certhook_core::Secret::new(secret)),
         routing_key: None,
         content_type: None,
+        rate_limit: None,
+        tls: Default::default(),
     };
     // Written before any key was set: plain, and still readable once one is.
     let legacy = new_channel("legacy-secret-0123456789abcdef0123");
@@ -166,6 +170,125 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
     assert_eq!(stored_secrets(&store, "old-plain").await.0, 0);
 }
 
+/// A client certificate (`CN=certhook-client`) and its private key, in PEM.
+fn client_identity() -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "certhook-client");
+    (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+}
+
+fn tls_channel(alert: &certhook_store::Alert, cert: &str, key: &str) -> certhook_store::NewChannel {
+    certhook_store::NewChannel {
+        id: uuid::Uuid::now_v7(),
+        alert_id: alert.id,
+        kind: certhook_core::event::ChannelKind::Webhook,
+        url: Some("https://receiver.test/hook".into()),
+        state: ChannelState::Active,
+        secret: None,
+        routing_key: None,
+        content_type: None,
+        rate_limit: None,
+        tls: certhook_core::subscription::ChannelTls {
+            ca_pem: Some(cert.to_string()),
+            client_cert_pem: Some(cert.to_string()),
+            client_key: Some(certhook_core::Secret::new(key)),
+        },
+    }
+}
+
+/// Whether channel `id`'s row satisfies `condition` (1 or 0).
+async fn channel_rows_where(store: &Store, id: uuid::Uuid, condition: String) -> i64 {
+    scalar(store, &format!("SELECT COUNT(*) FROM certhook_channels WHERE id = '{id}' AND {condition}")).await
+}
+
+async fn client_keys_are_sealed_at_rest_shown_only_as_present_and_erased_on_delete(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let (cert, key) = client_identity();
+    let key_body = key.lines().nth(1).unwrap().to_string();
+    let sealed_store = store.clone().with_settings(sealing(Some(KEY_A), &[]));
+    let ch = tls_channel(&alert, &cert, &key);
+    let shown = sealed_store.create_channel(&ch, None).await.unwrap();
+    let raw = |condition: String| channel_rows_where(&store, ch.id, condition);
+    assert_eq!(raw("client_key LIKE 'enc:v1:%'".into()).await, 1, "the key is stored sealed");
+    assert_eq!(raw(format!("client_key LIKE '%{key_body}%'")).await, 0, "no plain key at rest");
+    assert_eq!(
+        raw("client_cert_pem LIKE '-----BEGIN CERTIFICATE-----%'".into()).await,
+        1,
+        "certificates are not secrets"
+    );
+
+    // Shown: the certificates by subject, the key only as being there.
+    for c in [shown, sealed_store.get_channel(ch.id).await.unwrap()] {
+        let tls = c.tls.expect("TLS settings are shown");
+        assert_eq!(tls.client_certificate.unwrap().subject, "CN=certhook-client");
+        assert_eq!(tls.ca_certificates.len(), 1);
+        assert!(tls.has_client_key);
+        let json = serde_json::to_string(&sealed_store.get_channel(ch.id).await.unwrap()).unwrap();
+        assert!(!json.contains(&key_body) && !json.contains("PRIVATE KEY"), "{json}");
+    }
+    let target = sealed_store.channel_target(ch.id).await.unwrap();
+    assert_eq!(target.tls.client_key.as_ref().map(|k| k.expose()), Some(key.as_str()), "the worker gets it opened");
+    assert!(!format!("{target:?}").contains(&key_body), "a target's Debug hides the key");
+    assert!(matches!(store.check_secrets().await, Err(StoreError::Sealed { .. })), "serve's start check sees it");
+
+    // Rewrap re-seals it under a new key; a new identity is sealed too.
+    let rotated = store.clone().with_settings(sealing(Some(KEY_B), &[KEY_A]));
+    assert_eq!(rotated.rewrap_secrets(false).await.unwrap(), 1);
+    let only_b = store.clone().with_settings(sealing(Some(KEY_B), &[]));
+    only_b.check_secrets().await.unwrap();
+    assert_eq!(only_b.channel_target(ch.id).await.unwrap().tls.client_key.unwrap().expose(), key);
+    let (cert2, key2) = client_identity();
+    let update = certhook_store::ChannelUpdate {
+        client_identity: Some(Some((cert2.clone(), certhook_core::Secret::new(key2.clone())))),
+        ..Default::default()
+    };
+    only_b.update_channel(ch.id, &update).await.unwrap();
+    assert_eq!(raw("client_key LIKE 'enc:v1:%'".into()).await, 1, "a replaced key is sealed too");
+    assert_eq!(only_b.channel_target(ch.id).await.unwrap().tls.client_key.unwrap().expose(), key2);
+
+    // A deleted channel keeps no key.
+    only_b.delete_channel(ch.id).await.unwrap();
+    assert_eq!(raw("client_key IS NULL".into()).await, 1, "erased on delete");
+    // One deleted before deletion erased keys still holds one; a rewrap erases it.
+    exec(&store, &format!("UPDATE certhook_channels SET client_key = 'old-plain' WHERE id = '{}'", ch.id)).await;
+    only_b.rewrap_secrets(false).await.unwrap();
+    assert_eq!(raw("client_key IS NULL".into()).await, 1, "erased by rewrap");
+}
+
+async fn rate_limits_and_tls_settings_are_stored_changed_and_removed(store: Store) {
+    let app = app(&store).await;
+    let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let (cert, key) = client_identity();
+    let mut new = tls_channel(&alert, &cert, &key);
+    new.rate_limit = Some("2/s".parse().unwrap());
+    let created = store.create_channel(&new, None).await.unwrap();
+    assert_eq!(created.rate_limit.map(|r| r.to_string()).as_deref(), Some("2/s"));
+    let json = serde_json::to_value(store.get_channel(new.id).await.unwrap()).unwrap();
+    assert_eq!(json["rateLimit"], "2/s");
+    assert_eq!(json["tls"]["clientCertificate"]["subject"], "CN=certhook-client");
+    assert_eq!(json["tls"]["hasClientKey"], true);
+    assert_eq!(store.channel_target(new.id).await.unwrap().rate_limit.unwrap().to_string(), "2/s");
+
+    // Only what an update names changes.
+    let limit = certhook_store::ChannelUpdate { rate_limit: Some(Some("30/m".parse().unwrap())), ..Default::default() };
+    let c = store.update_channel(new.id, &limit).await.unwrap();
+    assert_eq!(c.rate_limit.unwrap().to_string(), "30/m");
+    assert!(c.tls.as_ref().unwrap().has_client_key, "TLS settings untouched");
+    let clear =
+        certhook_store::ChannelUpdate { rate_limit: Some(None), ca_pem: Some(None), client_identity: Some(None) };
+    assert!(!clear.is_empty() && certhook_store::ChannelUpdate::default().is_empty());
+    let c = store.update_channel(new.id, &clear).await.unwrap();
+    assert_eq!((c.rate_limit, c.tls), (None, None));
+    let t = store.channel_target(new.id).await.unwrap();
+    assert_eq!((t.rate_limit, t.tls), (None, Default::default()));
+    let json = serde_json::to_value(store.get_channel(new.id).await.unwrap()).unwrap();
+    assert!(json["rateLimit"].is_null() && json["tls"].is_null(), "{json}");
+    let missing = store.update_channel(uuid::Uuid::now_v7(), &limit).await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
+}
+
 /// How many stored message bodies contain `needle`.
 async fn bodies_containing(store: &Store, needle: &str) -> i64 {
     let sql = match store.kind() {
@@ -201,6 +324,8 @@ async fn a_delivered_verification_keeps_its_body_but_not_its_token(store: Store)
         secret: None,
         routing_key: None,
         content_type: None,
+        rate_limit: None,
+        tls: Default::default(),
     };
     store.create_channel(&new, Some(&verification)).await.unwrap();
     let lease = claim_one(&store).await;
