@@ -258,6 +258,7 @@ fn worker(store: &Store, o: &Options, _shutdown: &CancellationToken) -> anyhow::
         connect_timeout: Duration::from_secs(5),
         signature_header: "x-infisical-signature".into(),
         guard: Arc::new(Guard::new(vec!["127.0.0.0/8".parse()?])),
+        ca_bundle: None,
     })?;
     Ok(Worker::new(
         store.clone(),

@@ -153,6 +153,7 @@ pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport
         connect_timeout: config.delivery.connect_timeout,
         signature_header: config.signature_header.clone(),
         guard: Arc::new(Guard::new(config.allowed_networks.clone())),
+        ca_bundle: config.ca_bundle.clone(),
     })
     .map_err(|e| ChannelError::Setup(e.to_string()))?;
     let event_id = Uuid::now_v7().to_string();

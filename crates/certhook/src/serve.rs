@@ -41,6 +41,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         connect_timeout: config.delivery.connect_timeout,
         signature_header: config.signature_header.clone(),
         guard: Arc::new(Guard::new(config.allowed_networks.clone())),
+        ca_bundle: config.ca_bundle.clone(),
     })?;
     let worker = Worker::new(
         store.clone(),

@@ -1,8 +1,9 @@
 //! One HTTP attempt: sign at send time, POST, read at most 64 KiB of the answer.
 //!
-//! One `reqwest::Client` is shared by every delivery: keep-alive pools per host,
-//! HTTP/1.1 and HTTP/2, rustls, no redirects, no environment proxies, and a resolver
-//! that enforces the SSRF guard.
+//! One `reqwest::Client` is shared by every delivery of channels without TLS settings of
+//! their own (keep-alive pools per host, HTTP/1.1 and HTTP/2, rustls, no redirects, no
+//! environment proxies, a resolver that enforces the SSRF guard); a channel with its own
+//! CA certificates or client certificate gets a client of its own (see [`crate::tls`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,8 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use crate::classify::AttemptResult;
-use crate::guard::{Blocked, Guard, GuardedResolver};
+use crate::guard::{Blocked, Guard};
+use crate::tls::{ClientOptions, Clients, TlsError};
 
 /// Response bodies are read up to this many bytes.
 pub const MAX_RESPONSE_READ: usize = 64 * 1024;
@@ -25,9 +27,9 @@ pub enum SenderError {
     /// A configured header name is not valid.
     #[error("signature_header: '{0}' is not a valid header name")]
     HeaderName(String),
-    /// reqwest refused its configuration.
-    #[error("building the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    /// The `ca_bundle` file, or reqwest, refused the configuration.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 /// How the sender is set up.
@@ -41,6 +43,8 @@ pub struct SenderConfig {
     pub signature_header: String,
     /// The SSRF guard.
     pub guard: Arc<Guard>,
+    /// `ca_bundle`: CA certificates trusted besides the system roots.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// One request to make.
@@ -75,36 +79,37 @@ pub struct Response {
     pub retry_after: Option<Duration>,
 }
 
-/// Sends deliveries over one shared HTTP client.
+/// Sends deliveries over the shared HTTP client, or a channel's own.
 #[derive(Debug, Clone)]
 pub struct Sender {
-    client: reqwest::Client,
+    clients: Arc<Clients>,
     signature_header: HeaderName,
     user_agent: HeaderValue,
     guard: Arc<Guard>,
 }
 
 impl Sender {
-    /// Builds the shared client.
+    /// Builds the shared client (reading `ca_bundle`, if set: an error names it).
     pub fn new(config: &SenderConfig) -> Result<Self, SenderError> {
-        // Installing the ring provider twice is harmless: the second call reports the first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .pool_idle_timeout(Duration::from_secs(90))
-            .dns_resolver(Arc::new(GuardedResolver::new(config.guard.clone())))
-            .build()?;
+        let options = ClientOptions {
+            request_timeout: config.request_timeout,
+            connect_timeout: config.connect_timeout,
+            guard: config.guard.clone(),
+        };
+        let clients = Arc::new(Clients::new(options, config.ca_bundle.as_deref())?);
         let signature_header = HeaderName::from_bytes(config.signature_header.to_ascii_lowercase().as_bytes())
             .map_err(|_| SenderError::HeaderName(config.signature_header.clone()))?;
         let user_agent = HeaderValue::from_static(concat!("certhook/", env!("CARGO_PKG_VERSION")));
-        Ok(Sender { client, signature_header, user_agent, guard: config.guard.clone() })
+        Ok(Sender { clients, signature_header, user_agent, guard: config.guard.clone() })
     }
 
-    /// Makes one attempt; never fails: every failure is a [`Response`] to classify.
-    pub async fn send(&self, req: Request<'_>) -> Response {
+    /// The clients it sends with: the worker refreshes them as channels change.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// Makes one attempt on `client`; never fails: every failure is a [`Response`] to classify.
+    pub async fn send(&self, client: &reqwest::Client, req: Request<'_>) -> Response {
         let started_at = Utc::now();
         let clock = Instant::now();
         let blocked = |what: String| Response {
@@ -132,8 +137,7 @@ impl Sender {
             return blocked(b.to_string());
         }
         let signed = sign(req.keys, req.webhook_id, started_at.timestamp_millis(), &req.body);
-        let mut builder = self
-            .client
+        let mut builder = client
             .post(url)
             .header(USER_AGENT, self.user_agent.clone())
             .header(CONTENT_TYPE, req.content_type)
@@ -201,7 +205,8 @@ impl Sender {
             pagerduty_url,
         };
         let outgoing = crate::channels::requests(&destination, body, delivery_type)?;
-        self.send_all(outgoing, webhook_id, &target.keys).await.ok_or_else(|| "nothing to send".to_string())
+        let client = self.clients.for_channel(channel.id, &channel.tls).map_err(|e| format!("TLS settings: {e}"))?;
+        self.send_all(&client, outgoing, webhook_id, &target.keys).await.ok_or_else(|| "nothing to send".to_string())
     }
 
     /// Sends a delivery's requests in order (several for a PagerDuty batch), stopping at
@@ -209,6 +214,7 @@ impl Sender {
     /// with the durations added up. `None` when there was nothing to send.
     pub async fn send_all(
         &self,
+        client: &reqwest::Client,
         outgoing: Vec<crate::channels::Outgoing>,
         webhook_id: &str,
         keys: &[SigningKey],
@@ -216,13 +222,16 @@ impl Sender {
         let mut combined: Option<Response> = None;
         for out in outgoing {
             let r = self
-                .send(Request {
-                    url: &out.url,
-                    body: out.body,
-                    content_type: &out.content_type,
-                    webhook_id,
-                    keys: if out.signed { keys } else { &[] },
-                })
+                .send(
+                    client,
+                    Request {
+                        url: &out.url,
+                        body: out.body,
+                        content_type: &out.content_type,
+                        webhook_id,
+                        keys: if out.signed { keys } else { &[] },
+                    },
+                )
                 .await;
             let failed = !matches!(r.result, AttemptResult::Status(200..=299));
             let r = match combined {
@@ -321,18 +330,20 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             signature_header: "x-infisical-signature".into(),
             guard: Arc::new(Guard::new(vec!["127.0.0.0/8".parse().unwrap()])),
+            ca_bundle: None,
         })
         .unwrap();
+        let client = sender.clients().for_channel(uuid::Uuid::now_v7(), &Default::default()).unwrap();
         let out = |n: u8| crate::channels::Outgoing {
             url: url.clone(),
             body: bytes::Bytes::from(vec![n]),
             content_type: "application/json".into(),
             signed: false,
         };
-        let r = sender.send_all(vec![out(1), out(2), out(3)], "id", &[]).await.unwrap();
+        let r = sender.send_all(&client, vec![out(1), out(2), out(3)], "id", &[]).await.unwrap();
         assert_eq!(r.result, AttemptResult::Status(500), "the failing request is the result");
         assert_eq!(hits.load(Ordering::SeqCst), 2, "nothing is sent after a failure");
-        assert!(sender.send_all(Vec::new(), "id", &[]).await.is_none());
+        assert!(sender.send_all(&client, Vec::new(), "id", &[]).await.is_none());
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! - [`breaker`]: the per-channel circuit breaker (pure).
 //! - [`budget`]: how much each channel may keep claimed, from its observed rate (pure).
 //! - [`targets`]: the channel cache the loop sends with.
+//! - [`rate`]: per-channel send rate limits, one limiter per limited channel.
+//! - [`tls`]: the HTTP clients: the shared one, per-channel ones for private CAs and
+//!   client certificates, and the `ca_bundle` they all trust.
 //! - [`record`]: batched outcome writes.
 //! - [`metrics`]: every Prometheus family.
 //! - [`housekeeping`]: disabling channels that keep failing, pruning past retention.
@@ -31,9 +34,11 @@ pub mod guard;
 pub mod housekeeping;
 pub mod lease;
 pub mod metrics;
+pub mod rate;
 pub mod record;
 pub mod refill;
 pub mod targets;
+pub mod tls;
 pub mod worker;
 
 pub use deliver::{Sender, SenderConfig};

@@ -1,9 +1,11 @@
-//! The worker's view of channels: where to send, how to sign, refreshed from the store
-//! every `poll_interval` so CLI changes (pause, rotate-secret, …) take effect.
+//! The worker's view of channels: where to send, how to sign, how fast, over which TLS
+//! settings; refreshed from the store every `poll_interval` so CLI changes (pause,
+//! rotate-secret, update, …) take effect.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use certhook_core::rate_limit::RateLimit;
 use certhook_core::sign::SigningKey;
 use certhook_store::{ChannelTarget, Store, StoreError};
 use uuid::Uuid;
@@ -56,5 +58,15 @@ impl Targets {
     /// The channel, if it is live.
     pub fn get(&self, id: &Uuid) -> Option<Arc<Target>> {
         self.by_id.get(id).cloned()
+    }
+
+    /// Whether the channel is live.
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Every live channel's rate limit, if it has one.
+    pub fn rate_limits(&self) -> impl Iterator<Item = (Uuid, Option<RateLimit>)> + '_ {
+        self.by_id.iter().map(|(id, t)| (*id, t.channel.rate_limit))
     }
 }

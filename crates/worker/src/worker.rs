@@ -22,6 +22,7 @@ use crate::deliver::Sender;
 use crate::fan_out::run_fan_out;
 use crate::lease::{HeldLeases, run_keeper};
 use crate::metrics::Metrics;
+use crate::rate::RateLimits;
 use crate::record::{ChannelSignal, Settled, run_recorder};
 use crate::refill::{Buffered, RefillRequest, Refilled, refill, refill_size};
 use crate::targets::Targets;
@@ -114,6 +115,10 @@ struct Pipeline {
     sending: HashMap<tokio::task::Id, (Uuid, (Uuid, Uuid))>,
     /// The recorder stopped taking outcomes.
     recorder_gone: bool,
+    /// One limiter per rate-limited channel, in step with `targets`.
+    rates: RateLimits,
+    /// When the first lease held back by its channel's rate limit may go.
+    rate_wake: Option<tokio::time::Instant>,
 }
 
 impl Worker {
@@ -184,6 +189,10 @@ impl Worker {
                     if next == NextRefill::AfterCompletion && self.claim_plan(&mut p).0 != p.excluded {
                         next = NextRefill::Now;
                     }
+                }
+                // A rate-limited channel may send again: dispatch, below, sends it.
+                _ = tokio::time::sleep_until(p.rate_wake.unwrap_or_else(tokio::time::Instant::now)), if p.rate_wake.is_some() => {
+                    p.rate_wake = None;
                 }
                 _ = self.store.wait_for_work(self.config.poll_interval), if refilling.is_none() && (next != NextRefill::Now || p.tasks.is_empty()) => {
                     next = NextRefill::Now;
@@ -278,6 +287,8 @@ impl Worker {
             }
         };
         if let Some(t) = refilled.targets {
+            p.rates.sync(t.rate_limits());
+            self.sender.clients().refresh(|id| t.contains(id));
             p.targets = Arc::new(t);
             p.targets_loaded = Some(Instant::now());
         }
@@ -302,8 +313,10 @@ impl Worker {
         }
     }
 
-    /// Sends buffered leases while there are free slots, globally and per channel. A
-    /// lease whose channel's breaker opened, or that waited half its length, goes back.
+    /// Sends buffered leases while there are free slots, globally and per channel, and
+    /// their channels' rate limits allow. A lease whose channel's breaker opened, or that
+    /// waited half its length, goes back. A lease held back by its channel's rate limit
+    /// stays buffered (holding no slot) and the loop wakes when it may go.
     async fn dispatch(&self, p: &mut Pipeline, outcomes: &mpsc::Sender<Settled>) {
         let threshold = self.config.breaker_threshold;
         let cap = self.config.channel_concurrency;
@@ -315,6 +328,7 @@ impl Worker {
             return;
         }
         let mut kept = VecDeque::with_capacity(p.buffer.len());
+        let mut rate_wait: Option<Duration> = None;
         while let Some(b) = p.buffer.pop_front() {
             let target = p.targets.get(&b.lease.channel_id);
             let slot = p.slots.entry(b.lease.channel_id).or_default();
@@ -327,7 +341,14 @@ impl Worker {
                 .and_then(|(_, url)| target.as_ref().filter(|t| &t.channel.url == url))
                 .map(|t| t.channel.kind);
             let channel_full = slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap);
-            let send = p.tasks.len() < self.config.concurrency && !channel_full;
+            let mut send = p.tasks.len() < self.config.concurrency && !channel_full;
+            if send
+                && gone_kind.is_none()
+                && let Err(wait) = p.rates.try_acquire(&b.lease.channel_id)
+            {
+                send = false;
+                rate_wait = Some(rate_wait.map_or(wait, |w| w.min(wait)));
+            }
             // An open breaker sends one probe at a time; the rest wait in the table (where
             // other workers can take them) rather than here under a lease.
             let give_back =
@@ -369,6 +390,7 @@ impl Worker {
                 || s.gone.as_ref().is_some_and(|(at, _)| at.elapsed() < GONE_HOLD)
         });
         p.buffer = kept;
+        p.rate_wake = rate_wait.map(|w| tokio::time::Instant::now() + w);
     }
 
     /// Frees a finished send's slot and hands its outcome to the recorder (noting in

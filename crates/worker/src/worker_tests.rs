@@ -32,6 +32,7 @@ async fn worker(dir: &tempfile::TempDir) -> Worker {
         connect_timeout: Duration::from_secs(5),
         signature_header: "x-infisical-signature".into(),
         guard: Arc::new(Guard::new(Vec::new())),
+        ca_bundle: None,
     })
     .unwrap();
     let config = WorkerConfig {
