@@ -1,5 +1,6 @@
 //! Channel operations shared by the CLI and the HTTP API: creation with the verification
-//! handshake, re-verification, URL changes, secret rotation and test sends.
+//! handshake, re-verification, URL changes, rate limit and TLS changes, secret rotation
+//! and test sends.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,9 +11,9 @@ use certhook_core::event::{ChannelKind, ChannelState, DeliveryType};
 use certhook_core::lifecycle::{VERIFICATION_TTL, new_token, token_hash};
 use certhook_core::render::{ChannelRef, render_test_event, render_verification_event};
 use certhook_core::sign::validate_secret;
-use certhook_core::subscription::{ChannelInput, check_channel};
+use certhook_core::subscription::{ChannelInput, ChannelTls, TlsInput, check_channel, check_rate_limit, check_tls};
 use certhook_core::validate::ValidationError;
-use certhook_store::{Channel, NewChannel, Store, StoreError, Verification};
+use certhook_store::{Channel, ChannelUpdate, NewChannel, Store, StoreError, Verification};
 use certhook_worker::guard::Guard;
 use certhook_worker::targets::Target;
 use certhook_worker::{Sender, SenderConfig};
@@ -75,6 +76,7 @@ pub async fn create(
     no_verify: bool,
 ) -> Result<Channel, ChannelError> {
     let spec = check_channel(input, config.allow_insecure_http)?;
+    check_client(&spec.tls)?;
     let id = Uuid::now_v7();
     let verify = !no_verify && spec.kind == ChannelKind::Webhook;
     let new = NewChannel {
@@ -86,9 +88,58 @@ pub async fn create(
         secret: spec.secret,
         routing_key: spec.routing_key,
         content_type: spec.content_type,
+        rate_limit: spec.rate_limit,
+        tls: spec.tls,
     };
     let v = if verify { Some(verification(config, &channel_ref(store, id, alert_id).await?)) } else { None };
     Ok(store.create_channel(&new, v.as_ref()).await?)
+}
+
+/// Asks the TLS stack whether checked PEM makes a client: the key must open and match its
+/// certificate. The error names the field at fault, never the key.
+fn check_client(tls: &ChannelTls) -> Result<(), ChannelError> {
+    if !tls.is_set() {
+        return Ok(());
+    }
+    let field = if tls.client_key.is_some() { "clientKeyPem" } else { "caPem" };
+    certhook_worker::tls::check(tls).map_err(|e| invalid(field, format!("not usable for TLS: {e}")))
+}
+
+/// Changes to a channel's settings as given: `None` leaves one alone; `Some(None)` (or a
+/// rate limit of `none`) removes it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SettingsInput<'a> {
+    /// `N/s`, `N/m` or `none`.
+    pub rate_limit: Option<&'a str>,
+    /// New CA certificates (PEM), or none.
+    pub ca_pem: Option<Option<&'a str>>,
+    /// A new client certificate and key (PEM), or neither.
+    pub client_identity: Option<Option<(&'a str, &'a str)>>,
+}
+
+impl SettingsInput<'_> {
+    /// Whether it changes anything.
+    pub fn is_empty(&self) -> bool {
+        self.rate_limit.is_none() && self.ca_pem.is_none() && self.client_identity.is_none()
+    }
+}
+
+/// Changes a channel's rate limit and TLS settings; each is checked as on creation, and
+/// nothing is stored unless all of them are good.
+pub async fn update_settings(store: &Store, id: Uuid, input: &SettingsInput<'_>) -> Result<Channel, ChannelError> {
+    let rate_limit = input.rate_limit.map(check_rate_limit).transpose()?;
+    let tls = check_tls(&TlsInput {
+        ca_pem: input.ca_pem.flatten(),
+        client_cert_pem: input.client_identity.flatten().map(|(c, _)| c),
+        client_key_pem: input.client_identity.flatten().map(|(_, k)| k),
+    })?;
+    check_client(&tls)?;
+    let update = ChannelUpdate {
+        rate_limit,
+        ca_pem: input.ca_pem.map(|_| tls.ca_pem.clone()),
+        client_identity: input.client_identity.map(|_| tls.client_cert_pem.clone().zip(tls.client_key.clone())),
+    };
+    Ok(store.update_channel(id, &update).await?)
 }
 
 /// Sends a new verification token; the channel waits in `pending_verification`.

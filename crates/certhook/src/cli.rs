@@ -174,6 +174,8 @@ pub enum ChannelCommand {
         /// Channel id.
         id: String,
     },
+    /// Change a channel's rate limit or TLS settings; what is not given stays as it is.
+    Update(ChannelUpdateArgs),
     /// Point a channel elsewhere (it is verified again).
     UpdateUrl {
         /// Channel id.
@@ -236,6 +238,47 @@ pub struct ChannelCreateArgs {
     /// Trust the endpoint: skip the verification handshake.
     #[arg(long)]
     pub no_verify: bool,
+    /// Send to it at most this often: N/s or N/m (e.g. 2/s, 30/m), or none. Slack
+    /// channels default to 1/s, Slack's limit per incoming webhook.
+    #[arg(long, value_name = "N/s|N/m|none")]
+    pub rate_limit: Option<String>,
+    /// PEM file of CA certificates that the receiver's certificate may chain to, trusted
+    /// for this channel besides the system roots and `ca_bundle` (a private CA).
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of a client certificate to present (mutual TLS); needs --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (unencrypted); stored like the
+    /// signing secret (sealed under `secret_key`) and never shown.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+/// `certhook channel update`
+#[derive(Debug, Args)]
+pub struct ChannelUpdateArgs {
+    /// Channel id.
+    pub id: String,
+    /// Send to it at most this often: N/s or N/m (e.g. 2/s, 30/m), or none.
+    #[arg(long, value_name = "N/s|N/m|none")]
+    pub rate_limit: Option<String>,
+    /// PEM file of CA certificates to trust for this channel (replacing any given before).
+    #[arg(long, value_name = "PEM", conflicts_with = "no_ca_file")]
+    pub ca_file: Option<PathBuf>,
+    /// Trust only the system roots and `ca_bundle` again.
+    #[arg(long)]
+    pub no_ca_file: bool,
+    /// PEM file of a client certificate to present (replacing any given before); needs
+    /// --client-key.
+    #[arg(long, value_name = "PEM", requires = "client_key", conflicts_with = "no_client_cert")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM file of its private key (unencrypted); stored sealed, never shown.
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// Present no client certificate any more (its key is erased).
+    #[arg(long, conflicts_with = "client_key")]
+    pub no_client_cert: bool,
 }
 
 /// `certhook enqueue`

@@ -9,6 +9,7 @@ use certhook_core::config::Config;
 use certhook_producer::Producer;
 use certhook_store::Store;
 use certhook_worker::guard::Guard;
+use certhook_worker::tls::TlsError;
 use certhook_worker::{Metrics, Sender, SenderConfig, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +43,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         signature_header: config.signature_header.clone(),
         guard: Arc::new(Guard::new(config.allowed_networks.clone())),
         ca_bundle: config.ca_bundle.clone(),
+    })
+    .map_err(|e| match e {
+        // A configuration mistake, like any other refused key: exit 2.
+        certhook_worker::deliver::SenderError::Tls(
+            t @ (TlsError::BundleUnreadable { .. } | TlsError::BundleInvalid { .. }),
+        ) => anyhow::Error::from(BadInput(t.to_string())),
+        other => other.into(),
     })?;
     let worker = Worker::new(
         store.clone(),

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use certhook_core::lifecycle::ChannelAction;
-use certhook_core::subscription::{ChannelInput, check_alert};
+use certhook_core::subscription::{ChannelInput, TlsInput, check_alert};
 use certhook_store::{Alert, Application, Channel, NewAlert};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::input::{json_body, parse_uuid};
+use super::input::{json_body, parse_uuid, present};
 use super::{ApiError, ApiState, ErrorBody};
 use crate::channel_ops::{self, ChannelError, TestReport};
 
@@ -131,6 +131,17 @@ pub struct NewChannelBody {
     content_type: Option<String>,
     #[serde(default)]
     no_verify: bool,
+    /// At most this many requests: `N/s` or `N/m` (e.g. `2/s`), or `none`. Slack channels
+    /// default to `1/s`, Slack's limit per incoming webhook.
+    #[schema(example = "2/s")]
+    rate_limit: Option<String>,
+    /// PEM of CA certificates the receiver's certificate may chain to, trusted for this
+    /// channel besides the system roots and `ca_bundle`.
+    ca_pem: Option<String>,
+    /// PEM of a client certificate to present (mutual TLS); needs `clientKeyPem`.
+    client_cert_pem: Option<String>,
+    /// PEM of its private key (unencrypted): stored like the signing secret, never shown.
+    client_key_pem: Option<String>,
 }
 
 #[utoipa::path(get, path = "/v1/alerts/{id}/channels", params(("id" = String, Path)), security(("bearer" = [])),
@@ -157,6 +168,12 @@ async fn create_channel(
         secret: body.secret.as_deref(),
         routing_key: body.routing_key.as_deref(),
         content_type: body.content_type.as_deref(),
+        rate_limit: body.rate_limit.as_deref(),
+        tls: TlsInput {
+            ca_pem: body.ca_pem.as_deref(),
+            client_cert_pem: body.client_cert_pem.as_deref(),
+            client_key_pem: body.client_key_pem.as_deref(),
+        },
     };
     let channel = channel_ops::create(&s.store, &s.config, alert_id, &input, body.no_verify).await?;
     Ok((StatusCode::CREATED, Json(channel)).into_response())
@@ -168,11 +185,57 @@ async fn get_channel(State(s): State<ApiState>, Path(id): Path<String>) -> Resul
     Ok(Json(s.store.get_channel(parse_uuid("id", &id)?).await?))
 }
 
-/// `PATCH /v1/channels/{id}`: a new URL (verified again for webhook channels).
+/// `PATCH /v1/channels/{id}`: what to change; what is absent stays as it is, `null`
+/// removes a setting.
 #[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchChannelBody {
-    url: String,
+    /// A new URL (verified again for webhook channels).
+    url: Option<String>,
+    /// `N/s`, `N/m`, or `none`/`null` for no limit.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "2/s")]
+    rate_limit: Option<Option<String>>,
+    /// New CA certificates (PEM), or `null` to trust only the system roots and `ca_bundle`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    ca_pem: Option<Option<String>>,
+    /// A new client certificate (PEM), with `clientKeyPem`; `null` with `clientKeyPem: null`
+    /// presents none any more.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    client_cert_pem: Option<Option<String>>,
+    /// Its private key (PEM, unencrypted), stored sealed and never shown; `null` erases it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    client_key_pem: Option<Option<String>>,
+}
+
+impl PatchChannelBody {
+    /// The settings part of the body; the client certificate and key change together.
+    fn settings(&self) -> Result<channel_ops::SettingsInput<'_>, ApiError> {
+        let together = |field: &str| {
+            ApiError::from(certhook_core::validate::ValidationError::InvalidField {
+                field: field.into(),
+                reason: "clientCertPem and clientKeyPem are given together (both null to remove them)".into(),
+            })
+        };
+        let client_identity = match (&self.client_cert_pem, &self.client_key_pem) {
+            (None, None) => None,
+            (Some(None), Some(None)) => Some(None),
+            (Some(Some(c)), Some(Some(k))) => Some(Some((c.as_str(), k.as_str()))),
+            (Some(_), _) => return Err(together("clientKeyPem")),
+            (None, Some(_)) => return Err(together("clientCertPem")),
+        };
+        Ok(channel_ops::SettingsInput {
+            rate_limit: self
+                .rate_limit
+                .as_ref()
+                .map(|r| r.as_deref().unwrap_or(certhook_core::subscription::NO_RATE_LIMIT)),
+            ca_pem: self.ca_pem.as_ref().map(|c| c.as_deref()),
+            client_identity,
+        })
+    }
 }
 
 #[utoipa::path(patch, path = "/v1/channels/{id}", params(("id" = String, Path)), request_body = PatchChannelBody,
@@ -184,7 +247,25 @@ async fn patch_channel(
     body: axum::body::Bytes,
 ) -> Result<Json<Channel>, ApiError> {
     let body: PatchChannelBody = json_body(&body)?;
-    Ok(Json(channel_ops::update_url(&s.store, &s.config, parse_uuid("id", &id)?, &body.url).await?))
+    let id = parse_uuid("id", &id)?;
+    let settings = body.settings()?;
+    if settings.is_empty() && body.url.is_none() {
+        return Err(ApiError::from(certhook_core::validate::ValidationError::MissingField(
+            "url, rateLimit, caPem or clientCertPem with clientKeyPem".into(),
+        )));
+    }
+    if let Some(url) = &body.url {
+        // Checked before anything is stored: a bad URL changes nothing.
+        certhook_core::destination::check_url(url, s.config.allow_insecure_http)?;
+    }
+    let mut channel = None;
+    if !settings.is_empty() {
+        channel = Some(channel_ops::update_settings(&s.store, id, &settings).await?);
+    }
+    if let Some(url) = &body.url {
+        channel = Some(channel_ops::update_url(&s.store, &s.config, id, url).await?);
+    }
+    Ok(Json(channel.expect("one of them was given")))
 }
 
 #[utoipa::path(delete, path = "/v1/channels/{id}", params(("id" = String, Path)), security(("bearer" = [])),

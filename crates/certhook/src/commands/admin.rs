@@ -3,11 +3,11 @@
 use certhook_core::config::Config;
 use certhook_core::event::ChannelState;
 use certhook_core::lifecycle::ChannelAction;
-use certhook_core::subscription::{ChannelInput, check_alert};
-use certhook_store::{Alert, Application, Channel, NewAlert, Store};
+use certhook_core::subscription::{ChannelInput, TlsInput, check_alert};
+use certhook_store::{Alert, Application, Channel, ChannelTlsSummary, NewAlert, Store};
 
 use super::{Output, parse_id};
-use crate::channel_ops;
+use crate::channel_ops::{self, ChannelError, SettingsInput};
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
 use crate::exit::BadInput;
 use crate::secret_input;
@@ -23,7 +23,46 @@ fn alert_line(a: &Alert) -> String {
 
 fn channel_line(c: &Channel) -> String {
     let url = c.url.as_deref().unwrap_or("-");
-    format!("{}  {:<9}  {:<20}  {url}", c.id, c.kind, c.state)
+    let rate = c.rate_limit.map(|r| format!("  rate={r}")).unwrap_or_default();
+    let tls = c.tls.as_ref().map(tls_words).unwrap_or_default();
+    format!("{}  {:<9}  {:<20}  {url}{rate}{tls}", c.id, c.kind, c.state)
+}
+
+/// The TLS settings in a channel's line: the CAs' and client certificate's subjects.
+fn tls_words(t: &ChannelTlsSummary) -> String {
+    let mut words = String::new();
+    for ca in &t.ca_certificates {
+        words.push_str(&format!("  ca=\"{}\" (until {})", ca.subject, ca.not_after.format("%Y-%m-%d")));
+    }
+    if let Some(cert) = &t.client_certificate {
+        words.push_str(&format!("  client-cert=\"{}\" (until {})", cert.subject, cert.not_after.format("%Y-%m-%d")));
+    }
+    words
+}
+
+/// The CLI's flag for an API field, so that a refusal names what the user typed.
+const FLAGS: &[(&str, &str)] = &[
+    ("rateLimit", "--rate-limit"),
+    ("caPem", "--ca-file"),
+    ("clientCertPem", "--client-cert"),
+    ("clientKeyPem", "--client-key"),
+];
+
+/// A channel error, with the flag in place of the API field it names.
+fn name_flag(e: ChannelError) -> anyhow::Error {
+    if let ChannelError::Invalid(v) = &e
+        && let Some(field) = v.field()
+        && let Some((_, flag)) = FLAGS.iter().find(|(f, _)| *f == field)
+    {
+        let text = v.to_string();
+        return BadInput(format!("{flag}{}", text.strip_prefix(field.as_str()).unwrap_or(&text))).into();
+    }
+    e.into()
+}
+
+/// The contents of a PEM file given by `flag`.
+fn pem_file(path: Option<&std::path::Path>, flag: &str) -> Result<Option<String>, BadInput> {
+    secret_input::resolve(None, path, flag)
 }
 
 /// `certhook app …`
@@ -69,14 +108,24 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
                 args.routing_key_file.as_deref(),
                 "--routing-key-file",
             )?;
+            let ca = pem_file(args.ca_file.as_deref(), "--ca-file")?;
+            let cert = pem_file(args.client_cert.as_deref(), "--client-cert")?;
+            let key = pem_file(args.client_key.as_deref(), "--client-key")?;
             let input = ChannelInput {
                 kind: args.kind.as_deref(),
                 url: args.url.as_deref(),
                 secret: secret.as_deref(),
                 routing_key: routing_key.as_deref(),
                 content_type: args.content_type.as_deref(),
+                rate_limit: args.rate_limit.as_deref(),
+                tls: TlsInput {
+                    ca_pem: ca.as_deref(),
+                    client_cert_pem: cert.as_deref(),
+                    client_key_pem: key.as_deref(),
+                },
             };
-            let channel = channel_ops::create(store, config, alert_id, &input, args.no_verify).await?;
+            let channel =
+                channel_ops::create(store, config, alert_id, &input, args.no_verify).await.map_err(name_flag)?;
             out.emit(&channel, |c| {
                 let mut lines = show(c);
                 if c.state == ChannelState::PendingVerification {
@@ -115,6 +164,31 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
         ChannelCommand::Pause { id } => out.emit(&action(store, id, ChannelAction::Pause).await?, show),
         ChannelCommand::Resume { id } => out.emit(&action(store, id, ChannelAction::Resume).await?, show),
         ChannelCommand::Enable { id } => out.emit(&action(store, id, ChannelAction::Enable).await?, show),
+        ChannelCommand::Update(args) => {
+            let ca = pem_file(args.ca_file.as_deref(), "--ca-file")?;
+            let cert = pem_file(args.client_cert.as_deref(), "--client-cert")?;
+            let key = pem_file(args.client_key.as_deref(), "--client-key")?;
+            let input = SettingsInput {
+                rate_limit: args.rate_limit.as_deref(),
+                ca_pem: if args.no_ca_file { Some(None) } else { ca.as_deref().map(Some) },
+                client_identity: if args.no_client_cert {
+                    Some(None)
+                } else {
+                    cert.as_deref().zip(key.as_deref()).map(Some)
+                },
+            };
+            if input.is_empty() {
+                return Err(BadInput(
+                    "nothing to change: give --rate-limit, --ca-file, --no-ca-file, --client-cert with --client-key, \
+                     or --no-client-cert"
+                        .into(),
+                )
+                .into());
+            }
+            let channel =
+                channel_ops::update_settings(store, parse_id("channel", &args.id)?, &input).await.map_err(name_flag)?;
+            out.emit(&channel, show)
+        }
         ChannelCommand::UpdateUrl { id, url } => {
             out.emit(&channel_ops::update_url(store, config, parse_id("channel", id)?, url).await?, show)
         }
