@@ -2,6 +2,7 @@
 //! 127.0.0.1.
 
 mod api;
+mod channel_tls;
 mod cli;
 mod delivery;
 mod disk_full;
@@ -10,9 +11,11 @@ mod lifecycle;
 mod listen;
 mod ops;
 mod postgres;
+mod rate_limit;
 mod receiver;
 mod receivers;
 mod resilience;
 mod scan;
 mod slack_pagerduty;
 mod support;
+mod tls_receiver;
