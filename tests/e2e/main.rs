@@ -15,4 +15,5 @@ mod receivers;
 mod resilience;
 mod scan;
 mod slack_pagerduty;
+mod subscriptions;
 mod support;

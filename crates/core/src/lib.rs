@@ -22,6 +22,7 @@ pub mod config;
 pub mod destination;
 pub mod duration;
 pub mod event;
+pub mod filter;
 pub mod lifecycle;
 pub mod render;
 pub mod retry;
