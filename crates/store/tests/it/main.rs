@@ -8,3 +8,4 @@ mod harness;
 mod postgres_concurrency;
 mod scan;
 mod suite;
+mod upgrade;
