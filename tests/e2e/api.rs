@@ -227,6 +227,10 @@ async fn openapi_document_describes_every_v1_route() {
     let expected: std::collections::BTreeSet<(String, String)> = [
         ("/v1/events", "post"),
         ("/v1/events/batch", "post"),
+        ("/v1/events", "get"),
+        ("/v1/events/{id}", "get"),
+        ("/v1/applications/{id}/certificates", "get"),
+        ("/v1/applications/{id}/certificates/{certificate}", "get"),
         ("/v1/deliveries", "get"),
         ("/v1/deliveries/{id}", "get"),
         ("/v1/dead-letters", "get"),
@@ -236,9 +240,11 @@ async fn openapi_document_describes_every_v1_route() {
         ("/v1/applications", "get"),
         ("/v1/applications", "post"),
         ("/v1/applications/{id}", "get"),
+        ("/v1/applications/{id}", "delete"),
         ("/v1/applications/{id}/alerts", "get"),
         ("/v1/applications/{id}/alerts", "post"),
         ("/v1/alerts/{id}", "get"),
+        ("/v1/alerts/{id}", "patch"),
         ("/v1/alerts/{id}", "delete"),
         ("/v1/alerts/{id}/channels", "get"),
         ("/v1/alerts/{id}/channels", "post"),
@@ -289,10 +295,28 @@ async fn openapi_document_describes_every_v1_route() {
         }
     }
     let schemas = &doc["components"]["schemas"];
-    for name in ["Delivery", "DeliveryDetail", "Attempt", "Status", "EventInput", "ErrorBody", "DeliveryState"] {
+    for name in [
+        "Delivery",
+        "DeliveryDetail",
+        "Attempt",
+        "Status",
+        "EventInput",
+        "ErrorBody",
+        "DeliveryState",
+        "Alert",
+        "InventoryCertificate",
+        "EventRecord",
+        "EventDetail",
+    ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }
     assert_eq!(schemas["Delivery"]["properties"]["cloudEventId"]["type"], "string");
+    for field in ["types", "profiles", "namePatterns", "type"] {
+        assert!(
+            schemas["Alert"]["properties"][field].is_object() || schemas["Alert"]["allOf"].is_array(),
+            "Alert.{field}"
+        );
+    }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     serve.terminate().await;
 }

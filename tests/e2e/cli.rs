@@ -148,7 +148,12 @@ fn every_alert_and_channel_rule_is_refused_with_exit_2_naming_the_field() {
     let app = env.json(&["app", "create", "--name", "a"]);
     let app_id = app["id"].as_str().unwrap();
     for (args, field) in [
-        (vec!["--type", "issued", "--name", "x"], "type:"),
+        (vec!["--type", "issued", "--name", "x"], "types:"),
+        (vec!["--type", "issuance,,renewal", "--name", "x"], "types:"),
+        (vec!["--type", "issuance", "--type", "expiration", "--name", "x"], "alertBefore:"),
+        (vec!["--type", "issuance", "--name", "x", "--name-pattern", "a.*.example.com"], "namePatterns:"),
+        (vec!["--type", "issuance", "--name", "x", "--name-pattern", "api*.example.com"], "namePatterns:"),
+        (vec!["--type", "issuance", "--name", "x", "--profile", " "], "profiles:"),
         (vec!["--type", "issuance", "--name", "Bad_Name"], "name:"),
         (vec!["--type", "issuance", "--name", &"a".repeat(64)], "name:"),
         (vec!["--type", "expiration", "--name", "x"], "alertBefore:"),

@@ -167,6 +167,11 @@ async fn admin_api_validates_like_the_cli() {
     let alerts = format!("/v1/applications/{app_id}/alerts");
     for (body, field) in [
         (serde_json::json!({"type": "issued", "name": "x"}), "type"),
+        (serde_json::json!({"types": ["issuance", "issued"], "name": "x"}), "types"),
+        (serde_json::json!({"types": [], "name": "x"}), "types"),
+        (serde_json::json!({"types": ["issuance"], "type": "issuance", "name": "x"}), "type"),
+        (serde_json::json!({"types": ["issuance"], "name": "x", "namePatterns": ["*"]}), "namePatterns"),
+        (serde_json::json!({"types": ["issuance"], "name": "x", "profiles": [""]}), "profiles"),
         (serde_json::json!({"type": "issuance", "name": "Not_A_Slug"}), "name"),
         (serde_json::json!({"type": "expiration", "name": "x"}), "alertBefore"),
         (serde_json::json!({"type": "expiration", "name": "x", "alertBefore": "30s"}), "alertBefore"),

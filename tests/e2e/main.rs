@@ -17,5 +17,6 @@ mod receivers;
 mod resilience;
 mod scan;
 mod slack_pagerduty;
+mod subscriptions;
 mod support;
 mod tls_receiver;

@@ -164,15 +164,7 @@ impl FreshDb {
 /// An application with one issuance alert and `channels` active, signed channels to `url`.
 pub(crate) async fn subscribe(store: &Store, url: &str, channels: usize) -> anyhow::Result<Uuid> {
     let app = store.create_application("bench").await?;
-    let alert = store
-        .create_alert(&NewAlert {
-            application_id: app.id,
-            alert_type: AlertType::Issuance,
-            name: "issued".into(),
-            description: None,
-            alert_before: None,
-        })
-        .await?;
+    let alert = store.create_alert(&NewAlert::single(app.id, AlertType::Issuance, "issued")).await?;
     for _ in 0..channels {
         store
             .create_channel(

@@ -56,6 +56,12 @@ pub enum Command {
     Import(ImportArgs),
     /// Run the expiration scan once (`--dry-run` to preview it).
     Scan(ScanArgs),
+    /// The certificate inventory of an application.
+    #[command(subcommand)]
+    Certificates(CertificatesCommand),
+    /// Events as accepted, and outbox rows fan-out refused.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Deliveries and their attempt history.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
@@ -94,6 +100,33 @@ pub enum AppCommand {
     },
     /// List applications.
     List,
+    /// Show one application.
+    Show {
+        /// Application id.
+        id: String,
+    },
+    /// Delete an application (refused while it has alerts, unless --cascade).
+    Delete {
+        /// Application id.
+        id: String,
+        /// Delete its alerts and their channels too; their waiting deliveries are
+        /// dead-lettered.
+        #[arg(long)]
+        cascade: bool,
+    },
+}
+
+/// What an alert is about: certificates must pass every filter given.
+#[derive(Debug, Args)]
+pub struct AlertFilterArgs {
+    /// Only certificates of this profile (repeatable: any of them).
+    #[arg(long = "profile", value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+    /// Only certificates with a name (commonName or SAN) matching this DNS pattern, such as
+    /// '*.prod.example.com' (repeatable: any of them; case-insensitive; `*` is one leftmost
+    /// label).
+    #[arg(long = "name-pattern", value_name = "PATTERN")]
+    pub name_patterns: Vec<String>,
 }
 
 /// `certhook alert …`
@@ -104,24 +137,132 @@ pub enum AlertCommand {
         /// Application id.
         #[arg(long)]
         app: String,
-        /// expiration, issuance, renewal or revocation.
-        #[arg(long = "type")]
-        alert_type: String,
+        /// Event types: expiration, issuance, renewal, revocation (comma-separated and
+        /// repeatable: one channel receives them all).
+        #[arg(long = "type", value_name = "TYPE[,TYPE…]", required = true)]
+        types: Vec<String>,
         /// A slug: lowercase letters, digits and single dashes, at most 63 characters.
         #[arg(long)]
         name: String,
-        /// Expiration alerts only: how long before notAfter (30d, 12h, 2w, 90m).
+        /// With expiration among the types: how long before notAfter (30d, 12h, 2w, 90m).
         #[arg(long)]
         before: Option<String>,
         /// Free text.
         #[arg(long)]
         description: Option<String>,
+        /// Certificate filters.
+        #[command(flatten)]
+        filters: AlertFilterArgs,
     },
     /// List alerts.
     List {
         /// Only this application's.
         #[arg(long)]
         app: Option<String>,
+    },
+    /// Show one alert.
+    Show {
+        /// Alert id.
+        id: String,
+    },
+    /// Change an alert: what is given replaces what it had; channels, secrets and
+    /// verification stay.
+    Update {
+        /// Alert id.
+        id: String,
+        /// A new name.
+        #[arg(long)]
+        name: Option<String>,
+        /// A new description.
+        #[arg(long, conflicts_with = "no_description")]
+        description: Option<String>,
+        /// Remove the description.
+        #[arg(long)]
+        no_description: bool,
+        /// New event types (comma-separated and repeatable); replace the old ones.
+        #[arg(long = "type", value_name = "TYPE[,TYPE…]")]
+        types: Vec<String>,
+        /// A new expiration window.
+        #[arg(long)]
+        before: Option<String>,
+        /// Replace the profile filter (repeatable).
+        #[arg(long = "profile", value_name = "PROFILE", conflicts_with = "no_profiles")]
+        profiles: Vec<String>,
+        /// Remove the profile filter.
+        #[arg(long)]
+        no_profiles: bool,
+        /// Replace the name-pattern filter (repeatable).
+        #[arg(long = "name-pattern", value_name = "PATTERN", conflicts_with = "no_name_patterns")]
+        name_patterns: Vec<String>,
+        /// Remove the name-pattern filter.
+        #[arg(long)]
+        no_name_patterns: bool,
+    },
+    /// Delete an alert and its channels; their waiting deliveries are dead-lettered.
+    Delete {
+        /// Alert id.
+        id: String,
+    },
+}
+
+/// How many rows a list shows, and from where.
+#[derive(Debug, Args)]
+pub struct PageArgs {
+    /// At most this many (1 to 1000).
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Continue after this item: the id of the last one of the previous page.
+    #[arg(long, value_name = "ID")]
+    pub after: Option<String>,
+}
+
+/// `certhook certificates …`
+#[derive(Debug, Subcommand)]
+pub enum CertificatesCommand {
+    /// List an application's certificates, soonest expiry first.
+    List {
+        /// Application id.
+        #[arg(long)]
+        app: String,
+        /// active, expired or revoked.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only unrevoked certificates expiring within this long from now (30d, 12h, 2w).
+        #[arg(long, value_name = "WINDOW")]
+        expiring_within: Option<String>,
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one certificate, by the PKI's id or by serial number.
+    Show {
+        /// Application id.
+        #[arg(long)]
+        app: String,
+        /// Certificate id or serial number.
+        id: String,
+    },
+}
+
+/// `certhook events …`
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// List events, newest first.
+    List {
+        /// Only this application's.
+        #[arg(long)]
+        app: Option<String>,
+        /// Only outbox rows fan-out refused, with the reason.
+        #[arg(long)]
+        refused: bool,
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one event with the deliveries it made.
+    Show {
+        /// Event id.
+        id: String,
     },
 }
 
@@ -334,6 +475,9 @@ pub enum DeliveriesCommand {
         /// Only this channel's.
         #[arg(long)]
         channel: Option<String>,
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
     },
     /// Show one delivery with its attempts.
     Show {
@@ -360,7 +504,14 @@ pub struct DlqFilter {
 #[derive(Debug, Subcommand)]
 pub enum DlqCommand {
     /// List dead letters.
-    List(DlqFilter),
+    List {
+        /// The filters.
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Paging.
+        #[command(flatten)]
+        page: PageArgs,
+    },
     /// Put dead letters back in the queue with fresh attempts (same CloudEvent ids).
     Replay {
         /// One dead letter.

@@ -20,3 +20,15 @@ pub struct Counted {
     /// Which.
     pub ids: Vec<Uuid>,
 }
+
+/// What a delete did: the id, and how many waiting deliveries became dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Deleted {
+    /// What was deleted.
+    pub id: Uuid,
+    /// Always true: a delete that fails is an error instead.
+    pub deleted: bool,
+    /// Waiting deliveries dead-lettered (`channel_deleted`).
+    pub dead_lettered: u64,
+}

@@ -25,6 +25,7 @@ pub mod config;
 pub mod destination;
 pub mod duration;
 pub mod event;
+pub mod filter;
 pub mod lifecycle;
 pub mod rate_limit;
 pub mod render;

@@ -5,6 +5,7 @@
 use crate::destination::check_url;
 use crate::duration::AlertBefore;
 use crate::event::{AlertType, ChannelKind};
+use crate::filter::CertificateFilter;
 use crate::rate_limit::{RateLimit, SLACK_DEFAULT};
 use crate::sign::validate_secret;
 use crate::tls_pem::{certificates, check_private_key};
@@ -20,40 +21,134 @@ fn invalid(field: &str, reason: impl Into<String>) -> ValidationError {
 /// A checked alert definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlertSpec {
-    /// What it subscribes to.
-    pub alert_type: AlertType,
+    /// What it subscribes to: at least one type, each once, in the order given.
+    pub types: Vec<AlertType>,
     /// A slug.
     pub name: String,
-    /// Expiration alerts' window.
+    /// The expiration window, exactly when `types` includes expiration.
     pub alert_before: Option<AlertBefore>,
     /// Free text.
     pub description: Option<String>,
+    /// Which certificates it is about.
+    pub filter: CertificateFilter,
 }
 
-/// Checks an alert: known type, slug name, `alertBefore` on expiration alerts only.
-pub fn check_alert(
-    alert_type: &str,
-    name: &str,
-    alert_before: Option<&str>,
-    description: Option<&str>,
-) -> Result<AlertSpec, ValidationError> {
-    let alert_type: AlertType =
-        alert_type.parse().map_err(|e: crate::event::UnknownValue| invalid("type", e.to_string()))?;
-    check_slug(name)?;
-    let alert_before = match (alert_type, alert_before) {
-        (AlertType::Expiration, None) => {
-            return Err(ValidationError::MissingField("alertBefore".into()));
+/// What an alert definition may give, as typed: each entry of `types` may itself be a
+/// comma-separated list (`--type issuance,renewal --type revocation`).
+#[derive(Debug, Clone, Default)]
+pub struct AlertInput<'a> {
+    /// Event types.
+    pub types: &'a [String],
+    /// A slug.
+    pub name: &'a str,
+    /// The expiration window (`30d`).
+    pub alert_before: Option<&'a str>,
+    /// Free text.
+    pub description: Option<&'a str>,
+    /// Profile names a certificate must have one of.
+    pub profiles: &'a [String],
+    /// DNS patterns one of a certificate's names must match.
+    pub name_patterns: &'a [String],
+}
+
+/// Reads a list of alert types: comma-separated entries, each a known type, at least one;
+/// a repeat is dropped.
+pub fn parse_types(entries: &[String]) -> Result<Vec<AlertType>, ValidationError> {
+    let mut types = Vec::new();
+    for entry in entries {
+        for t in entry.split(',').map(str::trim) {
+            if t.is_empty() {
+                return Err(invalid("types", format!("'{}' has an empty entry", entry.escape_debug())));
+            }
+            let t: AlertType = t.parse().map_err(|e: crate::event::UnknownValue| invalid("types", e.to_string()))?;
+            if !types.contains(&t) {
+                types.push(t);
+            }
         }
-        (AlertType::Expiration, Some(b)) => {
-            Some(b.parse::<AlertBefore>().map_err(|e| invalid("alertBefore", e.to_string()))?)
+    }
+    if types.is_empty() {
+        return Err(ValidationError::MissingField("types".into()));
+    }
+    Ok(types)
+}
+
+/// Checks an alert: known types, slug name, `alertBefore` exactly when the types include
+/// expiration, well-formed filters.
+pub fn check_alert(input: &AlertInput<'_>) -> Result<AlertSpec, ValidationError> {
+    let types = parse_types(input.types)?;
+    check_slug(input.name)?;
+    let expiration = types.contains(&AlertType::Expiration);
+    let alert_before = match (expiration, input.alert_before) {
+        (true, None) => return Err(ValidationError::MissingField("alertBefore".into())),
+        (true, Some(b)) => Some(b.parse::<AlertBefore>().map_err(|e| invalid("alertBefore", e.to_string()))?),
+        (false, Some(_)) => {
+            return Err(invalid("alertBefore", "only alerts whose types include expiration have a window"));
         }
-        (_, Some(_)) => return Err(invalid("alertBefore", "only expiration alerts have a window")),
-        (_, None) => None,
+        (false, None) => None,
     };
-    if description.is_some_and(|d| d.chars().count() > 1024) {
+    if input.description.is_some_and(|d| d.chars().count() > 1024) {
         return Err(invalid("description", "must be at most 1024 characters"));
     }
-    Ok(AlertSpec { alert_type, name: name.to_string(), alert_before, description: description.map(str::to_string) })
+    let filter = CertificateFilter::parse(input.profiles, input.name_patterns)?;
+    Ok(AlertSpec {
+        types,
+        name: input.name.to_string(),
+        alert_before,
+        description: input.description.map(str::to_string),
+        filter,
+    })
+}
+
+/// A change to an alert, as an operator gives it: what is `Some` replaces what the alert
+/// had (`description: Some(None)` removes it; an empty filter list removes that filter).
+#[derive(Debug, Clone, Default)]
+pub struct AlertChange {
+    /// A new name.
+    pub name: Option<String>,
+    /// A new description, or none.
+    pub description: Option<Option<String>>,
+    /// New types (entries may be comma-separated).
+    pub types: Option<Vec<String>>,
+    /// A new expiration window.
+    pub alert_before: Option<String>,
+    /// A new profile filter.
+    pub profiles: Option<Vec<String>>,
+    /// A new name-pattern filter.
+    pub name_patterns: Option<Vec<String>>,
+}
+
+impl AlertChange {
+    /// The alert `current` becomes, checked as a new one would be. A window the alert had
+    /// is kept while its types include expiration and dropped when they no longer do.
+    pub fn apply(&self, current: &AlertSpec) -> Result<AlertSpec, ValidationError> {
+        let types: Vec<String> = match &self.types {
+            Some(t) => t.clone(),
+            None => current.types.iter().map(|t| t.as_str().to_string()).collect(),
+        };
+        let expiration = parse_types(&types)?.contains(&AlertType::Expiration);
+        let alert_before = match &self.alert_before {
+            Some(b) => Some(b.clone()),
+            None if expiration => current.alert_before.map(|b| b.to_string()),
+            None => None,
+        };
+        let description = match &self.description {
+            Some(d) => d.clone(),
+            None => current.description.clone(),
+        };
+        let profiles = self.profiles.clone().unwrap_or_else(|| current.filter.profiles.clone());
+        let name_patterns = self
+            .name_patterns
+            .clone()
+            .unwrap_or_else(|| current.filter.name_patterns.iter().map(|p| p.as_str().to_string()).collect());
+        check_alert(&AlertInput {
+            types: &types,
+            name: self.name.as_deref().unwrap_or(&current.name),
+            alert_before: alert_before.as_deref(),
+            description: description.as_deref(),
+            profiles: &profiles,
+            name_patterns: &name_patterns,
+        })
+    }
 }
 
 fn check_slug(name: &str) -> Result<(), ValidationError> {
@@ -268,23 +363,91 @@ mod tests {
         e.field().unwrap()
     }
 
-    #[test]
-    fn alerts_need_a_known_type_and_a_slug_name() {
-        let a = check_alert("expiration", "tls-expiry-alert", Some("30d"), None).unwrap();
-        assert_eq!(a.alert_before.unwrap().to_string(), "30d");
-        assert_eq!(check_alert("issuance", "prod-issuance-notify", None, Some("d")).unwrap().alert_before, None);
-        assert_eq!(field(check_alert("issued", "a", None, None).unwrap_err()), "type");
-        for bad in ["", "Tls", "tls_expiry", "-tls", "tls-", "tls--expiry", "tls expiry", &"a".repeat(64)] {
-            assert_eq!(field(check_alert("issuance", bad, None, None).unwrap_err()), "name", "{bad:?}");
-        }
-        assert!(check_alert("issuance", &"a".repeat(63), None, None).is_ok());
+    fn alert(types: &[&str], name: &str, before: Option<&str>) -> Result<AlertSpec, ValidationError> {
+        let types: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+        check_alert(&AlertInput { types: &types, name, alert_before: before, ..Default::default() })
     }
 
     #[test]
-    fn alert_before_only_and_always_on_expiration() {
-        assert_eq!(field(check_alert("expiration", "x", None, None).unwrap_err()), "alertBefore");
-        assert_eq!(field(check_alert("expiration", "x", Some("30s"), None).unwrap_err()), "alertBefore");
-        assert_eq!(field(check_alert("issuance", "x", Some("30d"), None).unwrap_err()), "alertBefore");
+    fn alerts_need_known_types_and_a_slug_name() {
+        let a = alert(&["expiration"], "tls-expiry-alert", Some("30d")).unwrap();
+        assert_eq!(a.alert_before.unwrap().to_string(), "30d");
+        assert_eq!(alert(&["issuance"], "prod-issuance-notify", None).unwrap().alert_before, None);
+        assert_eq!(field(alert(&["issued"], "a", None).unwrap_err()), "types");
+        assert_eq!(field(alert(&[], "a", None).unwrap_err()), "types");
+        for bad in ["", "Tls", "tls_expiry", "-tls", "tls-", "tls--expiry", "tls expiry", &"a".repeat(64)] {
+            assert_eq!(field(alert(&["issuance"], bad, None).unwrap_err()), "name", "{bad:?}");
+        }
+        assert!(alert(&["issuance"], &"a".repeat(63), None).is_ok());
+    }
+
+    #[test]
+    fn several_types_in_commas_and_repeats_keep_their_order_once() {
+        let a = alert(&["issuance, renewal", "revocation,issuance"], "all", None).unwrap();
+        assert_eq!(a.types, vec![AlertType::Issuance, AlertType::Renewal, AlertType::Revocation]);
+        let e = alert(&["issuance,,renewal"], "x", None).unwrap_err();
+        assert_eq!(field(e.clone()), "types");
+        assert!(e.to_string().contains("empty entry"), "{e}");
+        let e = alert(&["issuance,expired"], "x", None).unwrap_err();
+        assert!(e.to_string().contains("'expired'"), "{e}");
+    }
+
+    #[test]
+    fn alert_before_only_and_always_with_expiration() {
+        assert_eq!(field(alert(&["expiration"], "x", None).unwrap_err()), "alertBefore");
+        assert_eq!(field(alert(&["issuance,expiration"], "x", None).unwrap_err()), "alertBefore");
+        assert_eq!(field(alert(&["expiration"], "x", Some("30s")).unwrap_err()), "alertBefore");
+        assert_eq!(field(alert(&["issuance"], "x", Some("30d")).unwrap_err()), "alertBefore");
+        assert!(alert(&["renewal", "expiration"], "x", Some("2w")).is_ok());
+    }
+
+    #[test]
+    fn alert_filters_are_checked() {
+        let profiles = vec!["web-server".to_string()];
+        let patterns = vec!["*.prod.example.com".to_string(), "a.*.b".to_string()];
+        let types = vec!["issuance".to_string()];
+        let input = AlertInput {
+            types: &types,
+            name: "x",
+            profiles: &profiles,
+            name_patterns: &patterns,
+            ..Default::default()
+        };
+        assert_eq!(field(check_alert(&input).unwrap_err()), "namePatterns");
+        let input = AlertInput { name_patterns: &patterns[..1], ..input };
+        let spec = check_alert(&input).unwrap();
+        assert_eq!(spec.filter.profiles, profiles);
+        assert_eq!(spec.filter.name_patterns[0].as_str(), "*.prod.example.com");
+    }
+
+    #[test]
+    fn a_change_replaces_what_it_gives_and_keeps_the_rest() {
+        let types = vec!["issuance,expiration".to_string()];
+        let patterns = vec!["*.example.com".to_string()];
+        let current = check_alert(&AlertInput {
+            types: &types,
+            name: "all",
+            alert_before: Some("30d"),
+            description: Some("d"),
+            name_patterns: &patterns,
+            ..Default::default()
+        })
+        .unwrap();
+        let same = AlertChange::default().apply(&current).unwrap();
+        assert_eq!(same, current);
+        let renamed = AlertChange { name: Some("other".into()), description: Some(None), ..Default::default() };
+        let renamed = renamed.apply(&current).unwrap();
+        assert_eq!((renamed.name.as_str(), renamed.description), ("other", None));
+        assert_eq!(renamed.filter, current.filter);
+        let narrowed = AlertChange { types: Some(vec!["renewal".into()]), ..Default::default() };
+        let narrowed = narrowed.apply(&current).unwrap();
+        assert_eq!((narrowed.types.clone(), narrowed.alert_before), (vec![AlertType::Renewal], None), "window dropped");
+        let cleared = AlertChange { name_patterns: Some(vec![]), ..Default::default() }.apply(&current).unwrap();
+        assert!(cleared.filter.is_empty());
+        let no_window = AlertChange { types: Some(vec!["expiration".into()]), ..Default::default() };
+        assert!(no_window.apply(&narrowed).is_err(), "expiration needs a window");
+        let bad = AlertChange { alert_before: Some("30d".into()), ..Default::default() };
+        assert_eq!(field(bad.apply(&narrowed).unwrap_err()), "alertBefore");
     }
 
     #[test]

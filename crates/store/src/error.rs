@@ -21,6 +21,9 @@ pub enum StoreError {
         /// The id given.
         id: String,
     },
+    /// Input that does not pass the checks (an alert update that leaves it invalid).
+    #[error(transparent)]
+    Invalid(#[from] certhook_core::validate::ValidationError),
     /// A change the current state does not allow (duplicate name, wrong channel state).
     #[error("{0}")]
     Conflict(String),
@@ -49,7 +52,13 @@ pub enum StoreError {
 impl StoreError {
     /// True when the caller's input is at fault (exit code 2, HTTP 4xx).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, StoreError::UnknownApplication { .. } | StoreError::NotFound { .. } | StoreError::Conflict(_))
+        matches!(
+            self,
+            StoreError::UnknownApplication { .. }
+                | StoreError::NotFound { .. }
+                | StoreError::Conflict(_)
+                | StoreError::Invalid(_)
+        )
     }
 }
 

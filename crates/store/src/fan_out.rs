@@ -1,8 +1,11 @@
 //! Fan-out: outbox rows become one rendered message per matching alert and one delivery
 //! per channel of it, a batch at a time, written with one statement per table.
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use certhook_core::event::{AlertType, Certificate, ChannelState, DeadReason, DeliveryState, DeliveryType, NewEvent};
+use certhook_core::event::{
+    AlertType, Certificate, ChannelKind, ChannelState, DeadReason, DeliveryState, DeliveryType, NewEvent,
+};
 use certhook_core::render::{AlertRef, RenderSettings, render_alert_event};
 use uuid::Uuid;
 
@@ -39,7 +42,7 @@ fn initial_delivery_state(state: ChannelState) -> (DeliveryState, Option<&'stati
 struct FanOutCache {
     alerts: HashMap<(String, AlertType), Vec<Alert>>,
     alerts_by_id: HashMap<String, Vec<Alert>>,
-    channels: HashMap<(Uuid, bool), Vec<(String, ChannelState)>>,
+    channels: HashMap<Uuid, Vec<LiveChannel>>,
 }
 
 impl FanOutCache {
@@ -79,32 +82,63 @@ impl FanOutCache {
         Ok(alerts)
     }
 
-    /// The live channels of an alert (only its PagerDuty ones when `pagerduty_only`).
+    /// The live channels of an alert.
     async fn channels_of<D: Driver>(
         &mut self,
         b: &Backend<D>,
         tx: &mut sqlx::Transaction<'static, D::Db>,
         alert_id: Uuid,
-        pagerduty_only: bool,
-    ) -> Result<Vec<(String, ChannelState)>> {
-        if let Some(hit) = self.channels.get(&(alert_id, pagerduty_only)) {
+    ) -> Result<Vec<LiveChannel>> {
+        if let Some(hit) = self.channels.get(&alert_id) {
             return Ok(hit.clone());
         }
-        let sql = if pagerduty_only { b.q.pagerduty_channels_of_alert } else { b.q.channels_of_alert };
-        let rows = D::statement(sql).bind(alert_id.to_string()).fetch_all(&mut **tx).await?;
-        let channels =
-            rows.iter().map(|r| Ok((r.try_get("id")?, parse_col(r, "state")?))).collect::<Result<Vec<_>>>()?;
-        self.channels.insert((alert_id, pagerduty_only), channels.clone());
+        let rows = D::statement(b.q.channels_of_alert).bind(alert_id.to_string()).fetch_all(&mut **tx).await?;
+        let channels = rows
+            .iter()
+            .map(|r| {
+                Ok(LiveChannel { id: r.try_get("id")?, state: parse_col(r, "state")?, kind: parse_col(r, "kind")? })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.channels.insert(alert_id, channels.clone());
         Ok(channels)
     }
 }
 
-/// One alert an event goes to, with the channels it reaches, and what its deliveries are:
-/// the alert's own event, or (`DeliveryType::Resolve`) a renewal going to an expiration
-/// alert's PagerDuty channels.
+/// A channel of an alert, as fan-out needs it.
+#[derive(Clone)]
+struct LiveChannel {
+    id: String,
+    state: ChannelState,
+    kind: ChannelKind,
+}
+
+/// Which of an alert's channels an event goes to, and as what. A renewal goes to an
+/// expiration alert's PagerDuty channels as the resolution of their incident, and to no
+/// other of its channels unless the alert subscribes to renewals too; there, PagerDuty
+/// channels get the resolution only, not a renewal incident of their own.
+fn routes(alert: &Alert, event_type: AlertType, channels: &[LiveChannel]) -> Vec<(DeliveryType, Vec<LiveChannel>)> {
+    let resolves = event_type == AlertType::Renewal && alert.subscribes_to(AlertType::Expiration);
+    let pick =
+        |pagerduty: bool| channels.iter().filter(move |c| (c.kind == ChannelKind::Pagerduty) == pagerduty).cloned();
+    let mut out = Vec::new();
+    if alert.subscribes_to(event_type) {
+        let takers: Vec<LiveChannel> = if resolves { pick(false).collect() } else { channels.to_vec() };
+        out.push((DeliveryType::Alert(event_type), takers));
+    }
+    if resolves {
+        out.push((DeliveryType::Resolve, pick(true).collect()));
+    }
+    out.retain(|(_, takers)| !takers.is_empty());
+    out
+}
+
+/// One alert an event goes to, with the channels it reaches, the certificates of the event
+/// that pass the alert's filters, and what its deliveries are: the event as an alert, or
+/// (`DeliveryType::Resolve`) a renewal resolving an expiration alert's PagerDuty incident.
 struct FanOutTarget<'a> {
     alert: &'a Alert,
-    channels: &'a [(String, ChannelState)],
+    channels: &'a [LiveChannel],
+    certificates: &'a [Certificate],
     delivery_type: DeliveryType,
 }
 
@@ -120,13 +154,16 @@ struct FanOutBatch<'a> {
 impl<'a> FanOutBatch<'a> {
     /// Renders the event for one alert and adds a delivery per channel of it.
     fn add(&mut self, settings: &RenderSettings, ev: &'a PendingEvent, parsed: &ParsedEvent, target: FanOutTarget<'_>) {
-        let FanOutTarget { alert, channels, delivery_type } = target;
-        if channels.is_empty() {
+        let FanOutTarget { alert, channels, certificates, delivery_type } = target;
+        if channels.is_empty() || certificates.is_empty() {
             return;
         }
-        // A resolution is a renewal sent to the PagerDuty channels of an expiration alert,
-        // rendered as a renewal and delivered as a resolution of that alert's incident.
-        let alert_type = if delivery_type == DeliveryType::Resolve { AlertType::Renewal } else { alert.alert_type };
+        // A resolution is rendered as the renewal it is and delivered as the resolution of
+        // the alert's incident.
+        let alert_type = match delivery_type {
+            DeliveryType::Alert(t) => t,
+            _ => AlertType::Renewal,
+        };
         let delivery_type = delivery_type.as_str();
         let message_id = Uuid::now_v7().to_string();
         let alert_ref = AlertRef {
@@ -136,14 +173,14 @@ impl<'a> FanOutBatch<'a> {
             alert_before: alert.alert_before,
             application_id: parsed.application_id,
         };
-        let body = render_alert_event(settings, &alert_ref, &message_id, millis(ev.occurred_at), &parsed.certificates);
-        for (channel_id, channel_state) in channels {
-            let (state, reason) = initial_delivery_state(*channel_state);
+        let body = render_alert_event(settings, &alert_ref, &message_id, millis(ev.occurred_at), certificates);
+        for channel in channels {
+            let (state, reason) = initial_delivery_state(channel.state);
             self.deliveries.push(DeliveryRow {
                 id: Uuid::now_v7().to_string(),
                 message: message_id.clone(),
                 event: &ev.id,
-                channel: channel_id.clone(),
+                channel: channel.id.clone(),
                 delivery_type,
                 state: state.as_str(),
                 reason,
@@ -243,10 +280,12 @@ fn alert_fits(alert_id: &str, found: &[Alert], event: &ParsedEvent) -> std::resu
     if alert.application_id != event.application_id {
         return Err(format!("alertId: alert '{alert_id}' belongs to another application"));
     }
-    if alert.alert_type != event.alert_type {
+    if !alert.subscribes_to(event.alert_type) {
+        let types: Vec<&str> = alert.types.iter().map(|t| t.as_str()).collect();
         return Err(format!(
-            "alertId: alert '{alert_id}' is a {} alert, the event is {}",
-            alert.alert_type, event.alert_type
+            "alertId: alert '{alert_id}' subscribes to {}, the event is {}",
+            types.join(", "),
+            event.alert_type
         ));
     }
     Ok(())
@@ -318,24 +357,29 @@ impl<D: Driver> Backend<D> {
                     batch.certificates.push(certificate_row(&ev.application_id, c));
                 }
             }
-            for alert in &alerts {
-                let channels = cache.channels_of(self, &mut tx, alert.id, false).await?;
-                batch.add(
-                    settings,
-                    ev,
-                    parsed,
-                    FanOutTarget { alert, channels: &channels, delivery_type: DeliveryType::Alert(alert.alert_type) },
-                );
-            }
+            // A renewal also resolves the certificate's open expiration incidents
+            // (PagerDuty) of the application's expiration alerts.
+            let mut targets = alerts;
             if parsed.alert_type == AlertType::Renewal && ev.alert_id.is_none() {
-                // A renewal resolves the certificate's open expiration incidents (PagerDuty).
-                for alert in &cache.alerts_for(self, &mut tx, &ev.application_id, AlertType::Expiration).await? {
-                    let channels = cache.channels_of(self, &mut tx, alert.id, true).await?;
+                for alert in cache.alerts_for(self, &mut tx, &ev.application_id, AlertType::Expiration).await? {
+                    if !targets.iter().any(|a| a.id == alert.id) {
+                        targets.push(alert);
+                    }
+                }
+            }
+            for alert in &targets {
+                let passing: Cow<'_, [Certificate]> = if alert.filter.is_empty() {
+                    Cow::Borrowed(&parsed.certificates)
+                } else {
+                    parsed.certificates.iter().filter(|c| alert.filter.passes(c)).cloned().collect()
+                };
+                let channels = cache.channels_of(self, &mut tx, alert.id).await?;
+                for (delivery_type, takers) in routes(alert, parsed.alert_type, &channels) {
                     batch.add(
                         settings,
                         ev,
                         parsed,
-                        FanOutTarget { alert, channels: &channels, delivery_type: DeliveryType::Resolve },
+                        FanOutTarget { alert, channels: &takers, certificates: &passing, delivery_type },
                     );
                 }
             }

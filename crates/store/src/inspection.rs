@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::rows::{delivery_from, duration_ms, millis, parse_col};
+use crate::rows::{delivery_from, duration_ms, event_from, millis, parse_col};
 
 /// Rows a retention pass deletes per statement, so no statement holds the writer for long.
 const PRUNE_CHUNK: i64 = 5_000;
@@ -25,6 +25,17 @@ impl<D: Driver> Backend<D> {
         let since = filter.dead_since.map(|t| t.timestamp_millis());
         let before = filter.dead_before.map(|t| t.timestamp_millis());
         let limit = filter.limit.map(i64::from).unwrap_or(i64::MAX);
+        let after = match filter.after {
+            Some(id) => {
+                let key = id.to_string();
+                let row =
+                    D::statement(self.q.delivery_position).bind(&key).fetch_optional(&mut *self.conn().await?).await?;
+                let Some(row) = row else { return Err(StoreError::NotFound { kind: "delivery (after)", id: key }) };
+                Some((row.try_get::<i64, _>("created_at")?, key))
+            }
+            None => None,
+        };
+        let after_at = after.as_ref().map(|a| a.0);
         let rows = D::statement(self.q.list_deliveries)
             .bind(state)
             .bind(state)
@@ -36,6 +47,9 @@ impl<D: Driver> Backend<D> {
             .bind(since)
             .bind(before)
             .bind(before)
+            .bind(after_at)
+            .bind(after_at)
+            .bind(after.as_ref().map(|a| a.1.clone()))
             .bind(limit)
             .fetch_all(&mut *self.conn().await?)
             .await?;
@@ -49,6 +63,46 @@ impl<D: Driver> Backend<D> {
                     .ok()
             })
             .collect())
+    }
+
+    /// Events, newest first, a page at a time: accepted ones and plain-SQL rows fan-out
+    /// refused (with why).
+    pub async fn list_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
+        let app = query.application_id.map(|a| a.to_string());
+        let after = match &query.after {
+            Some(id) => {
+                let row = D::statement(self.q.event_seq).bind(id).fetch_optional(&mut *self.conn().await?).await?;
+                let Some(row) = row else { return Err(StoreError::NotFound { kind: "event (after)", id: id.clone() }) };
+                Some(row.try_get::<i64, _>("seq")?)
+            }
+            None => None,
+        };
+        let rows = D::statement(self.q.list_events)
+            .bind(&app)
+            .bind(&app)
+            .bind(i64::from(query.refused))
+            .bind(after)
+            .bind(after)
+            .bind(i64::from(query.limit))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        rows.iter().map(event_from).collect()
+    }
+
+    /// One event with the deliveries it made.
+    pub async fn get_event(&self, id: &str) -> Result<EventDetail> {
+        let Some(row) = D::statement(self.q.get_event).bind(id).fetch_optional(&mut *self.conn().await?).await? else {
+            return Err(StoreError::NotFound { kind: "event", id: id.to_string() });
+        };
+        let event = event_from(&row)?;
+        let deliveries = D::statement(self.q.deliveries_of_event)
+            .bind(id)
+            .fetch_all(&mut *self.conn().await?)
+            .await?
+            .iter()
+            .map(delivery_from)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EventDetail { event, deliveries })
     }
 
     /// One delivery with its attempts.
@@ -88,7 +142,8 @@ impl<D: Driver> Backend<D> {
                 Ok(vec![*id])
             }
             DeadLetterSelector::Matching(filter) => {
-                let filter = DeliveryFilter { state: Some(DeliveryState::Dead), limit: None, ..filter.clone() };
+                let filter =
+                    DeliveryFilter { state: Some(DeliveryState::Dead), limit: None, after: None, ..filter.clone() };
                 Ok(self.list_deliveries(&filter).await?.into_iter().map(|d| d.id).collect())
             }
         }

@@ -8,11 +8,11 @@ use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::batch::{CertificateRow, json_array};
-use crate::driver::{Driver, Record, Statement};
+use crate::driver::{Driver, Statement};
 use crate::error::{Result, StoreError};
 use crate::fan_out::FAN_OUT_CHUNK;
 use crate::model::*;
-use crate::rows::{alert_from, certificate_from, opt_millis};
+use crate::rows::{alert_from, certificate_from, duration_ms, inventory_from};
 
 /// A certificate as the inventory stores it.
 pub(crate) fn certificate_row<'a>(application_id: &'a str, c: &'a Certificate) -> CertificateRow<'a> {
@@ -67,21 +67,52 @@ impl<D: Driver> Backend<D> {
         Ok(certificates.len() as u64)
     }
 
-    /// An application's inventory, soonest expiry first, with each certificate's status
-    /// as last judged.
-    pub async fn list_certificates(&self, application_id: Uuid) -> Result<Vec<(Certificate, String)>> {
+    /// An application's inventory, soonest expiry first, a page at a time, with each
+    /// certificate's status as last judged.
+    pub async fn list_certificates(
+        &self,
+        application_id: Uuid,
+        query: &CertificateQuery,
+    ) -> Result<Vec<InventoryCertificate>> {
+        let app = application_id.to_string();
+        self.get_application(application_id).await?;
+        let after = match &query.after {
+            Some(id) => Some(self.get_certificate(application_id, id).await.map_err(|e| match e {
+                StoreError::NotFound { id, .. } => StoreError::NotFound { kind: "certificate (after)", id },
+                e => e,
+            })?),
+            None => None,
+        };
+        let status = query.status.map(|s| s.as_str());
+        let within = query.expiring_within.map(duration_ms);
         let rows = D::statement(self.q.list_certificates)
-            .bind(application_id.to_string())
+            .bind(&app)
+            .bind(status)
+            .bind(status)
+            .bind(within)
+            .bind(within)
+            .bind(after.as_ref().map(|c| c.id.clone()))
+            .bind(after.as_ref().map(|c| c.not_after.timestamp_millis()))
+            .bind(after.as_ref().map(|c| c.id.clone()))
+            .bind(i64::from(query.limit))
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        rows.iter()
-            .map(|r| {
-                let mut c = certificate_from(r)?;
-                c.revoked_at = opt_millis(r.try_get("revoked_at")?);
-                c.revocation_reason = r.try_get::<Option<String>, _>("revocation_reason")?.and_then(|x| x.parse().ok());
-                Ok((c, r.try_get("status")?))
-            })
-            .collect()
+        rows.iter().map(inventory_from).collect()
+    }
+
+    /// One certificate of an application's inventory, by the PKI's id or by serial number.
+    pub async fn get_certificate(&self, application_id: Uuid, id_or_serial: &str) -> Result<InventoryCertificate> {
+        let row = D::statement(self.q.get_certificate)
+            .bind(application_id.to_string())
+            .bind(id_or_serial)
+            .bind(id_or_serial)
+            .bind(id_or_serial)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound { kind: "certificate", id: id_or_serial.to_string() });
+        };
+        inventory_from(&row)
     }
 
     /// The expiration scan at instant `as_of` (SPEC §5): for every expiration alert, the
@@ -107,14 +138,17 @@ impl<D: Driver> Backend<D> {
     /// every transaction back (the preview).
     async fn scan(&self, as_of: DateTime<Utc>, max_per_event: usize, commit: bool) -> Result<ScanOutcome> {
         let now_ms = as_of.timestamp_millis();
-        let alerts = D::statement(self.q.expiration_alerts).fetch_all(&mut *self.conn().await?).await?;
+        let alerts = D::statement(self.q.expiration_alerts)
+            .bind(certhook_core::event::AlertType::Expiration.as_str())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         let mut outcome = ScanOutcome { alerts: alerts.len(), ..Default::default() };
         for row in &alerts {
             let alert = alert_from(row)?;
             let Some(window) = alert.alert_before else { continue };
             let until = now_ms + window.as_duration().num_milliseconds();
             let alert_key = alert.id.to_string();
-            let candidates = D::statement(self.q.expiring_unreported)
+            let mut candidates = D::statement(self.q.expiring_unreported)
                 .bind(alert.application_id.to_string())
                 .bind(now_ms)
                 .bind(until)
@@ -124,6 +158,9 @@ impl<D: Driver> Backend<D> {
                 .iter()
                 .map(certificate_from)
                 .collect::<Result<Vec<_>>>()?;
+            // An expiration event lists only the certificates that pass the alert's filters;
+            // the others are not reported for it at all.
+            candidates.retain(|c| alert.filter.passes(c));
             let mut reported = Vec::new();
             for chunk in candidates.chunks(max_per_event.max(1)) {
                 let (_writer, mut tx) = self.begin_write().await?;

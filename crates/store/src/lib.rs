@@ -253,6 +253,20 @@ impl Store {
         dispatch!(self, b => b.dead_letter_channel(id, reason).await)
     }
 
+    /// Replaces an alert's definition with what `change` makes of the current one.
+    pub async fn update_alert(
+        &self,
+        id: Uuid,
+        change: impl FnOnce(&Alert) -> std::result::Result<NewAlert, certhook_core::validate::ValidationError>,
+    ) -> Result<Alert> {
+        dispatch!(self, b => b.update_alert(id, change).await)
+    }
+
+    /// Deletes an application (refused while it has alerts, unless `cascade`).
+    pub async fn delete_application(&self, id: Uuid, cascade: bool) -> Result<u64> {
+        dispatch!(self, b => b.delete_application(id, cascade).await)
+    }
+
     /// Deletes an alert and its channels (their waiting deliveries are dead-lettered).
     pub async fn delete_alert(&self, id: Uuid) -> Result<u64> {
         dispatch!(self, b => b.delete_alert(id).await)
@@ -342,12 +356,28 @@ impl Store {
         dispatch!(self, b => b.upsert_certificates(application_id, certificates).await)
     }
 
-    /// An application's inventory with each certificate's status as last judged.
+    /// An application's inventory, soonest expiry first, a page at a time.
     pub async fn list_certificates(
         &self,
         application_id: Uuid,
-    ) -> Result<Vec<(certhook_core::event::Certificate, String)>> {
-        dispatch!(self, b => b.list_certificates(application_id).await)
+        query: &CertificateQuery,
+    ) -> Result<Vec<InventoryCertificate>> {
+        dispatch!(self, b => b.list_certificates(application_id, query).await)
+    }
+
+    /// One certificate of an application's inventory, by the PKI's id or by serial number.
+    pub async fn get_certificate(&self, application_id: Uuid, id_or_serial: &str) -> Result<InventoryCertificate> {
+        dispatch!(self, b => b.get_certificate(application_id, id_or_serial).await)
+    }
+
+    /// Events, newest first, a page at a time, refused outbox rows included.
+    pub async fn list_events(&self, query: &EventQuery) -> Result<Vec<EventRecord>> {
+        dispatch!(self, b => b.list_events(query).await)
+    }
+
+    /// One event with the deliveries it made.
+    pub async fn get_event(&self, id: &str) -> Result<EventDetail> {
+        dispatch!(self, b => b.get_event(id).await)
     }
 
     /// What the expiration scan at `as_of` would report and mark, storing nothing.

@@ -31,6 +31,7 @@ pub fn sqlite() -> Migrator {
         (1, "init", include_str!("../../../migrations/sqlite/0001_init.sql")),
         (2, "certificate status", include_str!("../../../migrations/sqlite/0002_certificate_status.sql")),
         (3, "notify only due again", include_str!("../../../migrations/sqlite/0003_notify_only_due_again.sql")),
+        (4, "alert types and filters", include_str!("../../../migrations/sqlite/0004_alert_types_filters.sql")),
         (5, "channel tls rate limit", include_str!("../../../migrations/sqlite/0005_channel_tls_rate_limit.sql")),
     ])
 }
@@ -41,6 +42,7 @@ pub fn postgres() -> Migrator {
         (1, "init", include_str!("../../../migrations/postgres/0001_init.sql")),
         (2, "certificate status", include_str!("../../../migrations/postgres/0002_certificate_status.sql")),
         (3, "notify only due again", include_str!("../../../migrations/postgres/0003_notify_only_due_again.sql")),
+        (4, "alert types and filters", include_str!("../../../migrations/postgres/0004_alert_types_filters.sql")),
         (5, "channel tls rate limit", include_str!("../../../migrations/postgres/0005_channel_tls_rate_limit.sql")),
     ])
 }

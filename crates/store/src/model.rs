@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certhook_core::duration::AlertBefore;
-use certhook_core::event::{AlertType, ChannelKind, ChannelState, DeliveryState};
+use certhook_core::event::{AlertType, CertificateStatus, ChannelKind, ChannelState, DeliveryState};
+use certhook_core::filter::CertificateFilter;
 use certhook_core::rate_limit::RateLimit;
 use certhook_core::subscription::ChannelTls;
 use certhook_core::time::{serde_millis, serde_millis_opt};
@@ -29,7 +30,7 @@ pub struct Application {
     pub created_at: DateTime<Utc>,
 }
 
-/// A subscription inside an application.
+/// A subscription inside an application to one or more event types.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -38,30 +39,55 @@ pub struct Alert {
     pub id: Uuid,
     /// The application it watches.
     pub application_id: Uuid,
-    /// What it subscribes to.
+    /// The first of `types`, kept in the JSON for clients written when an alert had one.
     #[serde(rename = "type")]
     pub alert_type: AlertType,
+    /// What it subscribes to: one channel, secret and verification for all of them.
+    pub types: Vec<AlertType>,
     /// A slug.
     pub name: String,
     /// Free text.
     pub description: Option<String>,
-    /// Expiration alerts' window.
+    /// The expiration window, when `types` includes expiration.
     pub alert_before: Option<AlertBefore>,
+    /// Which certificates it is about.
+    #[serde(flatten)]
+    pub filter: CertificateFilter,
 }
 
-/// What creating an alert takes (validated by the caller).
+impl Alert {
+    /// Whether it subscribes to `t`.
+    pub fn subscribes_to(&self, t: AlertType) -> bool {
+        self.types.contains(&t)
+    }
+
+    /// Its definition, as an operator's change applies to it.
+    pub fn spec(&self) -> certhook_core::subscription::AlertSpec {
+        certhook_core::subscription::AlertSpec {
+            types: self.types.clone(),
+            name: self.name.clone(),
+            alert_before: self.alert_before,
+            description: self.description.clone(),
+            filter: self.filter.clone(),
+        }
+    }
+}
+
+/// What creating or replacing an alert takes (validated by the caller).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlert {
     /// The application it watches.
     pub application_id: Uuid,
-    /// What it subscribes to.
-    pub alert_type: AlertType,
+    /// What it subscribes to, at least one.
+    pub types: Vec<AlertType>,
     /// A slug.
     pub name: String,
     /// Free text.
     pub description: Option<String>,
-    /// Expiration alerts' window.
+    /// The expiration window.
     pub alert_before: Option<AlertBefore>,
+    /// Which certificates it is about.
+    pub filter: CertificateFilter,
 }
 
 impl NewAlert {
@@ -69,10 +95,23 @@ impl NewAlert {
     pub fn from_spec(application_id: Uuid, spec: certhook_core::subscription::AlertSpec) -> Self {
         NewAlert {
             application_id,
-            alert_type: spec.alert_type,
+            types: spec.types,
             name: spec.name,
             description: spec.description,
             alert_before: spec.alert_before,
+            filter: spec.filter,
+        }
+    }
+
+    /// One alert of one type and no filters (expiration alerts warn 30 days ahead).
+    pub fn single(application_id: Uuid, alert_type: AlertType, name: &str) -> Self {
+        NewAlert {
+            application_id,
+            types: vec![alert_type],
+            name: name.to_string(),
+            description: None,
+            alert_before: (alert_type == AlertType::Expiration).then(|| "30d".parse().expect("a valid window")),
+            filter: CertificateFilter::default(),
         }
     }
 }
@@ -271,6 +310,8 @@ pub struct DeliveryFilter {
     pub dead_before: Option<DateTime<Utc>>,
     /// At most this many rows (newest first); `None` for all.
     pub limit: Option<u32>,
+    /// The page after this delivery (the last one of the previous page).
+    pub after: Option<Uuid>,
 }
 
 /// Which dead letters a replay or purge takes.
@@ -527,4 +568,143 @@ pub struct ScanReport {
     pub alert_name: String,
     /// The certificates, soonest expiry first.
     pub certificates: Vec<certhook_core::event::Certificate>,
+}
+
+/// A certificate in an application's inventory, with its status as last judged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct InventoryCertificate {
+    /// The application it belongs to.
+    pub application_id: Uuid,
+    /// The PKI's id for it.
+    pub id: String,
+    /// Serial number as the PKI writes it.
+    pub serial_number: String,
+    /// Subject common name.
+    pub common_name: String,
+    /// Subject alternative names.
+    pub san: Vec<String>,
+    /// Profile or template, when known.
+    pub profile_name: Option<String>,
+    /// Start of validity.
+    #[serde(with = "serde_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub not_before: DateTime<Utc>,
+    /// End of validity.
+    #[serde(with = "serde_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub not_after: DateTime<Utc>,
+    /// `active`, `expired` (judged by the last scan) or `revoked`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub status: CertificateStatus,
+    /// When it was revoked.
+    #[serde(with = "serde_millis_opt")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Why it was revoked.
+    pub revocation_reason: Option<String>,
+    /// When an event or import last wrote it.
+    #[serde(with = "serde_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which of an application's certificates to list, a page at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateQuery {
+    /// Only this status.
+    pub status: Option<CertificateStatus>,
+    /// Only unrevoked certificates whose notAfter is within this long from now (and not past).
+    pub expiring_within: Option<Duration>,
+    /// The page after this certificate id (the last one of the previous page).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl CertificateQuery {
+    /// The first `limit` certificates, unfiltered.
+    pub fn first(limit: u32) -> Self {
+        CertificateQuery { status: None, expiring_within: None, after: None, limit }
+    }
+}
+
+/// What became of an outbox row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventState {
+    /// Not fanned out yet.
+    Waiting,
+    /// Fanned out to the alerts that matched it (possibly none).
+    FannedOut,
+    /// Refused at fan-out (a plain-SQL row that does not pass the checks); see `error`.
+    Refused,
+}
+
+/// An event as the outbox holds it: accepted, or a plain-SQL row fan-out refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventRecord {
+    /// Its id.
+    pub id: String,
+    /// The application it is for.
+    pub application_id: String,
+    /// The event type as written.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The producer's idempotency key.
+    pub idempotency_key: Option<String>,
+    /// The alert a scanner event was made for.
+    pub alert_id: Option<String>,
+    /// The certificate, as JSON (as written, when it is not JSON).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub certificate: Option<serde_json::Value>,
+    /// An expiration event's certificates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
+    pub certificates: Option<serde_json::Value>,
+    /// When it happened.
+    #[serde(with = "serde_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub occurred_at: DateTime<Utc>,
+    /// When it was stored.
+    #[serde(with = "serde_millis")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
+    pub created_at: DateTime<Utc>,
+    /// When fan-out took it.
+    #[serde(with = "serde_millis_opt")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub fanned_out_at: Option<DateTime<Utc>>,
+    /// Waiting, fanned out, or refused.
+    pub state: EventState,
+    /// Why fan-out refused it.
+    pub error: Option<String>,
+}
+
+/// An event with the deliveries it made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetail {
+    /// The event.
+    #[serde(flatten)]
+    pub event: EventRecord,
+    /// One per channel it went to, oldest first.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Which events to list, newest first, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Only this application's.
+    pub application_id: Option<Uuid>,
+    /// Only rows fan-out refused.
+    pub refused: bool,
+    /// The page after this event id (the last one of the previous page).
+    pub after: Option<String>,
+    /// At most this many.
+    pub limit: u32,
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use certhook_core::destination::redact_url;
 use certhook_core::duration::AlertBefore;
-use certhook_core::event::{Certificate, ChannelKind, ChannelState, DeliveryState};
+use certhook_core::event::{AlertType, Certificate, ChannelKind, ChannelState, DeliveryState};
+use certhook_core::filter::{CertificateFilter, NamePattern};
 use certhook_core::rate_limit::{RateLimit, RateLimitError};
 use certhook_core::tls_pem::summarize;
 use chrono::{DateTime, Utc};
@@ -52,15 +53,89 @@ pub(crate) fn application_from(row: &impl Record) -> Result<Application> {
 
 pub(crate) fn alert_from(row: &impl Record) -> Result<Alert> {
     let before: Option<String> = row.try_get("alert_before")?;
+    let types_col: String = row.try_get("types")?;
+    let types = types_col
+        .split(',')
+        .map(|t| {
+            t.parse::<AlertType>().map_err(|_| StoreError::Corrupt(format!("types '{types_col}' is not a type list")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let Some(&alert_type) = types.first() else {
+        return Err(StoreError::Corrupt("types is empty".into()));
+    };
+    let profiles: Vec<String> = json_list(row, "profiles")?;
+    let name_patterns = json_list::<String>(row, "name_patterns")?
+        .iter()
+        .map(|p| p.parse::<NamePattern>().map_err(|e| StoreError::Corrupt(format!("name_patterns: {e}"))))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Alert {
         id: uuid_col(row, "id")?,
         application_id: uuid_col(row, "application_id")?,
-        alert_type: parse_col(row, "type")?,
+        alert_type,
+        types,
         name: row.try_get("name")?,
         description: row.try_get("description")?,
         alert_before: before
             .map(|b| b.parse::<AlertBefore>().map_err(|e| StoreError::Corrupt(format!("alert_before: {e}"))))
             .transpose()?,
+        filter: CertificateFilter { profiles, name_patterns },
+    })
+}
+
+/// A column holding a JSON array, or NULL for an empty one.
+fn json_list<T: serde::de::DeserializeOwned>(row: &impl Record, col: &str) -> Result<Vec<T>> {
+    let text: Option<String> = row.try_get(col)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// A list as its JSON array column stores it: NULL when empty.
+pub(crate) fn json_list_col<T: serde::Serialize>(items: &[T]) -> Option<String> {
+    (!items.is_empty()).then(|| serde_json::to_string(items).expect("strings serialize"))
+}
+
+pub(crate) fn inventory_from(row: &impl Record) -> Result<InventoryCertificate> {
+    let san: String = row.try_get("san")?;
+    Ok(InventoryCertificate {
+        application_id: uuid_col(row, "application_id")?,
+        id: row.try_get("id")?,
+        serial_number: row.try_get("serial_number")?,
+        common_name: row.try_get("common_name")?,
+        san: serde_json::from_str(&san).map_err(|e| StoreError::Corrupt(format!("san: {e}")))?,
+        profile_name: row.try_get("profile_name")?,
+        not_before: millis(row.try_get("not_before")?),
+        not_after: millis(row.try_get("not_after")?),
+        status: parse_col(row, "status")?,
+        revoked_at: opt_millis(row.try_get("revoked_at")?),
+        revocation_reason: row.try_get("revocation_reason")?,
+        updated_at: millis(row.try_get("updated_at")?),
+    })
+}
+
+pub(crate) fn event_from(row: &impl Record) -> Result<EventRecord> {
+    // Shown as stored: a refused row's certificate may not be JSON at all.
+    let as_json = |text: Option<String>| text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)));
+    let fanned_out_at = opt_millis(row.try_get("fanned_out_at")?);
+    let error: Option<String> = row.try_get("error")?;
+    let state = match (fanned_out_at, &error) {
+        (_, Some(_)) => EventState::Refused,
+        (Some(_), None) => EventState::FannedOut,
+        (None, None) => EventState::Waiting,
+    };
+    Ok(EventRecord {
+        id: row.try_get("id")?,
+        application_id: row.try_get("application_id")?,
+        event_type: row.try_get("type")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        alert_id: row.try_get("alert_id")?,
+        certificate: as_json(row.try_get("certificate")?),
+        certificates: as_json(row.try_get("certificates")?),
+        occurred_at: millis(row.try_get("occurred_at")?),
+        created_at: millis(row.try_get("created_at")?),
+        fanned_out_at,
+        state,
+        error,
     })
 }
 

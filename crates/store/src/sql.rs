@@ -64,6 +64,20 @@ const CHANNEL_TARGETS: &str = "SELECT c.id, c.kind, c.url, c.state, c.content_ty
      a.application_id, c.alert_id FROM certhook_channels c \
      JOIN certhook_alerts a ON a.id = c.alert_id WHERE c.deleted_at IS NULL";
 
+/// An alert as `alert_from` reads it.
+const ALERT_COLUMNS: &str = "id, application_id, type, types, name, description, alert_before, profiles, name_patterns";
+
+/// Whether the alert's comma-separated `types` include the bound type.
+const HAS_TYPE: &str = "(',' || types || ',') LIKE ('%,' || ? || ',%')";
+
+/// An outbox row as `event_from` reads it.
+const EVENT_COLUMNS: &str = "id, application_id, type, idempotency_key, certificate, certificates, alert_id, \
+     occurred_at, created_at, fanned_out_at, error";
+
+/// An inventory row as `inventory_from` reads it.
+const CERTIFICATE_COLUMNS: &str = "application_id, id, serial_number, common_name, san, profile_name, not_before, \
+     not_after, revoked_at, revocation_reason, status, updated_at";
+
 const DELIVERY_COLUMNS: &str = "id, event_id, channel_id, message_id, type, state, attempt_count, next_attempt_at, \
      last_status_code, last_error, reason, created_at, delivered_at, dead_at";
 
@@ -88,18 +102,27 @@ queries! {
     now = "SELECT NOW_MS";
 
     insert_application = "INSERT INTO certhook_applications (id, name, created_at) VALUES (?, ?, NOW_MS) RETURNING created_at";
-    list_applications = "SELECT id, name, created_at FROM certhook_applications ORDER BY created_at, id";
-    get_application = "SELECT id, name, created_at FROM certhook_applications WHERE id = ?";
+    list_applications = "SELECT id, name, created_at FROM certhook_applications WHERE deleted_at IS NULL \
+        ORDER BY created_at, id";
+    get_application = "SELECT id, name, created_at FROM certhook_applications WHERE id = ? AND deleted_at IS NULL";
+    delete_application = "UPDATE certhook_applications SET deleted_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
+    alerts_of_application = "SELECT id FROM certhook_alerts WHERE application_id = ? AND deleted_at IS NULL \
+        ORDER BY created_at, id";
 
-    insert_alert = "INSERT INTO certhook_alerts (id, application_id, type, name, description, alert_before, created_at) \
-        VALUES (?, ?, ?, ?, ?, ?, NOW_MS)";
-    alert_name_taken = "SELECT 1 FROM certhook_alerts WHERE application_id = ? AND name = ? AND deleted_at IS NULL";
-    list_alerts = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
-        WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR application_id = ?) ORDER BY created_at, id";
-    get_alert = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
-        WHERE id = ? AND deleted_at IS NULL";
-    alerts_for_event = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
-        WHERE application_id = ? AND type = ? AND deleted_at IS NULL ORDER BY created_at, id";
+    insert_alert = "INSERT INTO certhook_alerts (id, application_id, type, types, name, description, alert_before, \
+        profiles, name_patterns, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NOW_MS)";
+    update_alert = "UPDATE certhook_alerts SET type = ?, types = ?, name = ?, description = ?, alert_before = ?, \
+        profiles = ?, name_patterns = ? WHERE id = ? AND deleted_at IS NULL";
+    // The id excluded is the alert being renamed (none on create).
+    alert_name_taken = "SELECT 1 FROM certhook_alerts WHERE application_id = ? AND name = ? AND deleted_at IS NULL \
+        AND id <> ?";
+    list_alerts = const_format(&["SELECT ", ALERT_COLUMNS, " FROM certhook_alerts \
+        WHERE deleted_at IS NULL AND (CAST(? AS TEXT) IS NULL OR application_id = ?) ORDER BY created_at, id"]);
+    get_alert = const_format(&["SELECT ", ALERT_COLUMNS, " FROM certhook_alerts WHERE id = ? AND deleted_at IS NULL"]);
+    get_alert_for_update = const_format(&["SELECT ", ALERT_COLUMNS, " FROM certhook_alerts WHERE id = ? \
+        AND deleted_at IS NULL LOCK_ROWS"]);
+    alerts_for_event = const_format(&["SELECT ", ALERT_COLUMNS, " FROM certhook_alerts \
+        WHERE application_id = ? AND ", HAS_TYPE, " AND deleted_at IS NULL ORDER BY created_at, id"]);
 
     insert_channel = "INSERT INTO certhook_channels (id, alert_id, kind, url, state, content_type, secret, routing_key, \
         verification_token, verification_expires_at, rate_limit, ca_pem, client_cert_pem, client_key, created_at, updated_at) \
@@ -133,9 +156,8 @@ queries! {
         AND (secret IS NOT NULL OR previous_secret IS NOT NULL OR routing_key IS NOT NULL OR client_key IS NOT NULL)";
     channel_targets = CHANNEL_TARGETS;
     channel_target = const_format(&[CHANNEL_TARGETS, " AND c.id = ?"]);
-    pagerduty_channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND kind = 'pagerduty' \
-        AND deleted_at IS NULL ORDER BY created_at, id";
-    channels_of_alert = "SELECT id, state FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL ORDER BY created_at, id";
+    channels_of_alert = "SELECT id, state, kind FROM certhook_channels WHERE alert_id = ? AND deleted_at IS NULL \
+        ORDER BY created_at, id";
     set_channel_state = "UPDATE certhook_channels SET state = ?, updated_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     delete_alert = "UPDATE certhook_alerts SET deleted_at = NOW_MS WHERE id = ? AND deleted_at IS NULL";
     // A deleted channel sends nothing more, so it keeps no secret.
@@ -149,7 +171,7 @@ queries! {
     dead_letter_channel = "UPDATE certhook_deliveries SET state = 'dead', reason = ?, dead_at = NOW_MS, updated_at = NOW_MS, \
         lease_token = NULL, lease_expires_at = NULL WHERE channel_id = ? AND state IN ('pending', 'retrying', 'held')";
 
-    application_exists = "SELECT 1 FROM certhook_applications WHERE id = ?";
+    application_exists = "SELECT 1 FROM certhook_applications WHERE id = ? AND deleted_at IS NULL";
     find_idempotent = "SELECT id FROM certhook_events WHERE application_id = ? AND idempotency_key = ?";
     insert_event = "INSERT INTO certhook_events (id, application_id, type, idempotency_key, certificate, occurred_at, created_at) \
         VALUES (?, ?, ?, ?, ?, NOW_MS, NOW_MS) \
@@ -181,8 +203,8 @@ queries! {
         NOW_MS, value ->> 'reason', CAST(value ->> 'enqueued' AS BIGINT), NOW_MS, NOW_MS, \
         CASE WHEN value ->> 'state' = 'dead' THEN NOW_MS END FROM JSON_ELEMENTS(?) WHERE true \
         ON CONFLICT (message_id, channel_id) DO NOTHING";
-    expiration_alerts = "SELECT id, application_id, type, name, description, alert_before FROM certhook_alerts \
-        WHERE type = 'expiration' AND deleted_at IS NULL ORDER BY created_at, id";
+    expiration_alerts = const_format(&["SELECT ", ALERT_COLUMNS, " FROM certhook_alerts \
+        WHERE ", HAS_TYPE, " AND deleted_at IS NULL ORDER BY created_at, id"]);
     // Active, unrevoked certificates whose notAfter is in (asOf, asOf + window], not yet
     // reported for this alert at this notAfter.
     expiring_unreported = "SELECT c.id, c.serial_number, c.common_name, c.san, c.profile_name, c.not_before, c.not_after \
@@ -195,8 +217,25 @@ queries! {
         VALUES (?, ?, 'expiration', ?, ?, ?, NOW_MS)";
     mark_expired = "UPDATE certhook_certificates SET status = 'expired', updated_at = NOW_MS \
         WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ? AND not_after <= NOW_MS";
-    list_certificates = "SELECT id, serial_number, common_name, san, profile_name, not_before, not_after, revoked_at, \
-        revocation_reason, status FROM certhook_certificates WHERE application_id = ? ORDER BY not_after, id";
+    // Soonest expiry first; a page continues after the (notAfter, id) of the certificate
+    // named by `after`; `expiring_within` keeps unrevoked certificates whose notAfter is in
+    // (now, now + window].
+    list_certificates = const_format(&["SELECT ", CERTIFICATE_COLUMNS, " FROM certhook_certificates \
+        WHERE application_id = ? AND (CAST(? AS TEXT) IS NULL OR status = ?) \
+        AND (CAST(? AS BIGINT) IS NULL OR (revoked_at IS NULL AND not_after > NOW_MS AND not_after <= NOW_MS + ?)) \
+        AND (CAST(? AS TEXT) IS NULL OR (not_after, id) > (?, ?)) ORDER BY not_after, id LIMIT ?"]);
+    // By the PKI's id, or else by serial number (the newest certificate with it).
+    get_certificate = const_format(&["SELECT ", CERTIFICATE_COLUMNS, " FROM certhook_certificates \
+        WHERE application_id = ? AND (id = ? OR serial_number = ?) ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END, \
+        not_after DESC LIMIT 1"]);
+    // Newest first; a page continues below the `seq` of the event named by `after`.
+    list_events = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events \
+        WHERE (CAST(? AS TEXT) IS NULL OR application_id = ?) AND (CAST(? AS BIGINT) = 0 OR error IS NOT NULL) \
+        AND (CAST(? AS BIGINT) IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?"]);
+    get_event = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events WHERE id = ?"]);
+    event_seq = "SELECT seq FROM certhook_events WHERE id = ?";
+    deliveries_of_event = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries WHERE event_id = ? \
+        ORDER BY created_at, id"]);
     insert_message = "INSERT INTO certhook_messages (id, event_id, alert_id, type, body, created_at) VALUES (?, ?, ?, ?, ?, NOW_MS)";
     insert_delivery = "INSERT INTO certhook_deliveries (id, message_id, event_id, channel_id, type, state, next_attempt_at, \
         reason, enqueued_at, created_at, updated_at, dead_at) \
@@ -277,7 +316,9 @@ queries! {
     list_deliveries = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries \
         WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR channel_id = ?) \
         AND (CAST(? AS TEXT) IS NULL OR type = ?) AND (CAST(? AS BIGINT) IS NULL OR dead_at >= ?) \
-        AND (CAST(? AS BIGINT) IS NULL OR dead_at < ?) ORDER BY created_at DESC, id DESC LIMIT ?"]);
+        AND (CAST(? AS BIGINT) IS NULL OR dead_at < ?) \
+        AND (CAST(? AS BIGINT) IS NULL OR (created_at, id) < (?, ?)) ORDER BY created_at DESC, id DESC LIMIT ?"]);
+    delivery_position = "SELECT created_at FROM certhook_deliveries WHERE id = ?";
     get_delivery = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries WHERE id = ?"]);
     list_attempts = "SELECT number, started_at, duration_ms, status_code, error, response_snippet FROM certhook_attempts \
         WHERE delivery_id = ? ORDER BY id";

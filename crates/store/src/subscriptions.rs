@@ -14,8 +14,8 @@ use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
 use crate::rows::{
-    alert_from, application_from, channel_from, duration_ms, millis, opt_millis, parse_col, rate_limit_col,
-    tls_summary, uuid_col,
+    alert_from, application_from, channel_from, duration_ms, json_list_col, millis, opt_millis, parse_col,
+    rate_limit_col, tls_summary, uuid_col,
 };
 
 /// The channel columns that hold secrets, sealed under `secret_key` when one is set.
@@ -45,6 +45,38 @@ impl<D: Driver> Backend<D> {
         self.one(self.q.get_application, "application", id, application_from).await
     }
 
+    /// Deletes an application. While it has alerts it is refused, unless `cascade`, which
+    /// deletes its alerts and their channels too (their waiting deliveries become dead
+    /// letters, `channel_deleted`). Its events and inventory stay for the record, and new
+    /// events for it are refused. Returns how many deliveries were dead-lettered.
+    pub async fn delete_application(&self, id: Uuid, cascade: bool) -> Result<u64> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        if D::statement(self.q.application_exists).bind(&key).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::NotFound { kind: "application", id: key });
+        }
+        let alerts: Vec<String> = D::statement(self.q.alerts_of_application)
+            .bind(&key)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        if !alerts.is_empty() && !cascade {
+            return Err(StoreError::Conflict(format!(
+                "application {key} still has {} alert(s); delete them first, or delete with --cascade",
+                alerts.len()
+            )));
+        }
+        let mut dead = 0;
+        for alert in &alerts {
+            dead += self.delete_alert_in(&mut tx, alert).await?;
+        }
+        D::statement(self.q.delete_application).bind(&key).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(dead)
+    }
+
     /// Creates an alert in an existing application; names are unique per application.
     pub async fn create_alert(&self, new: &NewAlert) -> Result<Alert> {
         let (_writer, mut tx) = self.begin_write().await?;
@@ -53,32 +85,78 @@ impl<D: Driver> Backend<D> {
         if exists.is_none() {
             return Err(StoreError::NotFound { kind: "application", id: app });
         }
-        let taken = D::statement(self.q.alert_name_taken).bind(&app).bind(&new.name).fetch_optional(&mut *tx).await?;
+        let id = Uuid::now_v7();
+        self.check_alert_name(&mut tx, new, "").await?;
+        let (first, types) = alert_types_col(&new.types)?;
+        D::statement(self.q.insert_alert)
+            .bind(id.to_string())
+            .bind(&app)
+            .bind(first)
+            .bind(types)
+            .bind(&new.name)
+            .bind(&new.description)
+            .bind(new.alert_before.map(|b| b.to_string()))
+            .bind(json_list_col(&new.filter.profiles))
+            .bind(json_list_col(&new.filter.name_patterns))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(alert_of(id, new))
+    }
+
+    async fn check_alert_name(
+        &self,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        new: &NewAlert,
+        except: &str,
+    ) -> Result<()> {
+        let app = new.application_id.to_string();
+        let taken = D::statement(self.q.alert_name_taken)
+            .bind(&app)
+            .bind(&new.name)
+            .bind(except)
+            .fetch_optional(&mut **tx)
+            .await?;
         if taken.is_some() {
             return Err(StoreError::Conflict(format!(
                 "name: an alert named '{}' already exists in application {app}",
                 new.name
             )));
         }
-        let id = Uuid::now_v7();
-        D::statement(self.q.insert_alert)
-            .bind(id.to_string())
-            .bind(&app)
-            .bind(new.alert_type.as_str())
+        Ok(())
+    }
+
+    /// Replaces an alert's definition with what `change` makes of it (in the same
+    /// transaction that reads it, so two updates do not undo each other). Its channels,
+    /// secrets and verification stay; events fanned out from now on use the new types and
+    /// filters.
+    pub async fn update_alert(
+        &self,
+        id: Uuid,
+        change: impl FnOnce(&Alert) -> std::result::Result<NewAlert, certhook_core::validate::ValidationError>,
+    ) -> Result<Alert> {
+        let (_writer, mut tx) = self.begin_write().await?;
+        let key = id.to_string();
+        let Some(row) = D::statement(self.q.get_alert_for_update).bind(&key).fetch_optional(&mut *tx).await? else {
+            return Err(StoreError::NotFound { kind: "alert", id: key });
+        };
+        let current = alert_from(&row)?;
+        let new = change(&current).map_err(StoreError::Invalid)?;
+        self.check_alert_name(&mut tx, &new, &key).await?;
+        let (first, types) = alert_types_col(&new.types)?;
+        D::statement(self.q.update_alert)
+            .bind(first)
+            .bind(types)
             .bind(&new.name)
             .bind(&new.description)
             .bind(new.alert_before.map(|b| b.to_string()))
+            .bind(json_list_col(&new.filter.profiles))
+            .bind(json_list_col(&new.filter.name_patterns))
+            .bind(&key)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Alert {
-            id,
-            application_id: new.application_id,
-            alert_type: new.alert_type,
-            name: new.name.clone(),
-            description: new.description.clone(),
-            alert_before: new.alert_before,
-        })
+        Ok(alert_of(id, &new))
     }
 
     /// Alerts, optionally of one application.
@@ -500,21 +578,27 @@ impl<D: Driver> Backend<D> {
     pub async fn delete_alert(&self, id: Uuid) -> Result<u64> {
         let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
-        let channels = D::statement(self.q.channels_of_alert).bind(&key).fetch_all(&mut *tx).await?;
-        if D::statement(self.q.delete_alert).bind(&key).execute(&mut *tx).await? == 0 {
+        if D::statement(self.q.get_alert).bind(&key).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "alert", id: key });
         }
+        let dead = self.delete_alert_in(&mut tx, &key).await?;
+        tx.commit().await?;
+        Ok(dead)
+    }
+
+    async fn delete_alert_in(&self, tx: &mut sqlx::Transaction<'static, D::Db>, alert: &str) -> Result<u64> {
+        let channels = D::statement(self.q.channels_of_alert).bind(alert).fetch_all(&mut **tx).await?;
+        D::statement(self.q.delete_alert).bind(alert).execute(&mut **tx).await?;
         let mut dead = 0;
         for ch in &channels {
             let channel: String = ch.try_get("id")?;
-            D::statement(self.q.delete_channel).bind(&channel).execute(&mut *tx).await?;
+            D::statement(self.q.delete_channel).bind(&channel).execute(&mut **tx).await?;
             dead += D::statement(self.q.dead_letter_channel)
                 .bind(DeadReason::ChannelDeleted.as_str())
                 .bind(&channel)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(dead)
     }
 
@@ -533,5 +617,27 @@ impl<D: Driver> Backend<D> {
             .await?;
         tx.commit().await?;
         Ok(dead)
+    }
+}
+
+/// An alert's types as stored: the first (the `type` column) and all, comma-separated.
+fn alert_types_col(types: &[certhook_core::event::AlertType]) -> Result<(&'static str, String)> {
+    let Some(first) = types.first() else {
+        return Err(StoreError::Invalid(certhook_core::validate::ValidationError::MissingField("types".into())));
+    };
+    Ok((first.as_str(), types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")))
+}
+
+/// The alert `new` describes, as stored under `id`.
+fn alert_of(id: Uuid, new: &NewAlert) -> Alert {
+    Alert {
+        id,
+        application_id: new.application_id,
+        alert_type: new.types[0],
+        types: new.types.clone(),
+        name: new.name.clone(),
+        description: new.description.clone(),
+        alert_before: new.alert_before,
+        filter: new.filter.clone(),
     }
 }

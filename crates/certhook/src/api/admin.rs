@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use certhook_core::lifecycle::ChannelAction;
-use certhook_core::subscription::{ChannelInput, TlsInput, check_alert};
+use certhook_core::subscription::{AlertChange, AlertInput, ChannelInput, TlsInput, check_alert};
 use certhook_store::{Alert, Application, Channel, NewAlert};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -20,9 +20,9 @@ use crate::channel_ops::{self, ChannelError, TestReport};
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
         .route("/applications", get(list_applications).post(create_application))
-        .route("/applications/{id}", get(get_application))
+        .route("/applications/{id}", get(get_application).delete(delete_application))
         .route("/applications/{id}/alerts", get(list_alerts).post(create_alert))
-        .route("/alerts/{id}", get(get_alert).delete(delete_alert))
+        .route("/alerts/{id}", get(get_alert).patch(patch_alert).delete(delete_alert))
         .route("/alerts/{id}/channels", get(list_channels).post(create_channel))
         .route("/channels/{id}", get(get_channel).patch(patch_channel).delete(delete_channel))
         .route("/channels/{id}/activate", post(activate))
@@ -73,15 +73,109 @@ async fn get_application(State(s): State<ApiState>, Path(id): Path<String>) -> R
     Ok(Json(s.store.get_application(parse_uuid("id", &id)?).await?))
 }
 
-/// `POST /v1/applications/{id}/alerts`
+#[derive(Deserialize)]
+struct CascadeQuery {
+    #[serde(default)]
+    cascade: bool,
+}
+
+#[utoipa::path(delete, path = "/v1/applications/{id}", params(("id" = String, Path),
+    ("cascade" = Option<bool>, Query, description = "delete its alerts and channels too")), security(("bearer" = [])),
+    responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn delete_application(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    query: axum::extract::Query<CascadeQuery>,
+) -> Result<StatusCode, ApiError> {
+    s.store.delete_application(parse_uuid("id", &id)?, query.cascade).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/applications/{id}/alerts`: `types` (or, from older clients, one `type`).
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NewAlertBody {
+    /// Event types the one channel receives: expiration, issuance, renewal, revocation.
+    types: Option<Vec<String>>,
+    /// One event type (older clients); give `types` or `type`.
     #[serde(rename = "type")]
-    alert_type: String,
+    alert_type: Option<String>,
     name: String,
     alert_before: Option<String>,
     description: Option<String>,
+    /// Only certificates of one of these profiles.
+    #[serde(default)]
+    profiles: Vec<String>,
+    /// Only certificates with a name matching one of these DNS patterns (`*.example.com`).
+    #[serde(default)]
+    name_patterns: Vec<String>,
+}
+
+/// `types`, or the one `type` of an older client; not both.
+fn types_of(types: Option<Vec<String>>, alert_type: Option<String>) -> Result<Option<Vec<String>>, ApiError> {
+    match (types, alert_type) {
+        (Some(_), Some(_)) => Err(ApiError::invalid("type", "type: give either types or type, not both")),
+        (Some(t), None) => Ok(Some(t)),
+        (None, Some(t)) => Ok(Some(vec![t])),
+        (None, None) => Ok(None),
+    }
+}
+
+/// An error about `types` names `type` for a client that sent `type`.
+fn named_as_sent(mut e: ApiError, one_type: bool) -> ApiError {
+    if one_type && e.field.as_deref() == Some("types") {
+        e.field = Some("type".into());
+        e.message = e.message.replacen("types", "type", 1);
+    }
+    e
+}
+
+/// `PATCH /v1/alerts/{id}`: what is given replaces what the alert had.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AlertPatchBody {
+    name: Option<String>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    description: Option<Option<String>>,
+    types: Option<Vec<String>>,
+    #[serde(rename = "type")]
+    alert_type: Option<String>,
+    alert_before: Option<String>,
+    /// `[]` removes the filter.
+    profiles: Option<Vec<String>>,
+    /// `[]` removes the filter.
+    name_patterns: Option<Vec<String>>,
+}
+
+#[utoipa::path(patch, path = "/v1/alerts/{id}", params(("id" = String, Path)), request_body = AlertPatchBody,
+    security(("bearer" = [])), responses((status = 200, body = Alert), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn patch_alert(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Alert>, ApiError> {
+    let id = parse_uuid("id", &id)?;
+    let body: AlertPatchBody = json_body(&body)?;
+    let one_type = body.alert_type.is_some();
+    let change = AlertChange {
+        name: body.name,
+        description: body.description,
+        types: types_of(body.types, body.alert_type)?,
+        alert_before: body.alert_before,
+        profiles: body.profiles,
+        name_patterns: body.name_patterns,
+    };
+    let alert = s
+        .store
+        .update_alert(id, |current| {
+            change.apply(&current.spec()).map(|spec| NewAlert::from_spec(current.application_id, spec))
+        })
+        .await
+        .map_err(|e| named_as_sent(e.into(), one_type))?;
+    Ok(Json(alert))
 }
 
 #[utoipa::path(get, path = "/v1/applications/{id}/alerts", params(("id" = String, Path)), security(("bearer" = [])),
@@ -102,7 +196,17 @@ async fn create_alert(
 ) -> Result<Response, ApiError> {
     let application_id = parse_uuid("id", &id)?;
     let body: NewAlertBody = json_body(&body)?;
-    let spec = check_alert(&body.alert_type, &body.name, body.alert_before.as_deref(), body.description.as_deref())?;
+    let one_type = body.alert_type.is_some();
+    let types = types_of(body.types, body.alert_type)?.unwrap_or_default();
+    let spec = check_alert(&AlertInput {
+        types: &types,
+        name: &body.name,
+        alert_before: body.alert_before.as_deref(),
+        description: body.description.as_deref(),
+        profiles: &body.profiles,
+        name_patterns: &body.name_patterns,
+    })
+    .map_err(|e| named_as_sent(e.into(), one_type))?;
     let alert = s.store.create_alert(&NewAlert::from_spec(application_id, spec)).await?;
     Ok((StatusCode::CREATED, Json(alert)).into_response())
 }
@@ -356,9 +460,11 @@ async fn rotate_secret(
     list_applications,
     create_application,
     get_application,
+    delete_application,
     list_alerts,
     create_alert,
     get_alert,
+    patch_alert,
     delete_alert,
     list_channels,
     create_channel,

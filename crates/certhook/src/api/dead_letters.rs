@@ -17,10 +17,12 @@ use crate::shapes::Counted;
     responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(super) async fn list_dead_letters(
     State(state): State<ApiState>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     Query(q): Query<DeliveryQuery>,
-) -> Result<Json<Vec<certhook_store::Delivery>>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..q.filter()? };
-    Ok(Json(state.store.list_deliveries(&filter).await?))
+    let list = state.store.list_deliveries(&filter).await?;
+    Ok(super::page::respond(list, filter.limit.unwrap_or(super::page::DEFAULT_PAGE), &uri, |d| d.id.to_string()))
 }
 
 /// Body of replay and purge: one `id`, or `all: true` with filters.

@@ -6,7 +6,11 @@ use certhook_store::DeliveryFilter;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use axum::extract::OriginalUri;
+use axum::response::Response;
+
 use super::input::{matching, parse_state, parse_uuid};
+use super::page;
 use super::{ApiError, ApiState, ErrorBody};
 
 /// Filters of the delivery listings.
@@ -25,8 +29,10 @@ pub(super) struct DeliveryQuery {
     since: Option<String>,
     /// Dead letters dead-lettered before this RFC 3339 time.
     before: Option<String>,
-    /// At most this many rows, newest first (default 1000, at most 10000).
+    /// At most this many rows, newest first (default 100, at most 1000).
     limit: Option<u32>,
+    /// The page after this delivery: the id of the last one of the previous page.
+    after: Option<String>,
 }
 
 impl DeliveryQuery {
@@ -34,7 +40,8 @@ impl DeliveryQuery {
     pub(super) fn filter(&self) -> Result<DeliveryFilter, ApiError> {
         Ok(DeliveryFilter {
             state: self.status.as_deref().map(|s| parse_state("status", s)).transpose()?,
-            limit: Some(self.limit.unwrap_or(1000).min(10_000)),
+            limit: Some(page::limit(self.limit)?),
+            after: self.after.as_deref().map(|a| parse_uuid("after", a)).transpose()?,
             ..matching(
                 self.channel.as_deref(),
                 self.delivery_type.as_deref(),
@@ -49,9 +56,12 @@ impl DeliveryQuery {
     responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(super) async fn list_deliveries(
     State(state): State<ApiState>,
+    OriginalUri(uri): OriginalUri,
     Query(q): Query<DeliveryQuery>,
-) -> Result<Json<Vec<certhook_store::Delivery>>, ApiError> {
-    Ok(Json(state.store.list_deliveries(&q.filter()?).await?))
+) -> Result<Response, ApiError> {
+    let filter = q.filter()?;
+    let list = state.store.list_deliveries(&filter).await?;
+    Ok(page::respond(list, filter.limit.unwrap_or(page::DEFAULT_PAGE), &uri, |d| d.id.to_string()))
 }
 
 #[utoipa::path(get, path = "/v1/deliveries/{id}", params(("id" = String, Path, description = "delivery id")),

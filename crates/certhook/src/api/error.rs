@@ -99,6 +99,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::NotFound { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             StoreError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            StoreError::Invalid(v) => ApiError::from(v.clone()),
             _ => match e.unavailable() {
                 // Nothing was stored; the same request later will be.
                 Some(why) => {

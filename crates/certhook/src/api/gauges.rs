@@ -67,13 +67,7 @@ mod tests {
         assert_eq!(active_channels(&metrics), 0.0);
 
         let app = store.create_application("gauges").await.unwrap();
-        let new_alert = NewAlert {
-            application_id: app.id,
-            alert_type: AlertType::Issuance,
-            name: "g".into(),
-            description: None,
-            alert_before: None,
-        };
+        let new_alert = NewAlert::single(app.id, AlertType::Issuance, "g");
         let alert = store.create_alert(&new_alert).await.unwrap();
         let channel = NewChannel {
             id: Uuid::new_v4(),

@@ -42,7 +42,8 @@ pub fn matching(
     })
 }
 
-fn bad_field(field: &str, message: String) -> ApiError {
+/// A 400 naming `field`, for a query or body value that does not parse.
+pub fn bad_field(field: &str, message: String) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_field",

@@ -11,16 +11,19 @@
 
 mod admin;
 mod auth;
+mod certificates;
 mod dead_letters;
 mod deliveries;
 mod edge;
 mod error;
+mod event_log;
 mod events;
 pub mod gauges;
 mod health;
 mod hosts;
 mod input;
 mod openapi;
+mod page;
 
 use std::sync::Arc;
 
@@ -68,8 +71,9 @@ pub const MAX_ADMIN_BODY: usize = 64 * 1024;
 pub fn router(state: ApiState) -> Router {
     let event_limit = state.max_event_bytes.saturating_mul(MAX_BATCH).min(MAX_EVENTS_BODY).max(state.max_event_bytes);
     let events = Router::new()
-        .route("/events", post(events::enqueue_one))
+        .route("/events", post(events::enqueue_one).get(event_log::list_events))
         .route("/events/batch", post(events::enqueue_batch))
+        .route("/events/{id}", get(event_log::get_event))
         .layer(DefaultBodyLimit::max(event_limit));
     let v1 = Router::new()
         .route("/deliveries", get(deliveries::list_deliveries))
@@ -78,6 +82,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/dead-letters/replay", post(dead_letters::replay))
         .route("/dead-letters/purge", post(dead_letters::purge))
         .route("/status", get(health::status))
+        .route("/applications/{id}/certificates", get(certificates::list_certificates))
+        .route("/applications/{id}/certificates/{certificate}", get(certificates::get_certificate))
         .merge(admin::routes())
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
         .merge(events)

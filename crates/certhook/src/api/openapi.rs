@@ -3,8 +3,10 @@
 use axum::Json;
 use utoipa::OpenApi;
 
+use super::certificates::{__path_get_certificate, __path_list_certificates};
 use super::dead_letters::{__path_list_dead_letters, __path_purge, __path_replay};
 use super::deliveries::{__path_get_delivery, __path_list_deliveries};
+use super::event_log::{__path_get_event, __path_list_events};
 use super::events::{__path_enqueue_batch, __path_enqueue_one};
 use super::health::{__path_metrics, __path_readyz, __path_status};
 
@@ -25,7 +27,8 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "certhook", description = "Durable, signed delivery of certificate events"),
-    paths(enqueue_one, enqueue_batch, list_deliveries, get_delivery, list_dead_letters, replay, purge, status, readyz, metrics),
+    paths(enqueue_one, enqueue_batch, list_events, get_event, list_certificates, get_certificate, list_deliveries,
+        get_delivery, list_dead_letters, replay, purge, status, readyz, metrics),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

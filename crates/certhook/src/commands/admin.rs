@@ -3,7 +3,7 @@
 use certhook_core::config::Config;
 use certhook_core::event::ChannelState;
 use certhook_core::lifecycle::ChannelAction;
-use certhook_core::subscription::{ChannelInput, TlsInput, check_alert};
+use certhook_core::subscription::{AlertChange, AlertInput, ChannelInput, TlsInput, check_alert};
 use certhook_store::{Alert, Application, Channel, ChannelTlsSummary, NewAlert, Store};
 
 use super::{Output, parse_id};
@@ -11,14 +11,26 @@ use crate::channel_ops::{self, ChannelError, SettingsInput};
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
 use crate::exit::BadInput;
 use crate::secret_input;
+use crate::shapes::Deleted;
 
 fn app_line(a: &Application) -> String {
     format!("{}  {}", a.id, a.name)
 }
 
 fn alert_line(a: &Alert) -> String {
-    let before = a.alert_before.map(|b| format!("  before={b}")).unwrap_or_default();
-    format!("{}  {:<10}  {}{before}", a.id, a.alert_type, a.name)
+    let types: Vec<&str> = a.types.iter().map(|t| t.as_str()).collect();
+    let mut line = format!("{}  {:<10}  {}", a.id, types.join(","), a.name);
+    if let Some(b) = a.alert_before {
+        line.push_str(&format!("  before={b}"));
+    }
+    if !a.filter.profiles.is_empty() {
+        line.push_str(&format!("  profiles={}", a.filter.profiles.join(",")));
+    }
+    if !a.filter.name_patterns.is_empty() {
+        let patterns: Vec<&str> = a.filter.name_patterns.iter().map(|p| p.as_str()).collect();
+        line.push_str(&format!("  names={}", patterns.join(",")));
+    }
+    line
 }
 
 fn channel_line(c: &Channel) -> String {
@@ -77,21 +89,78 @@ pub async fn app(store: &Store, cmd: &AppCommand, out: &Output) -> anyhow::Resul
             out.emit(&app, |a| vec![app_line(a)])
         }
         AppCommand::List => out.emit(&store.list_applications().await?, |l| l.iter().map(app_line).collect()),
+        AppCommand::Show { id } => {
+            out.emit(&store.get_application(parse_id("application", id)?).await?, |a| vec![app_line(a)])
+        }
+        AppCommand::Delete { id, cascade } => {
+            let id = parse_id("application", id)?;
+            let dead = store.delete_application(id, *cascade).await?;
+            out.emit(&Deleted { id, deleted: true, dead_lettered: dead }, |d| {
+                vec![format!("deleted application {}; {} waiting deliveries dead-lettered", d.id, d.dead_lettered)]
+            })
+        }
     }
 }
 
 /// `certhook alert …`
 pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::Result<()> {
+    let show = |a: &Alert| vec![alert_line(a)];
     match cmd {
-        AlertCommand::Create { app, alert_type, name, before, description } => {
+        AlertCommand::Create { app, types, name, before, description, filters } => {
             let application_id = parse_id("application", app)?;
-            let spec = check_alert(alert_type, name, before.as_deref(), description.as_deref())?;
+            let spec = check_alert(&AlertInput {
+                types,
+                name,
+                alert_before: before.as_deref(),
+                description: description.as_deref(),
+                profiles: &filters.profiles,
+                name_patterns: &filters.name_patterns,
+            })?;
             let alert = store.create_alert(&NewAlert::from_spec(application_id, spec)).await?;
-            out.emit(&alert, |a| vec![alert_line(a)])
+            out.emit(&alert, show)
         }
         AlertCommand::List { app } => {
             let app = app.as_deref().map(|a| parse_id("application", a)).transpose()?;
             out.emit(&store.list_alerts(app).await?, |l| l.iter().map(alert_line).collect())
+        }
+        AlertCommand::Show { id } => out.emit(&store.get_alert(parse_id("alert", id)?).await?, show),
+        AlertCommand::Update {
+            id,
+            name,
+            description,
+            no_description,
+            types,
+            before,
+            profiles,
+            no_profiles,
+            name_patterns,
+            no_name_patterns,
+        } => {
+            let listed = |given: &Vec<String>, clear: bool| (clear || !given.is_empty()).then(|| given.clone());
+            let change = AlertChange {
+                name: name.clone(),
+                description: if *no_description { Some(None) } else { description.clone().map(Some) },
+                types: (!types.is_empty()).then(|| types.clone()),
+                alert_before: before.clone(),
+                profiles: listed(profiles, *no_profiles),
+                name_patterns: listed(name_patterns, *no_name_patterns),
+            };
+            let alert = store
+                .update_alert(parse_id("alert", id)?, |current| {
+                    change.apply(&current.spec()).map(|spec| NewAlert::from_spec(current.application_id, spec))
+                })
+                .await?;
+            out.emit(&alert, show)
+        }
+        AlertCommand::Delete { id } => {
+            let id = parse_id("alert", id)?;
+            let dead = store.delete_alert(id).await?;
+            out.emit(&Deleted { id, deleted: true, dead_lettered: dead }, |d| {
+                vec![format!(
+                    "deleted alert {} and its channels; {} waiting deliveries dead-lettered",
+                    d.id, d.dead_lettered
+                )]
+            })
         }
     }
 }
@@ -200,8 +269,7 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
         ChannelCommand::Delete { id } => {
             let id = parse_id("channel", id)?;
             let dead = store.delete_channel(id).await?;
-            let report = serde_json::json!({"id": id, "deleted": true, "deadLettered": dead});
-            out.emit(&report, |_| {
+            out.emit(&Deleted { id, deleted: true, dead_lettered: dead }, |_| {
                 vec![format!("deleted {id}; {dead} waiting deliveries dead-lettered (channel_deleted)")]
             })
         }

@@ -4,7 +4,7 @@ use certhook_core::event::DeliveryState;
 use certhook_store::{DeadLetterSelector, Delivery, DeliveryFilter, Store};
 use uuid::Uuid;
 
-use super::{Output, parse_id, parse_time};
+use super::{Output, page_limit, parse_id, parse_time};
 use crate::cli::{DeliveriesCommand, DlqCommand, DlqFilter};
 use crate::exit::BadInput;
 use crate::shapes::Counted;
@@ -26,14 +26,16 @@ fn delivery_line(d: &Delivery) -> String {
 /// `certhook deliveries …`
 pub async fn deliveries(store: &Store, cmd: &DeliveriesCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
-        DeliveriesCommand::List { status, channel } => {
+        DeliveriesCommand::List { status, channel, page } => {
             let state = status
                 .as_deref()
                 .map(|s| s.parse::<DeliveryState>().map_err(|e| BadInput(format!("--status: {e}"))))
                 .transpose()?;
             let channel_id = channel.as_deref().map(|c| parse_id("channel", c)).transpose()?;
-            let filter = DeliveryFilter { state, channel_id, limit: Some(1000), ..Default::default() };
-            out.emit(&store.list_deliveries(&filter).await?, |l| l.iter().map(delivery_line).collect())
+            let limit = page_limit(page.limit)?;
+            let after = page.after.as_deref().map(|a| parse_id("--after delivery", a)).transpose()?;
+            let filter = DeliveryFilter { state, channel_id, limit: Some(limit), after, ..Default::default() };
+            out.emit_page(&store.list_deliveries(&filter).await?, limit, |d| d.id.to_string(), delivery_line)
         }
         DeliveriesCommand::Show { id } => {
             let detail = store.get_delivery(parse_id("delivery", id)?).await?;
@@ -73,9 +75,12 @@ fn selector(id: &Option<String>, filter: DeliveryFilter) -> anyhow::Result<DeadL
 /// `certhook dlq …`
 pub async fn dlq(store: &Store, cmd: &DlqCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
-        DlqCommand::List(f) => {
-            let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..dlq_filter(f)? };
-            out.emit(&store.list_deliveries(&filter).await?, |l| l.iter().map(delivery_line).collect())
+        DlqCommand::List { filter, page } => {
+            let limit = page_limit(page.limit)?;
+            let after = page.after.as_deref().map(|a| parse_id("--after dead letter", a)).transpose()?;
+            let filter =
+                DeliveryFilter { state: Some(DeliveryState::Dead), limit: Some(limit), after, ..dlq_filter(filter)? };
+            out.emit_page(&store.list_deliveries(&filter).await?, limit, |d| d.id.to_string(), delivery_line)
         }
         DlqCommand::Replay { id, filter, dry_run, .. } => {
             let ids = store.replay(&selector(id, dlq_filter(filter)?)?, *dry_run).await?;

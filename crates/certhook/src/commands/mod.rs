@@ -6,6 +6,8 @@
 
 mod admin;
 mod deliveries;
+mod events;
+mod inventory;
 mod produce;
 mod scan;
 mod secrets;
@@ -29,6 +31,8 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         Command::Alert(cmd) => admin::alert(&open(&config).await?, cmd, &out).await,
         Command::Channel(cmd) => admin::channel(&open(&config).await?, &config, cmd, &out).await,
         Command::Enqueue(args) => produce::enqueue(&open(&config).await?, &config, args, &out).await,
+        Command::Certificates(cmd) => inventory::certificates(&open(&config).await?, cmd, &out).await,
+        Command::Events(cmd) => events::events(&open(&config).await?, cmd, &out).await,
         Command::Deliveries(cmd) => deliveries::deliveries(&open(&config).await?, cmd, &out).await,
         Command::Dlq(cmd) => deliveries::dlq(&open(&config).await?, cmd, &out).await,
         Command::Status => status::status(&open(&config).await?, &out).await,
@@ -54,6 +58,31 @@ impl Output {
             for line in lines(value) {
                 println!("{line}");
             }
+        }
+        Ok(())
+    }
+}
+
+/// Checks `--limit`.
+pub fn page_limit(limit: u32) -> Result<u32, BadInput> {
+    crate::input::page_limit(limit).map_err(|m| BadInput(format!("--limit: {m}")))
+}
+
+impl Output {
+    /// Prints one page of a list; a full page may have more after it, so the command for
+    /// the next one goes to stderr (stdout stays the list itself, JSON or text).
+    pub fn emit_page<T: Serialize>(
+        &self,
+        items: &[T],
+        limit: u32,
+        id: impl Fn(&T) -> String,
+        line: impl Fn(&T) -> String,
+    ) -> anyhow::Result<()> {
+        self.emit(&items, |l| l.iter().map(&line).collect())?;
+        if items.len() as u64 >= u64::from(limit)
+            && let Some(last) = items.last()
+        {
+            eprintln!("more may follow: repeat with --after {}", id(last));
         }
         Ok(())
     }

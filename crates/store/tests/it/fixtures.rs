@@ -15,17 +15,7 @@ pub async fn app(store: &Store) -> Application {
 }
 
 pub async fn alert(store: &Store, app: &Application, alert_type: AlertType, name: &str) -> Alert {
-    let alert_before = (alert_type == AlertType::Expiration).then(|| "30d".parse().unwrap());
-    store
-        .create_alert(&NewAlert {
-            application_id: app.id,
-            alert_type,
-            name: name.into(),
-            description: None,
-            alert_before,
-        })
-        .await
-        .expect("create alert")
+    store.create_alert(&NewAlert::single(app.id, alert_type, name)).await.expect("create alert")
 }
 
 pub async fn channel(store: &Store, alert: &Alert, state: ChannelState) -> Channel {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use certhook_core::event::{AlertType, Certificate, ChannelState};
 use certhook_core::time::parse_rfc3339;
-use certhook_store::Store;
+use certhook_store::{CertificateQuery, Store};
 use chrono::{DateTime, Utc};
 
 use crate::fixtures::*;
@@ -49,8 +49,8 @@ async fn window_edges_revoked_and_expired_certificates(store: Store) {
     assert_eq!(out.events.len(), 1);
     assert_eq!(out.reported, 2, "exactly at alertBefore is in, one second outside is out: {out:?}");
     assert_eq!(out.expired_marked, 2, "expired and at-now are marked expired");
-    let inventory = store.list_certificates(app.id).await.unwrap();
-    let status = |id: &str| inventory.iter().find(|(c, _)| c.id == id).unwrap().1.clone();
+    let inventory = store.list_certificates(app.id, &CertificateQuery::first(100)).await.unwrap();
+    let status = |id: &str| inventory.iter().find(|c| c.id == id).unwrap().status.to_string();
     assert_eq!((status("expired").as_str(), status("at-now").as_str()), ("expired", "expired"));
     assert_eq!((status("edge").as_str(), status("revoked").as_str()), ("active", "revoked"));
 }
@@ -64,8 +64,8 @@ async fn a_scan_ahead_of_the_clock_reports_but_marks_nothing_expired(store: Stor
     let ahead = store.scan_expirations(now + chrono::Duration::days(10), 100).await.unwrap();
     assert_eq!(ahead.reported, 0, "soon is already past at that instant, so it is not reported either");
     assert_eq!(ahead.expired_marked, 1, "only the certificate the real clock has passed");
-    let inventory = store.list_certificates(app.id).await.unwrap();
-    let status = |id: &str| inventory.iter().find(|(c, _)| c.id == id).unwrap().1.clone();
+    let inventory = store.list_certificates(app.id, &CertificateQuery::first(100)).await.unwrap();
+    let status = |id: &str| inventory.iter().find(|c| c.id == id).unwrap().status.to_string();
     assert_eq!((status("soon").as_str(), status("past").as_str()), ("active", "expired"));
 }
 

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use certhook_core::event::{AlertType, ChannelState, DeliveryState};
 use certhook_store::{
-    AttemptRecord, ClaimRequest, DeadLetterSelector, DeliveryFilter, Disposition, Lease, Outcome, Store, StoreError,
+    AttemptRecord, ClaimRequest, DeadLetterSelector, DeliveryFilter, Disposition, EventQuery, EventState, Lease,
+    Outcome, Store, StoreError,
 };
 use chrono::Utc;
 
@@ -948,7 +949,7 @@ async fn plain_sql_rows_are_checked_like_api_events_and_refusals_keep_their_reas
     for (key, reason) in [
         ("big", "exceeds max_event_bytes 400"),
         ("foreign", "belongs to another application"),
-        ("wrong-type", "is a revocation alert, the event is issuance"),
+        ("wrong-type", "subscribes to revocation, the event is issuance"),
         ("unknown", "alertId: no alert"),
         ("list", "certificates[1]: certificate.commonName"),
     ] {
@@ -958,6 +959,14 @@ async fn plain_sql_rows_are_checked_like_api_events_and_refusals_keep_their_reas
         );
         assert_eq!(scalar(&store, &sql).await, 1, "{key}: kept, marked, with its reason");
     }
+    // The events list shows the refused rows, newest first, with why.
+    let refused = store.list_events(&EventQuery { refused: true, limit: 10, ..Default::default() }).await.unwrap();
+    let keys: Vec<_> = refused.iter().map(|e| e.idempotency_key.clone().unwrap()).collect();
+    assert_eq!(keys, ["list", "unknown", "wrong-type", "foreign", "big"]);
+    assert!(refused.iter().all(|e| e.state == EventState::Refused && e.error.is_some()));
+    let all = store.list_events(&EventQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(all.len(), 6);
+    assert_eq!(all.iter().find(|e| e.idempotency_key.as_deref() == Some("good")).unwrap().state, EventState::FannedOut);
     let deliveries = store.list_deliveries(&DeliveryFilter::default()).await.unwrap();
     assert_eq!(deliveries.len(), 1, "only the good row was fanned out: {deliveries:?}");
     let lease = claim_one(&store).await;
