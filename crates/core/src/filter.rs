@@ -131,7 +131,9 @@ impl CertificateFilter {
         }
         let mut filter = CertificateFilter::default();
         for p in profiles {
-            if p.trim().is_empty() || p.len() > MAX_PROFILE_LEN || p.chars().any(char::is_control) {
+            // Spaces around a name are a typing slip: kept, the filter would never match.
+            let p = p.trim();
+            if p.is_empty() || p.len() > MAX_PROFILE_LEN || p.chars().any(char::is_control) {
                 return Err(invalid(
                     "profiles",
                     format!(
@@ -140,8 +142,8 @@ impl CertificateFilter {
                     ),
                 ));
             }
-            if !filter.profiles.contains(p) {
-                filter.profiles.push(p.clone());
+            if !filter.profiles.iter().any(|known| known == p) {
+                filter.profiles.push(p.to_string());
             }
         }
         for p in name_patterns {
@@ -248,7 +250,7 @@ mod tests {
 
     #[test]
     fn filter_input_is_checked_and_deduplicated() {
-        let f = CertificateFilter::parse(&["a".into(), "a".into()], &["X.test".into(), "x.test".into()]).unwrap();
+        let f = CertificateFilter::parse(&["a".into(), " a ".into()], &["X.test".into(), "x.test".into()]).unwrap();
         assert_eq!(f.profiles, vec!["a"]);
         assert_eq!(f.name_patterns, vec![pattern("x.test")]);
         assert_eq!(CertificateFilter::parse(&[" ".into()], &[]).unwrap_err().field().unwrap(), "profiles");

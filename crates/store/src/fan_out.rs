@@ -43,9 +43,25 @@ struct FanOutCache {
     alerts: HashMap<(String, AlertType), Vec<Alert>>,
     alerts_by_id: HashMap<String, Vec<Alert>>,
     channels: HashMap<Uuid, Vec<LiveChannel>>,
+    live_apps: HashMap<String, bool>,
 }
 
 impl FanOutCache {
+    /// Whether the application exists and was not deleted.
+    async fn app_live<D: Driver>(
+        &mut self,
+        b: &Backend<D>,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        application_id: &str,
+    ) -> Result<bool> {
+        if let Some(&hit) = self.live_apps.get(application_id) {
+            return Ok(hit);
+        }
+        let live = D::statement(b.q.application_exists).bind(application_id).fetch_optional(&mut **tx).await?.is_some();
+        self.live_apps.insert(application_id.to_string(), live);
+        Ok(live)
+    }
+
     async fn alerts_for<D: Driver>(
         &mut self,
         b: &Backend<D>,
@@ -341,6 +357,13 @@ impl<D: Driver> Backend<D> {
             }
         }
         for (ev, parsed) in &parsed_events {
+            // The outbox's foreign key admits a deleted application's id: a plain-SQL row
+            // (or an event accepted just before the delete) goes nowhere, with why.
+            if !cache.app_live(self, &mut tx, &ev.application_id).await? {
+                let error = format!("applicationId: application '{}' was deleted", ev.application_id);
+                self.refuse(&mut tx, ev, error).await?;
+                continue;
+            }
             let alerts = match &ev.alert_id {
                 Some(alert) => {
                     let alerts = cache.alert_by_id(self, &mut tx, alert).await?;

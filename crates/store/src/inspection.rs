@@ -77,15 +77,19 @@ impl<D: Driver> Backend<D> {
             }
             None => None,
         };
-        let rows = D::statement(self.q.list_events)
-            .bind(&app)
-            .bind(&app)
-            .bind(i64::from(query.refused))
-            .bind(after)
-            .bind(after)
-            .bind(i64::from(query.limit))
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
+        let before = after.unwrap_or(i64::MAX);
+        let limit = i64::from(query.limit);
+        let sql = match (app.is_some(), query.refused) {
+            (false, false) => self.q.list_events,
+            (true, false) => self.q.list_events_of_app,
+            (false, true) => self.q.list_refused_events,
+            (true, true) => self.q.list_refused_events_of_app,
+        };
+        let mut statement = D::statement(sql);
+        if let Some(app) = app {
+            statement = statement.bind(app);
+        }
+        let rows = statement.bind(before).bind(limit).fetch_all(&mut *self.conn().await?).await?;
         rows.iter().map(event_from).collect()
     }
 

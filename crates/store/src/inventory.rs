@@ -91,9 +91,9 @@ impl<D: Driver> Backend<D> {
             .bind(status)
             .bind(within)
             .bind(within)
-            .bind(after.as_ref().map(|c| c.id.clone()))
-            .bind(after.as_ref().map(|c| c.not_after.timestamp_millis()))
-            .bind(after.as_ref().map(|c| c.id.clone()))
+            // From the start: before every (notAfter, id).
+            .bind(after.as_ref().map_or(i64::MIN, |c| c.not_after.timestamp_millis()))
+            .bind(after.map_or_else(String::new, |c| c.id))
             .bind(i64::from(query.limit))
             .fetch_all(&mut *self.conn().await?)
             .await?;

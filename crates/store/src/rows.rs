@@ -53,7 +53,9 @@ pub(crate) fn application_from(row: &impl Record) -> Result<Application> {
 
 pub(crate) fn alert_from(row: &impl Record) -> Result<Alert> {
     let before: Option<String> = row.try_get("alert_before")?;
-    let types_col: String = row.try_get("types")?;
+    // An alert an older version created while both ran (a rolling upgrade) has no `types`.
+    let types_col: String =
+        Some(row.try_get::<String, _>("types")?).filter(|t| !t.is_empty()).map_or_else(|| row.try_get("type"), Ok)?;
     let types = types_col
         .split(',')
         .map(|t| {

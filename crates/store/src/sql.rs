@@ -67,8 +67,9 @@ const CHANNEL_TARGETS: &str = "SELECT c.id, c.kind, c.url, c.state, c.content_ty
 /// An alert as `alert_from` reads it.
 const ALERT_COLUMNS: &str = "id, application_id, type, types, name, description, alert_before, profiles, name_patterns";
 
-/// Whether the alert's comma-separated `types` include the bound type.
-const HAS_TYPE: &str = "(',' || types || ',') LIKE ('%,' || ? || ',%')";
+/// Whether the alert's comma-separated `types` include the bound type (an alert an older
+/// version created during a rolling upgrade has only its `type`).
+const HAS_TYPE: &str = "(',' || COALESCE(NULLIF(types, ''), type) || ',') LIKE ('%,' || ? || ',%')";
 
 /// An outbox row as `event_from` reads it.
 const EVENT_COLUMNS: &str = "id, application_id, type, idempotency_key, certificate, certificates, alert_id, \
@@ -172,6 +173,8 @@ queries! {
         lease_token = NULL, lease_expires_at = NULL WHERE channel_id = ? AND state IN ('pending', 'retrying', 'held')";
 
     application_exists = "SELECT 1 FROM certhook_applications WHERE id = ? AND deleted_at IS NULL";
+    // Taken by what adds to or deletes an application, so the two cannot interleave.
+    lock_application = "SELECT 1 FROM certhook_applications WHERE id = ? AND deleted_at IS NULL LOCK_ROWS";
     find_idempotent = "SELECT id FROM certhook_events WHERE application_id = ? AND idempotency_key = ?";
     insert_event = "INSERT INTO certhook_events (id, application_id, type, idempotency_key, certificate, occurred_at, created_at) \
         VALUES (?, ?, ?, ?, ?, NOW_MS, NOW_MS) \
@@ -223,15 +226,23 @@ queries! {
     list_certificates = const_format(&["SELECT ", CERTIFICATE_COLUMNS, " FROM certhook_certificates \
         WHERE application_id = ? AND (CAST(? AS TEXT) IS NULL OR status = ?) \
         AND (CAST(? AS BIGINT) IS NULL OR (revoked_at IS NULL AND not_after > NOW_MS AND not_after <= NOW_MS + ?)) \
-        AND (CAST(? AS TEXT) IS NULL OR (not_after, id) > (?, ?)) ORDER BY not_after, id LIMIT ?"]);
+        AND (not_after, id) > (?, ?) ORDER BY not_after, id LIMIT ?"]);
     // By the PKI's id, or else by serial number (the newest certificate with it).
     get_certificate = const_format(&["SELECT ", CERTIFICATE_COLUMNS, " FROM certhook_certificates \
         WHERE application_id = ? AND (id = ? OR serial_number = ?) ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END, \
         not_after DESC LIMIT 1"]);
     // Newest first; a page continues below the `seq` of the event named by `after`.
-    list_events = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events \
-        WHERE (CAST(? AS TEXT) IS NULL OR application_id = ?) AND (CAST(? AS BIGINT) = 0 OR error IS NOT NULL) \
-        AND (CAST(? AS BIGINT) IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?"]);
+    // One statement per filter, each a plain range over its own index (the primary key,
+    // `certhook_events_app`, `certhook_events_refused`): a page deep in a long outbox
+    // starts where it should rather than walking there.
+    list_events = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events WHERE seq < ? \
+        ORDER BY seq DESC LIMIT ?"]);
+    list_events_of_app = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events \
+        WHERE application_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?"]);
+    list_refused_events = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events \
+        WHERE error IS NOT NULL AND seq < ? ORDER BY seq DESC LIMIT ?"]);
+    list_refused_events_of_app = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events \
+        WHERE application_id = ? AND error IS NOT NULL AND seq < ? ORDER BY seq DESC LIMIT ?"]);
     get_event = const_format(&["SELECT ", EVENT_COLUMNS, " FROM certhook_events WHERE id = ?"]);
     event_seq = "SELECT seq FROM certhook_events WHERE id = ?";
     deliveries_of_event = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries WHERE event_id = ? \

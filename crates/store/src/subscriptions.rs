@@ -52,7 +52,7 @@ impl<D: Driver> Backend<D> {
     pub async fn delete_application(&self, id: Uuid, cascade: bool) -> Result<u64> {
         let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
-        if D::statement(self.q.application_exists).bind(&key).fetch_optional(&mut *tx).await?.is_none() {
+        if D::statement(self.q.lock_application).bind(&key).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "application", id: key });
         }
         let alerts: Vec<String> = D::statement(self.q.alerts_of_application)
@@ -81,7 +81,7 @@ impl<D: Driver> Backend<D> {
     pub async fn create_alert(&self, new: &NewAlert) -> Result<Alert> {
         let (_writer, mut tx) = self.begin_write().await?;
         let app = new.application_id.to_string();
-        let exists = D::statement(self.q.application_exists).bind(&app).fetch_optional(&mut *tx).await?;
+        let exists = D::statement(self.q.lock_application).bind(&app).fetch_optional(&mut *tx).await?;
         if exists.is_none() {
             return Err(StoreError::NotFound { kind: "application", id: app });
         }
@@ -175,7 +175,7 @@ impl<D: Driver> Backend<D> {
     pub async fn create_channel(&self, new: &NewChannel, verification: Option<&Verification>) -> Result<Channel> {
         let (_writer, mut tx) = self.begin_write().await?;
         let alert = new.alert_id.to_string();
-        if D::statement(self.q.get_alert).bind(&alert).fetch_optional(&mut *tx).await?.is_none() {
+        if D::statement(self.q.get_alert_for_update).bind(&alert).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "alert", id: alert });
         }
         let id = new.id.to_string();
@@ -578,7 +578,7 @@ impl<D: Driver> Backend<D> {
     pub async fn delete_alert(&self, id: Uuid) -> Result<u64> {
         let (_writer, mut tx) = self.begin_write().await?;
         let key = id.to_string();
-        if D::statement(self.q.get_alert).bind(&key).fetch_optional(&mut *tx).await?.is_none() {
+        if D::statement(self.q.get_alert_for_update).bind(&key).fetch_optional(&mut *tx).await?.is_none() {
             return Err(StoreError::NotFound { kind: "alert", id: key });
         }
         let dead = self.delete_alert_in(&mut tx, &key).await?;

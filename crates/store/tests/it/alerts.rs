@@ -158,7 +158,7 @@ async fn a_renewal_resolves_pagerduty_incidents_and_alerts_the_other_channels(st
         app.id,
         &[AlertType::Expiration, AlertType::Renewal],
         "expiry-and-renewal",
-        CertificateFilter::default(),
+        filter(&[], &["*.example.com"]),
     )
     .await;
     let webhook = channel(&store, &alert, ChannelState::Active).await;
@@ -176,6 +176,10 @@ async fn a_renewal_resolves_pagerduty_incidents_and_alerts_the_other_channels(st
     };
     let pagerduty = store.create_channel(&pagerduty, None).await.unwrap();
     store.enqueue(&[event(app.id, AlertType::Renewal, "1", None)]).await.unwrap();
+    // A certificate outside the alert's filters had no incident to resolve, nor is its
+    // renewal the alert's business.
+    let outside = named("2", "api.example.org", &[], None);
+    store.enqueue(&[event_for(app.id, AlertType::Renewal, outside)]).await.unwrap();
     fan_out_all(&store).await;
     let deliveries = store.list_deliveries(&DeliveryFilter::default()).await.unwrap();
     let of = |id: Uuid| {
@@ -234,6 +238,21 @@ async fn an_application_with_alerts_is_deleted_only_with_cascade(store: Store) {
     assert!(matches!(store.get_channel(ch.id).await, Err(StoreError::NotFound { .. })));
     let refused = store.enqueue(&[event(app.id, AlertType::Issuance, "9", None)]).await.unwrap_err();
     assert!(matches!(refused, StoreError::UnknownApplication { .. }), "{refused}");
+    // A row a PKI writes into the outbox by hand for the deleted application goes nowhere.
+    crate::harness::exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_events (application_id, type, certificate) VALUES ('{}', 'issuance', \
+             '{{\"serialNumber\": \"9\", \"commonName\": \"a.example\", \"notBefore\": \"2024-01-01T00:00:00Z\", \
+             \"notAfter\": \"2030-01-01T00:00:00Z\"}}')",
+            app.id
+        ),
+    )
+    .await;
+    fan_out_all(&store).await;
+    let refused = store.list_events(&EventQuery { refused: true, limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].error.as_deref().unwrap().contains("was deleted"), "{refused:?}");
     let empty = self::app(&store).await;
     assert_eq!(store.delete_application(empty.id, false).await.unwrap(), 0, "no alerts: no cascade needed");
 }
@@ -245,6 +264,7 @@ async fn certificates_page_soonest_expiry_first_with_filters(store: Store) {
         .map(|i| Certificate { not_after: now + chrono::Duration::days(10 * (i + 1)), ..certificate(&format!("{i}")) })
         .collect();
     certs[1].revoked_at = Some(now);
+    certs[3].not_after = certs[2].not_after; // a tie, broken by id
     store.upsert_certificates(app.id, &certs).await.unwrap();
     let page = |after: Option<&str>, limit| CertificateQuery {
         after: after.map(str::to_string),
@@ -257,6 +277,8 @@ async fn certificates_page_soonest_expiry_first_with_filters(store: Store) {
     let rest = store.list_certificates(app.id, &page(Some("cert-3"), 2)).await.unwrap();
     let ids: Vec<&str> = second.iter().chain(&rest).map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["cert-2", "cert-3", "cert-4"]);
+    let after_tie = store.list_certificates(app.id, &page(Some("cert-2"), 1)).await.unwrap();
+    assert_eq!(after_tie[0].id, "cert-3", "the tie's other half is neither skipped nor repeated");
     let revoked = CertificateQuery { status: Some(CertificateStatus::Revoked), ..CertificateQuery::first(10) };
     let revoked = store.list_certificates(app.id, &revoked).await.unwrap();
     assert_eq!((revoked.len(), revoked[0].id.as_str(), revoked[0].revoked_at.is_some()), (1, "cert-1", true));

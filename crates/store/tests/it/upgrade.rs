@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use certhook_core::event::AlertType;
+use certhook_core::event::{AlertType, ChannelState};
 use certhook_store::migrate::{MIGRATIONS_TABLE, postgres, sqlite};
 use sqlx::migrate::Migrator;
 
@@ -35,6 +35,25 @@ async fn check_upgraded(db: &TestDb) {
     assert_eq!(alert.alert_before.unwrap().to_string(), "30d");
     assert!(alert.filter.is_empty());
     assert_eq!(store.list_applications().await.unwrap().len(), 1, "the application is not deleted");
+
+    // An older process still running during the rollout writes alerts without `types`:
+    // they read as their one type and fan-out still matches them.
+    let old_alert = "0190a5b4-0000-7000-8000-000000000003";
+    crate::harness::exec(
+        &store,
+        &format!(
+            "INSERT INTO certhook_alerts (id, application_id, type, name, created_at) \
+             VALUES ('{old_alert}', '{APP}', 'revocation', 'revoked', 1)"
+        ),
+    )
+    .await;
+    let alert = store.get_alert(old_alert.parse().unwrap()).await.unwrap();
+    assert_eq!(alert.types, [AlertType::Revocation]);
+    crate::fixtures::channel(&store, &alert, ChannelState::Active).await;
+    let event = crate::fixtures::event(APP.parse().unwrap(), AlertType::Revocation, "1", None);
+    store.enqueue(&[event]).await.unwrap();
+    crate::fixtures::fan_out_all(&store).await;
+    assert_eq!(store.list_deliveries(&Default::default()).await.unwrap().len(), 1, "matched by its type");
     store.close().await;
 }
 

@@ -22,16 +22,23 @@ const MAX_KEY: usize = 255;
 const MAX_SOURCE: usize = 255;
 const MAX_SUMMARY: usize = 1024;
 
-/// The `dedup_key` of an alert's incident about a certificate. A certificate id too long
-/// for the Events API is replaced by its SHA-256, so the key stays unique and stable (the
-/// renewal that resolves the incident computes the same one).
-pub fn dedup_key(alert_id: &str, certificate_id: &str) -> String {
-    let key = format!("certhook:{alert_id}:{certificate_id}");
+/// The `dedup_key` of an alert's incident about a certificate. An expiration incident's
+/// key is `certhook:<alert>:<certificate>`, which the renewal that resolves it computes
+/// too; any other type's names the type (`certhook:<alert>:revocation:<certificate>`), so
+/// an alert of several types never folds a revocation or an issuance into an open
+/// expiration incident, or the reverse. A certificate id too long for the Events API is
+/// replaced by its SHA-256, so the key stays unique and stable.
+pub fn dedup_key(alert_id: &str, event_type: AlertType, certificate_id: &str) -> String {
+    let scope = match event_type {
+        AlertType::Expiration => format!("certhook:{alert_id}:"),
+        other => format!("certhook:{alert_id}:{other}:"),
+    };
+    let key = format!("{scope}{certificate_id}");
     if key.chars().count() <= MAX_KEY {
         return key;
     }
     use sha2::Digest;
-    format!("certhook:{alert_id}:sha256:{}", hex::encode(sha2::Sha256::digest(certificate_id.as_bytes())))
+    format!("{scope}sha256:{}", hex::encode(sha2::Sha256::digest(certificate_id.as_bytes())))
 }
 
 /// `text` cut to at most `max` characters (with an ellipsis when cut).
@@ -64,7 +71,12 @@ pub fn events(view: &EventView, ce: &Value, routing_key: &str, resolve: bool) ->
         .iter()
         .map(|c| {
             let cn = c.common_name.as_deref().unwrap_or("?");
-            let key = dedup_key(alert_id, &c.id);
+            // A resolution closes the expiration incident of the certificate.
+            let incident = match kind {
+                EventKind::Alert(t) if !resolve => t,
+                _ => AlertType::Expiration,
+            };
+            let key = dedup_key(alert_id, incident, &c.id);
             if resolve {
                 return json!({"routing_key": routing_key, "event_action": "resolve", "dedup_key": key});
             }
@@ -114,7 +126,9 @@ mod tests {
         let key = out[0]["dedup_key"].as_str().unwrap();
         assert!(key.len() <= 255 && key.contains(":sha256:"), "{key}");
         assert_eq!(of(&e, "rk", true)[0]["dedup_key"], key, "the renewal resolves the same incident");
-        assert_eq!(dedup_key("a", "c-1"), "certhook:a:c-1", "short ids are kept as they are");
+        assert_eq!(dedup_key("a", AlertType::Expiration, "c-1"), "certhook:a:c-1", "short ids are kept as they are");
+        let revoked = dedup_key("a", AlertType::Revocation, &"i".repeat(400));
+        assert!(revoked.starts_with("certhook:a:revocation:sha256:") && revoked.len() <= 255, "{revoked}");
     }
 
     fn ce(kind: &str, days: &[i64]) -> Value {
@@ -145,6 +159,17 @@ mod tests {
         assert_eq!(evs[0]["payload"]["source"], "h0.example.com");
         assert_eq!(evs[0]["payload"]["custom_details"]["type"], "com.infisical.pki.certificate.expiration");
         assert_eq!(evs[0]["routing_key"], "0123456789abcdef0123456789abcdef");
+    }
+
+    /// Issue 16: one alert may have several types; each type's incident is its own.
+    #[test]
+    fn each_type_has_its_own_incident_and_a_renewal_resolves_the_expiration_one() {
+        let key = |kind: &str, resolve: bool| of(&ce(kind, &[5]), "k", resolve)[0]["dedup_key"].clone();
+        assert_eq!(key("expiration", false), "certhook:al:c0");
+        assert_eq!(key("renewal", true), "certhook:al:c0", "the resolution closes the expiration incident");
+        assert_eq!(key("revocation", false), "certhook:al:revocation:c0");
+        assert_eq!(key("issuance", false), "certhook:al:issuance:c0");
+        assert_eq!(key("renewal", false), "certhook:al:renewal:c0");
     }
 
     #[test]
