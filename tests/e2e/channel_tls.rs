@@ -90,6 +90,9 @@ async fn a_channels_ca_file_trusts_its_receiver_and_no_other_channels() {
     let (app, alert) = alert(&env);
     let trusted = channel(&env, &alert, &receiver.url("/trusted"), &["--ca-file", ca_file.to_str().unwrap()]);
     let plain = channel(&env, &alert, &receiver.url("/plain"), &[]);
+    // A receiver that speaks HTTP/1.1 only, trusted through the same kind of CA file.
+    let http1 = TlsReceiver::start_speaking(&ca.issue("receiver", &["127.0.0.1"]), None, &[b"http/1.1"]).await;
+    let old_style = channel(&env, &alert, &http1.url("/http1"), &["--ca-file", ca_file.to_str().unwrap()]);
     let shown = env.json(&["channel", "show", &trusted]);
     assert_eq!(shown["tls"]["caCertificates"][0]["subject"], "CN=receiver-ca", "{shown}");
     assert_eq!(shown["tls"]["hasClientKey"], false);
@@ -98,6 +101,11 @@ async fn a_channels_ca_file_trusts_its_receiver_and_no_other_channels() {
     let serve = Serve::start(&env).await;
     serve.enqueue(&event(&app, "1")).await;
     wait_delivery(&serve, &trusted, |d| d["state"] == "delivered").await;
+    wait_delivery(&serve, &old_style, |d| d["state"] == "delivered").await;
+    let hits = http1.hits();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].version, axum::http::Version::HTTP_11, "HTTP/1.1 where that is all the receiver speaks");
+    assert_eq!(receiver.hits()[0].version, axum::http::Version::HTTP_2);
     let refused = wait_delivery(&serve, &plain, retrying_with_error).await;
     assert!(refused["lastError"].as_str().unwrap().contains("UnknownIssuer"), "{refused}");
     let paths: Vec<String> = receiver.hits().into_iter().map(|h| h.path).collect();
@@ -105,7 +113,8 @@ async fn a_channels_ca_file_trusts_its_receiver_and_no_other_channels() {
 
     // Removing the CA file takes the trust away (the worker sees it on its next refresh).
     env.json(&["channel", "update", &trusted, "--no-ca-file"]);
-    tokio::time::sleep(Duration::from_millis(500)).await; // ten poll intervals
+    // Forty poll intervals: time enough for the worker's refresh on a loaded machine.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     serve.enqueue(&event(&app, "2")).await;
     for _ in 0..100 {
         let list = serve.get(&format!("/v1/deliveries?channel={trusted}")).await;
@@ -199,4 +208,67 @@ fn tls_flags_are_checked_naming_the_flag_and_nothing_is_stored() {
         assert!(!stderr.contains(client.key.lines().nth(1).unwrap()), "no key in errors: {stderr}");
     }
     assert_eq!(env.json(&["channel", "list"]).as_array().unwrap().len(), 0, "nothing stored");
+}
+
+/// The TLS settings through the API: created with `caPem`, `clientCertPem` and
+/// `clientKeyPem`; a PATCH leaves absent members alone, removes what is `null`, and
+/// changes the certificate and key together. Run on both backends.
+async fn tls_settings_through_the_api(env: Env) {
+    let (_, alert) = alert(&env);
+    let ca = TestCa::new("api-ca");
+    let client = ca.issue("api-client", &["client.test"]);
+    let serve = Serve::start(&env).await;
+    let http = serve.http();
+    let created = http
+        .post(serve.url(&format!("/v1/alerts/{alert}/channels")))
+        .json(&serde_json::json!({"url": "https://receiver.test/hook", "noVerify": true, "caPem": ca.pem,
+                                  "clientCertPem": client.cert, "clientKeyPem": client.key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert_eq!(created["tls"]["caCertificates"][0]["subject"], "CN=api-ca");
+    assert_eq!(created["tls"]["clientCertificate"]["subject"], "CN=api-client");
+    assert_eq!(created["tls"]["hasClientKey"], true);
+    assert!(!created.to_string().contains("PRIVATE KEY"), "the key is never shown");
+    let patch = |body: serde_json::Value| http.patch(serve.url(&format!("/v1/channels/{id}"))).json(&body).send();
+
+    let limited: serde_json::Value =
+        patch(serde_json::json!({"rateLimit": "1/s"})).await.unwrap().json().await.unwrap();
+    assert_eq!(limited["rateLimit"], "1/s");
+    assert_eq!(limited["tls"], created["tls"], "absent members are left alone");
+    let resp = patch(serde_json::json!({"clientCertPem": client.cert})).await.unwrap();
+    assert_eq!(resp.status(), 422, "a certificate without its key");
+    let resp = patch(serde_json::json!({"caPem": "junk"})).await.unwrap();
+    assert_eq!(resp.status(), 422);
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap()["error"]["field"], "caPem");
+    let no_ca: serde_json::Value = patch(serde_json::json!({"caPem": null})).await.unwrap().json().await.unwrap();
+    assert!(no_ca["tls"]["caCertificates"].as_array().is_none_or(|l| l.is_empty()), "{no_ca}");
+    assert_eq!(no_ca["tls"]["hasClientKey"], true, "the client certificate stays");
+    let none: serde_json::Value =
+        patch(serde_json::json!({"clientCertPem": null, "clientKeyPem": null, "rateLimit": null}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert!(none["tls"].is_null() && none["rateLimit"].is_null(), "{none}");
+    assert_eq!(serve.get(&format!("/v1/channels/{id}")).await, none, "as stored");
+    serve.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_settings_through_the_api_on_sqlite() {
+    tls_settings_through_the_api(env()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_settings_through_the_api_on_postgres() {
+    let Some(db) = certhook_store::scratch::for_test("certhook_e2e", env!("CARGO_TARGET_TMPDIR")).await else { return };
+    let mut env = env();
+    env.database_url = db.url.clone();
+    tls_settings_through_the_api(env).await;
+    db.drop_database().await.unwrap();
 }

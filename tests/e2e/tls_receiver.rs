@@ -67,6 +67,11 @@ impl TlsReceiver {
     /// Serves HTTPS on 127.0.0.1 with `server`'s certificate; when `client_ca` is given,
     /// only clients presenting a certificate it issued get through the handshake.
     pub async fn start(server: &Identity, client_ca: Option<&TestCa>) -> TlsReceiver {
+        TlsReceiver::start_speaking(server, client_ca, &[b"h2", b"http/1.1"]).await
+    }
+
+    /// As [`TlsReceiver::start`], offering only the `alpn` protocols given.
+    pub async fn start_speaking(server: &Identity, client_ca: Option<&TestCa>, alpn: &[&[u8]]) -> TlsReceiver {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(server.cert.as_bytes()).collect::<Result<_, _>>().unwrap();
@@ -82,7 +87,7 @@ impl TlsReceiver {
             None => builder.with_no_client_auth(),
         };
         let mut config = builder.with_single_cert(chain, key).unwrap();
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let hits = Arc::new(Mutex::new(Vec::new()));
         let app = Router::new().fallback(record).with_state(hits.clone());

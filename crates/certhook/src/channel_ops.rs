@@ -101,8 +101,15 @@ fn check_client(tls: &ChannelTls) -> Result<(), ChannelError> {
     if !tls.is_set() {
         return Ok(());
     }
-    let field = if tls.client_key.is_some() { "clientKeyPem" } else { "caPem" };
-    certhook_worker::tls::check(tls).map_err(|e| invalid(field, format!("not usable for TLS: {e}")))
+    // The CA certificates alone first, so a failure is blamed on the field that has it.
+    if tls.ca_pem.is_some() {
+        let ca_only = ChannelTls { ca_pem: tls.ca_pem.clone(), ..ChannelTls::default() };
+        certhook_worker::tls::check(&ca_only).map_err(|e| invalid("caPem", format!("not usable for TLS: {e}")))?;
+    }
+    if tls.client_key.is_some() {
+        certhook_worker::tls::check(tls).map_err(|e| invalid("clientKeyPem", format!("not usable for TLS: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Changes to a channel's settings as given: `None` leaves one alone; `Some(None)` (or a

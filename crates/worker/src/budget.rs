@@ -73,6 +73,19 @@ pub fn allowance(in_flight_allowed: usize, rate_per_sec: f64, horizon: Duration,
     (by_rate as usize).max(floor).min(ceiling.max(floor))
 }
 
+/// How long ahead a rate-limited channel's claims look: a few seconds of its limit.
+const LIMITED_HORIZON: Duration = Duration::from_secs(2);
+
+/// What a rate-limited channel (one request per `interval`) may hold claimed: what its
+/// limit lets it send within [`LIMITED_HORIZON`], at least one.
+pub fn limited_allowance(interval: Duration) -> usize {
+    if interval.is_zero() {
+        return usize::MAX;
+    }
+    let n = (LIMITED_HORIZON.as_secs_f64() / interval.as_secs_f64()).ceil();
+    (n as usize).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +102,14 @@ mod tests {
         assert_eq!(allowance(8, 50_000.0, Duration::from_secs(1), 512), 512);
         assert_eq!(allowance(8, f64::NAN, Duration::from_secs(1), 512), 16);
         assert_eq!(allowance(8, f64::INFINITY, Duration::from_secs(1), 512), 512);
+    }
+
+    #[test]
+    fn a_rate_limited_channel_holds_a_few_seconds_of_its_limit() {
+        assert_eq!(limited_allowance(Duration::from_secs(1)), 2, "Slack's 1/s");
+        assert_eq!(limited_allowance(Duration::from_millis(100)), 20);
+        assert_eq!(limited_allowance(Duration::from_secs(60)), 1, "1/m still sends");
+        assert_eq!(limited_allowance(Duration::ZERO), usize::MAX);
     }
 
     #[test]

@@ -137,6 +137,9 @@ struct State {
     bundle: Option<Bundle>,
     shared: reqwest::Client,
     per_channel: HashMap<Uuid, (Fingerprint, reqwest::Client)>,
+    /// Bumped whenever the bundle is read again: a client built from the bundle before
+    /// is not cached after.
+    generation: u64,
 }
 
 /// Every client deliveries use.
@@ -153,7 +156,7 @@ impl Clients {
         let bundle = ca_bundle.map(read_bundle).transpose()?;
         let roots = bundle.as_ref().map(|b| b.certs.as_slice()).unwrap_or_default();
         let shared = build_client(&options, roots, &ChannelTls::default())?;
-        Ok(Clients { options, state: RwLock::new(State { bundle, shared, per_channel: HashMap::new() }) })
+        Ok(Clients { options, state: RwLock::new(State { bundle, shared, per_channel: HashMap::new(), generation: 0 }) })
     }
 
     /// The client for a channel: the shared one, or the channel's own (built on first use
@@ -168,10 +171,18 @@ impl Clients {
         {
             return Ok(client.clone());
         }
+        // Built with no lock held, so sends on other channels never wait for it; the
+        // bundle's certificates are cheap clones.
+        let (roots, generation) = {
+            let state = self.read();
+            (state.bundle.as_ref().map(|b| b.certs.clone()).unwrap_or_default(), state.generation)
+        };
+        let client = build_client(&self.options, &roots, tls)?;
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let roots = state.bundle.as_ref().map(|b| b.certs.as_slice()).unwrap_or_default();
-        let client = build_client(&self.options, roots, tls)?;
-        state.per_channel.insert(id, (print, client.clone()));
+        if state.generation == generation {
+            // Another send may have built one meanwhile; either is as good.
+            state.per_channel.insert(id, (print, client.clone()));
+        }
         Ok(client)
     }
 
@@ -182,7 +193,10 @@ impl Clients {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.per_channel.retain(|id, _| live(id));
         let Some(bundle) = &state.bundle else { return };
-        if stamp(&bundle.path) == bundle.stamp {
+        // Taken before reading: a file rewritten while it is read (truncated, then filled)
+        // changes its stamp again and is read again at the next refresh.
+        let seen = stamp(&bundle.path);
+        if seen == bundle.stamp {
             return;
         }
         let fresh = match read_bundle(&bundle.path) {
@@ -190,9 +204,8 @@ impl Clients {
             Err(e) => {
                 tracing::warn!(error = %e, "ca_bundle changed but cannot be used; keeping the certificates read before");
                 // Not read again until it changes once more.
-                let path = bundle.path.clone();
                 if let Some(b) = state.bundle.as_mut() {
-                    b.stamp = stamp(&path);
+                    b.stamp = seen;
                 }
                 return;
             }
@@ -202,6 +215,7 @@ impl Clients {
                 tracing::info!(path = %fresh.path.display(), certificates = fresh.certs.len(), "ca_bundle reloaded");
                 state.shared = shared;
                 state.per_channel.clear();
+                state.generation += 1;
                 state.bundle = Some(fresh);
             }
             Err(e) => {

@@ -225,7 +225,15 @@ impl Worker {
 
     /// Starts a background refill if the loop has room for one.
     fn start_refill(&self, p: &mut Pipeline) -> Option<JoinHandle<Refilled>> {
-        let limit = refill_size(self.config.concurrency, p.tasks.len(), p.buffer.len())?;
+        // Deliveries a rate limit holds back do not count against the buffer: each limited
+        // channel keeps only a few claimed (see `claim_plan`), and counted, enough of them
+        // would stop the refills that feed every other channel.
+        let held_back = p
+            .buffer
+            .iter()
+            .filter(|b| p.targets.get(&b.lease.channel_id).is_some_and(|t| t.channel.rate_limit.is_some()))
+            .count();
+        let limit = refill_size(self.config.concurrency, p.tasks.len(), p.buffer.len() - held_back)?;
         let (exclude, channel_limits) = self.claim_plan(p);
         p.excluded = exclude.clone();
         let request = RefillRequest {
@@ -256,6 +264,18 @@ impl Worker {
         for b in &p.buffer {
             *held.entry(b.lease.channel_id).or_default() += 1;
         }
+        // A rate-limited channel holds only what its limit lets it send soon, named in the
+        // plan even when nothing of it is held yet (else a claim gives it the default):
+        // deliveries waiting on a limiter would otherwise fill the buffer and starve the
+        // other channels.
+        let limited: HashMap<Uuid, usize> = p
+            .targets
+            .rate_limits()
+            .filter_map(|(id, limit)| limit.map(|l| (id, budget::limited_allowance(l.interval()))))
+            .collect();
+        for id in limited.keys() {
+            held.entry(*id).or_default();
+        }
         let mut exclude = Vec::new();
         let mut limits = Vec::new();
         for (id, n) in held {
@@ -265,7 +285,10 @@ impl Worker {
                 Some(s) => (s.breaker.allowed_in_flight(threshold, cap), s.sent.per_sec(now)),
                 None => (cap, 0.0),
             };
-            let allowance = budget::allowance(allowed, rate, horizon, ceiling);
+            let mut allowance = budget::allowance(allowed, rate, horizon, ceiling);
+            if let Some(&by_limit) = limited.get(&id) {
+                allowance = allowance.min(by_limit);
+            }
             let room = allowance.saturating_sub(n);
             if room == 0 || room < allowance / 4 {
                 exclude.push(id);
@@ -330,6 +353,12 @@ impl Worker {
         let mut kept = VecDeque::with_capacity(p.buffer.len());
         let mut rate_wait: Option<Duration> = None;
         while let Some(b) = p.buffer.pop_front() {
+            if !self.held.holds(b.lease.delivery_id, b.lease.token) {
+                // Taken over by another worker, or claimed again by this one (the newer
+                // lease is in the buffer too): this copy is not ours, and spends no token
+                // of its channel's rate limit.
+                continue;
+            }
             let target = p.targets.get(&b.lease.channel_id);
             let slot = p.slots.entry(b.lease.channel_id).or_default();
             // The endpoint said it is gone: what is claimed for it goes where the channel's
@@ -355,11 +384,6 @@ impl Worker {
                 (channel_full && slot.breaker.is_open(threshold)) || b.claimed_at.elapsed() >= give_back_after;
             if gone_kind.is_none() && !send && !give_back {
                 kept.push_back(b);
-                continue;
-            }
-            if !self.held.holds(b.lease.delivery_id, b.lease.token) {
-                // Taken over by another worker, or claimed again by this one (the newer
-                // lease is in the buffer too): this copy is not ours.
                 continue;
             }
             if let Some(kind) = gone_kind {

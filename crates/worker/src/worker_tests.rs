@@ -118,3 +118,50 @@ async fn a_buffered_lease_no_longer_held_is_not_sent() {
     assert!(p.buffer.is_empty(), "and neither is kept");
     assert!(w.held.holds(newer.delivery_id, newer.token), "the newer lease stays held");
 }
+
+/// Issue 16 review: deliveries waiting on rate limits once filled the buffer and stopped
+/// the refills every other channel depends on.
+#[tokio::test]
+async fn rate_limited_channels_hold_little_and_never_block_refills() {
+    use certhook_core::event::{AlertType, ChannelKind, ChannelState};
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(&dir).await; // concurrency 4: the buffer's cap is 8
+    let app = w.store.create_application("a").await.unwrap();
+    let alert =
+        w.store.create_alert(&certhook_store::NewAlert::single(app.id, AlertType::Issuance, "a")).await.unwrap();
+    let mut channel = |rate_limit: Option<&str>| {
+        let new = certhook_store::NewChannel {
+            id: Uuid::now_v7(),
+            alert_id: alert.id,
+            kind: ChannelKind::Webhook,
+            url: Some("https://receiver.test/hook".into()),
+            state: ChannelState::Active,
+            secret: None,
+            routing_key: None,
+            content_type: None,
+            rate_limit: rate_limit.map(|r| r.parse().unwrap()),
+            tls: Default::default(),
+        };
+        let store = w.store.clone();
+        async move { store.create_channel(&new, None).await.unwrap().id }
+    };
+    let mut limited = Vec::new();
+    for _ in 0..9 {
+        limited.push(channel(Some("1/m")).await);
+    }
+    let unlimited = channel(None).await;
+    let mut p = Pipeline { targets: Arc::new(Targets::load(&w.store).await.unwrap()), ..Pipeline::default() };
+    // Eight limited channels each hold the one lease their limit allows; the ninth none.
+    let now = std::time::Instant::now();
+    for (i, ch) in limited[..8].iter().enumerate() {
+        p.buffer.push_back(crate::refill::Buffered { lease: lease(i as u128 + 1, *ch), claimed_at: now });
+    }
+    let (exclude, limits) = w.claim_plan(&mut p);
+    let mut full = limited[..8].to_vec();
+    full.sort_unstable();
+    assert_eq!(exclude, full, "a channel at its limit's allowance claims nothing more");
+    assert_eq!(limits, vec![(limited[8], 1)], "one with nothing held may take one, not the default");
+    assert!(!exclude.contains(&unlimited) && !limits.iter().any(|(c, _)| *c == unlimited));
+    let refill = w.start_refill(&mut p).expect("held-back leases do not fill the buffer");
+    refill.await.unwrap();
+}
