@@ -156,7 +156,10 @@ impl Clients {
         let bundle = ca_bundle.map(read_bundle).transpose()?;
         let roots = bundle.as_ref().map(|b| b.certs.as_slice()).unwrap_or_default();
         let shared = build_client(&options, roots, &ChannelTls::default())?;
-        Ok(Clients { options, state: RwLock::new(State { bundle, shared, per_channel: HashMap::new(), generation: 0 }) })
+        Ok(Clients {
+            options,
+            state: RwLock::new(State { bundle, shared, per_channel: HashMap::new(), generation: 0 }),
+        })
     }
 
     /// The client for a channel: the shared one, or the channel's own (built on first use
