@@ -98,16 +98,16 @@ pub(crate) fn json_list_col<T: serde::Serialize>(items: &[T]) -> Option<String> 
 }
 
 pub(crate) fn inventory_from(row: &impl Record) -> Result<InventoryCertificate> {
-    let san: String = row.try_get("san")?;
+    let c = certificate_from(row)?;
     Ok(InventoryCertificate {
         application_id: uuid_col(row, "application_id")?,
-        id: row.try_get("id")?,
-        serial_number: row.try_get("serial_number")?,
-        common_name: row.try_get("common_name")?,
-        san: serde_json::from_str(&san).map_err(|e| StoreError::Corrupt(format!("san: {e}")))?,
-        profile_name: row.try_get("profile_name")?,
-        not_before: millis(row.try_get("not_before")?),
-        not_after: millis(row.try_get("not_after")?),
+        id: c.id,
+        serial_number: c.serial_number,
+        common_name: c.common_name,
+        san: c.san,
+        profile_name: c.profile_name,
+        not_before: c.not_before,
+        not_after: c.not_after,
         status: parse_col(row, "status")?,
         revoked_at: opt_millis(row.try_get("revoked_at")?),
         revocation_reason: row.try_get("revocation_reason")?,

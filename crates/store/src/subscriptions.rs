@@ -87,17 +87,7 @@ impl<D: Driver> Backend<D> {
         }
         let id = Uuid::now_v7();
         self.check_alert_name(&mut tx, new, "").await?;
-        let (first, types) = alert_types_col(&new.types)?;
-        D::statement(self.q.insert_alert)
-            .bind(id.to_string())
-            .bind(&app)
-            .bind(first)
-            .bind(types)
-            .bind(&new.name)
-            .bind(&new.description)
-            .bind(new.alert_before.map(|b| b.to_string()))
-            .bind(json_list_col(&new.filter.profiles))
-            .bind(json_list_col(&new.filter.name_patterns))
+        bind_definition(D::statement(self.q.insert_alert).bind(id.to_string()).bind(&app), new)?
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -143,15 +133,7 @@ impl<D: Driver> Backend<D> {
         let current = alert_from(&row)?;
         let new = change(&current).map_err(StoreError::Invalid)?;
         self.check_alert_name(&mut tx, &new, &key).await?;
-        let (first, types) = alert_types_col(&new.types)?;
-        D::statement(self.q.update_alert)
-            .bind(first)
-            .bind(types)
-            .bind(&new.name)
-            .bind(&new.description)
-            .bind(new.alert_before.map(|b| b.to_string()))
-            .bind(json_list_col(&new.filter.profiles))
-            .bind(json_list_col(&new.filter.name_patterns))
+        bind_definition(D::statement(self.q.update_alert), &new)?
             .bind(&key)
             .execute(&mut *tx)
             .await?;
@@ -620,12 +602,22 @@ impl<D: Driver> Backend<D> {
     }
 }
 
-/// An alert's types as stored: the first (the `type` column) and all, comma-separated.
-fn alert_types_col(types: &[certhook_core::event::AlertType]) -> Result<(&'static str, String)> {
-    let Some(first) = types.first() else {
+/// Binds an alert's definition as `insert_alert` and `update_alert` list its columns: type
+/// (the first of the types), types (comma-separated), name, description, alert_before,
+/// profiles, name_patterns.
+fn bind_definition<S: Statement>(statement: S, new: &NewAlert) -> Result<S> {
+    let Some(first) = new.types.first() else {
         return Err(StoreError::Invalid(certhook_core::validate::ValidationError::MissingField("types".into())));
     };
-    Ok((first.as_str(), types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",")))
+    let types = new.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",");
+    Ok(statement
+        .bind(first.as_str())
+        .bind(types)
+        .bind(new.name.clone())
+        .bind(new.description.clone())
+        .bind(new.alert_before.map(|b| b.to_string()))
+        .bind(json_list_col(&new.filter.profiles))
+        .bind(json_list_col(&new.filter.name_patterns)))
 }
 
 /// The alert `new` describes, as stored under `id`.

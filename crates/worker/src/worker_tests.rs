@@ -129,7 +129,7 @@ async fn rate_limited_channels_hold_little_and_never_block_refills() {
     let app = w.store.create_application("a").await.unwrap();
     let alert =
         w.store.create_alert(&certhook_store::NewAlert::single(app.id, AlertType::Issuance, "a")).await.unwrap();
-    let mut channel = |rate_limit: Option<&str>| {
+    let channel = |rate_limit: Option<&str>| {
         let new = certhook_store::NewChannel {
             id: Uuid::now_v7(),
             alert_id: alert.id,
