@@ -133,10 +133,7 @@ impl<D: Driver> Backend<D> {
         let current = alert_from(&row)?;
         let new = change(&current).map_err(StoreError::Invalid)?;
         self.check_alert_name(&mut tx, &new, &key).await?;
-        bind_definition(D::statement(self.q.update_alert), &new)?
-            .bind(&key)
-            .execute(&mut *tx)
-            .await?;
+        bind_definition(D::statement(self.q.update_alert), &new)?.bind(&key).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(alert_of(id, &new))
     }
