@@ -4,6 +4,7 @@
 mod api;
 mod channel_tls;
 mod cli;
+mod console;
 mod delivery;
 mod disk_full;
 mod in_flight;

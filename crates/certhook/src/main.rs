@@ -19,6 +19,7 @@ mod api;
 mod channel_ops;
 mod cli;
 mod commands;
+mod console;
 mod database;
 mod exit;
 mod http_server;

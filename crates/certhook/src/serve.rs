@@ -100,6 +100,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         max_event_bytes: config.max_event_bytes,
         config: Arc::new(config.clone()),
         gauges: Arc::new(api::gauges::GaugeCache::new(api::gauges::GAUGE_PERIOD)),
+        console: Arc::default(),
     };
     if let Some(addr) = config.metrics_listen {
         let listener =

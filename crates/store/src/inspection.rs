@@ -24,6 +24,7 @@ impl<D: Driver> Backend<D> {
         let channel = filter.channel_id.map(|c| c.to_string());
         let since = filter.dead_since.map(|t| t.timestamp_millis());
         let before = filter.dead_before.map(|t| t.timestamp_millis());
+        let created_since = filter.created_since.map(|t| t.timestamp_millis());
         let limit = filter.limit.map(i64::from).unwrap_or(i64::MAX);
         let after = match filter.after {
             Some(id) => {
@@ -47,6 +48,8 @@ impl<D: Driver> Backend<D> {
             .bind(since)
             .bind(before)
             .bind(before)
+            .bind(created_since)
+            .bind(created_since)
             .bind(after_at)
             .bind(after_at)
             .bind(after.as_ref().map(|a| a.1.clone()))

@@ -141,6 +141,15 @@ pub struct Channel {
     pub rate_limit: Option<RateLimit>,
     /// What it trusts and presents over TLS beyond the defaults; none when nothing is set.
     pub tls: Option<ChannelTlsSummary>,
+    /// When a request to it last got a 2xx.
+    #[serde(with = "serde_millis_opt")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Since when every request to it has failed (none while it succeeds); a channel failing
+    /// for `disable_after` is disabled.
+    #[serde(with = "serde_millis_opt")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub failing_since: Option<DateTime<Utc>>,
     /// When it was created.
     #[serde(with = "serde_millis")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
@@ -308,6 +317,8 @@ pub struct DeliveryFilter {
     pub dead_since: Option<DateTime<Utc>>,
     /// Dead letters only: dead-lettered before.
     pub dead_before: Option<DateTime<Utc>>,
+    /// Created at or after.
+    pub created_since: Option<DateTime<Utc>>,
     /// At most this many rows (newest first); `None` for all.
     pub limit: Option<u32>,
     /// The page after this delivery (the last one of the previous page).

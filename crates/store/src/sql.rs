@@ -88,7 +88,7 @@ const LEASE_RETURNING: &str = "RETURNING id, channel_id, message_id, type, attem
 
 /// What a channel is shown as: the client key is read only to say whether there is one.
 const CHANNEL_COLUMNS: &str = "id, alert_id, kind, url, state, content_type, secret, rate_limit, ca_pem, client_cert_pem, \
-     client_key, created_at";
+     client_key, last_success_at, failing_since, created_at";
 
 /// A batch of outcomes bound as one JSON array, as a table.
 const OUTCOMES: &str = "(SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token, \
@@ -327,7 +327,7 @@ queries! {
     list_deliveries = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries \
         WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR channel_id = ?) \
         AND (CAST(? AS TEXT) IS NULL OR type = ?) AND (CAST(? AS BIGINT) IS NULL OR dead_at >= ?) \
-        AND (CAST(? AS BIGINT) IS NULL OR dead_at < ?) \
+        AND (CAST(? AS BIGINT) IS NULL OR dead_at < ?) AND (CAST(? AS BIGINT) IS NULL OR created_at >= ?) \
         AND (CAST(? AS BIGINT) IS NULL OR (created_at, id) < (?, ?)) ORDER BY created_at DESC, id DESC LIMIT ?"]);
     delivery_position = "SELECT created_at FROM certhook_deliveries WHERE id = ?";
     get_delivery = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries WHERE id = ?"]);

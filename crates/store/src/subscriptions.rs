@@ -197,6 +197,8 @@ impl<D: Driver> Backend<D> {
                 new.tls.client_cert_pem.clone(),
                 new.tls.client_key.as_ref().map(|_| String::new()),
             ),
+            last_success_at: None,
+            failing_since: None,
             created_at: millis(created),
         })
     }

@@ -31,6 +31,7 @@ pub mod classify;
 pub mod deliver;
 pub mod fan_out;
 pub mod guard;
+pub mod history;
 pub mod housekeeping;
 pub mod lease;
 pub mod metrics;

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub scans: IntCounter,
     /// Unix time of this process's last completed expiration scan.
     pub last_scan: prometheus::Gauge,
+    /// This process's attempts of the last hour, minute by minute (for the console).
+    pub recent: std::sync::Arc<crate::history::Recent>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -185,6 +187,7 @@ impl Metrics {
             circuit_open,
             scans,
             last_scan,
+            recent: Default::default(),
         }
     }
 

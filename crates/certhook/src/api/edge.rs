@@ -54,11 +54,22 @@ fn check(hosts: &AllowedHosts, method: &Method, path: &str, headers: &HeaderMap)
     }
     if has_body(method, headers) {
         let ndjson_allowed = path == "/v1/events";
+        // The console's forms are posted as forms; they carry a CSRF token, and a
+        // cross-site form was refused above by its `Origin`.
+        let form_allowed = !path.starts_with("/v1/");
         let given = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         let essence = given.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        let ok = essence == "application/json" || ndjson_allowed && essence == "application/x-ndjson";
+        let ok = essence == "application/json"
+            || ndjson_allowed && essence == "application/x-ndjson"
+            || form_allowed && essence == "application/x-www-form-urlencoded";
         if !ok {
-            let wanted = if ndjson_allowed { "application/json or application/x-ndjson" } else { "application/json" };
+            let wanted = if ndjson_allowed {
+                "application/json or application/x-ndjson"
+            } else if form_allowed {
+                "application/x-www-form-urlencoded"
+            } else {
+                "application/json"
+            };
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

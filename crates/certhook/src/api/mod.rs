@@ -57,6 +57,8 @@ pub struct ApiState {
     pub config: Arc<certhook_core::config::Config>,
     /// When `/metrics` last read the queue gauges from the store.
     pub gauges: Arc<gauges::GaugeCache>,
+    /// The console's signed-in sessions.
+    pub console: Arc<crate::console::session::Sessions>,
 }
 
 /// Largest body of the event routes, whatever `max_event_bytes` allows per event: one
@@ -99,6 +101,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi))
+        .merge(crate::console::router(state.clone()))
         .layer(from_fn_with_state(hosts, edge::guard))
         .with_state(state)
 }

@@ -1,0 +1,106 @@
+//! Dead letters, filtered by channel, type and time, and their replay: the console counts
+//! what a replay would take first (a dry run), and replays only once that is confirmed.
+
+use axum::Extension;
+use axum::extract::{Form, Query, State};
+use certhook_store::DeadLetterSelector;
+use chrono::Utc;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::deliveries::{Filters, PAGE, table};
+use super::layout::{self, csrf_field};
+use super::session::{Ctx, csrf_ok};
+use super::{Failure, id};
+use crate::api::ApiState;
+
+/// `GET /dead-letters`
+pub async fn list(
+    State(s): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Query(f): Query<Filters>,
+) -> Result<Markup, Failure> {
+    let filter = f.filter(true)?;
+    let list = s.store.list_deliveries(&filter).await?;
+    let now = Utc::now();
+    let full = list.len() as u32 >= PAGE;
+    let body = html! {
+        (f.form("/dead-letters", false))
+        @if !list.is_empty() {
+            form method="post" action="/dead-letters/replay" {
+                (csrf_field(&ctx))
+                @for (k, v) in f.pairs() { @if !v.is_empty() { input type="hidden" name=(k) value=(v); } }
+                button type="submit" { "Replay every dead letter that matches…" }
+                span.muted { " (a count first; nothing is replayed until you confirm)" }
+            }
+        }
+        (table(&list, now))
+        (layout::pager("/dead-letters", &f.pairs(), full, list.last().map(|d| d.id.to_string())))
+    };
+    Ok(layout::page(&ctx, "/dead-letters", "Dead letters", body))
+}
+
+/// What a replay form sends: one dead letter (`id`) or the filters; `confirm` after the count.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReplayForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(flatten)]
+    filters: Filters,
+}
+
+/// `POST /dead-letters/replay`: without `confirm`, how many would be replayed and a button
+/// to do it; with it, the replay and how many went back in the queue.
+pub async fn replay(
+    State(s): State<ApiState>,
+    Extension(ctx): Extension<Ctx>,
+    Form(form): Form<ReplayForm>,
+) -> Result<Markup, Failure> {
+    if !csrf_ok(&ctx, &form.csrf) {
+        return Err(Failure::forged());
+    }
+    let selector = if form.id.trim().is_empty() {
+        let mut filter = form.filters.filter(true)?;
+        filter.limit = None;
+        filter.after = None;
+        DeadLetterSelector::Matching(filter)
+    } else {
+        DeadLetterSelector::Id(id("dead letter", &form.id)?)
+    };
+    let confirmed = form.confirm == "yes";
+    let ids = s.store.replay(&selector, !confirmed).await?;
+    if confirmed {
+        s.metrics.replays.inc_by(ids.len() as u64);
+    }
+    let n = ids.len();
+    let body = if confirmed {
+        html! {
+            (layout::notice("ok", &format!("Replayed {n} dead letter{}: they are back in the queue with fresh attempts and the same CloudEvent ids.", if n == 1 { "" } else { "s" })))
+            p { a href="/deliveries?status=pending" { "See them among the deliveries" } " · " a href="/dead-letters" { "Back to dead letters" } }
+        }
+    } else if n == 0 {
+        html! {
+            (layout::notice("bad", "Nothing to replay: no dead letter matches, or those that match belong to a disabled or deleted channel (enable the channel first)."))
+            p { a href="/dead-letters" { "Back to dead letters" } }
+        }
+    } else {
+        html! {
+            p { strong { (n) } " dead letter" (if n == 1 { "" } else { "s" }) " would go back in the queue with fresh attempts." }
+            form method="post" action="/dead-letters/replay" {
+                (csrf_field(&ctx))
+                input type="hidden" name="confirm" value="yes";
+                @if !form.id.trim().is_empty() { input type="hidden" name="id" value=(form.id.trim()); }
+                @for (k, v) in form.filters.pairs() { @if !v.is_empty() { input type="hidden" name=(k) value=(v); } }
+                div.actions {
+                    button.primary type="submit" { "Replay " (n) }
+                    a href="/dead-letters" { "Cancel" }
+                }
+            }
+        }
+    };
+    Ok(layout::page(&ctx, "/dead-letters", "Replay dead letters", body))
+}
