@@ -2,6 +2,7 @@
 //! 127.0.0.1.
 
 mod api;
+mod browser;
 mod channel_tls;
 mod cli;
 mod console;
@@ -21,3 +22,4 @@ mod slack_pagerduty;
 mod subscriptions;
 mod support;
 mod tls_receiver;
+mod webdriver;

@@ -29,7 +29,9 @@ pub fn page(ctx: &Ctx, current: &str, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                // `same-origin`: no address leaves for other sites, and form posts still carry this
+                // site's Origin (`no-referrer` makes browsers send `Origin: null`, refused).
+                meta name="referrer" content="same-origin";
                 title { (title) " · certhook" }
                 link rel="stylesheet" href=(CSS_PATH);
             }
