@@ -39,7 +39,25 @@ async fn an_operator_signs_in_pauses_replays_and_follows_view_url_in_a_real_brow
     let serve = Serve::start(&env).await;
     let post = |n: &str| serve.http().post(serve.url("/v1/events")).bearer_auth(TOKEN).json(&event(&app, n)).send();
     assert_eq!(post("1").await.unwrap().status(), 202);
-    receiver.wait_for(1, WAIT).await; // answered 500 once: a dead letter (max_attempts 1)
+    // Answered 500 once: a dead letter (max_attempts 1), once the outcome is written.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let dead: serde_json::Value = serve
+            .http()
+            .get(serve.url("/v1/dead-letters"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !dead.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     receiver.set_default(Reply::Status(204));
     assert_eq!(post("2").await.unwrap().status(), 202);
     let delivered = receiver.wait_for(2, WAIT).await;

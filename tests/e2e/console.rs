@@ -87,16 +87,37 @@ async fn the_console_signs_in_shows_every_page_and_acts_with_csrf_tokens() {
         http.post(serve.url("/login")).form_pairs(&[("token", "wrong-token"), ("next", "/")]).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert!(resp.text().await.unwrap().contains("That is not the admin token"));
-    let resp =
-        http.post(serve.url("/login")).form_pairs(&[("token", TOKEN), ("next", "//evil.test/")]).send().await.unwrap();
+    let resp = http
+        .post(serve.url("/login"))
+        .form_pairs(&[("token", TOKEN), ("next", "/\t/evil.test/")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], "/", "never sent to another site after signing in");
+    for (name, value) in
+        [("x-frame-options", "DENY"), ("x-content-type-options", "nosniff"), ("cache-control", "no-store")]
+    {
+        assert_eq!(resp.headers()[name], value, "{name}");
+    }
+    assert!(resp.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     let set_cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
     let cookie = set_cookie.split(';').next().unwrap().to_string();
     let visit = Visit { serve: &serve, http: http.clone(), cookie };
 
-    // Every page, with data; no secret anywhere.
+    // Every page, with data; no secret anywhere. The inventory has a revoked certificate and
+    // one expiring within 30 days as well.
+    let mut revoked = event(&app, "9");
+    revoked["type"] = "revocation".into();
+    // A renewal: it fills the inventory but goes to no channel (the alert is issuance only).
+    let mut soon = event(&app, "8");
+    soon["type"] = "renewal".into();
+    soon["certificate"]["notAfter"] = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339().into();
+    for e in [revoked, soon] {
+        let resp = serve.http().post(serve.url("/v1/events")).bearer_auth(TOKEN).json(&e).send().await.unwrap();
+        assert_eq!(resp.status(), 202);
+    }
     let alert = env.json(&["alert", "list"])[0]["name"].as_str().unwrap().to_string();
     for (path, expect) in [
         ("/".to_string(), "Queue"),
@@ -105,13 +126,12 @@ async fn the_console_signs_in_shows_every_page_and_acts_with_csrf_tokens() {
         (format!("/applications/{app}/certificates"), "host-1.example.com"),
         ("/deliveries".to_string(), "issuance"),
         ("/deliveries?status=dead".to_string(), dead.as_str()),
-        (format!("/deliveries/{dead}"), "HTTP"),
+        (format!("/deliveries/{dead}"), "Attempts"),
         ("/dead-letters".to_string(), dead.as_str()),
         (format!("/channels/{channel}/pause"), "holds the channel"),
     ] {
         let (status, html) = visit.get(&path).await;
         assert_eq!(status, 200, "{path}: {html}");
-        let expect = if path.starts_with("/deliveries/") { "Attempts" } else { expect };
         assert!(html.contains(expect), "{path} lacks {expect:?}");
         assert!(!html.contains(SECRET), "{path} shows the channel secret");
         assert!(!html.contains(TOKEN), "{path} shows the admin token");
@@ -120,6 +140,15 @@ async fn the_console_signs_in_shows_every_page_and_acts_with_csrf_tokens() {
     assert_eq!(status, 400, "a bad filter is refused, not ignored");
     let (status, _) = visit.get("/deliveries/00000000-0000-0000-0000-000000000000").await;
     assert_eq!(status, 404);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, inventory) = visit.get(&format!("/applications/{app}/certificates")).await;
+        if inventory.contains(">revoked<") && inventory.contains(">expiring<") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "revoked and expiring are not marked: {inventory}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A channel action: refused without the page's CSRF token, done with it.
     let (_, confirm) = visit.get(&format!("/channels/{channel}/pause")).await;
@@ -142,20 +171,52 @@ async fn the_console_signs_in_shows_every_page_and_acts_with_csrf_tokens() {
     assert!(done.contains("now paused"), "{done}");
     let (status, done) = visit.post(&format!("/channels/{channel}/resume"), &[("csrf", &csrf)]).await;
     assert!(status == 200 && done.contains("now active"), "{done}");
+    let (status, tested) = visit.post(&format!("/channels/{channel}/test"), &[("csrf", &csrf)]).await;
+    assert!(status == 200 && tested.contains("Test sent: HTTP 500"), "{tested}");
+    let test_event = receiver.received().last().unwrap().json();
+    assert_eq!(test_event["type"], "com.infisical.pki.certificate.webhook.test");
+    let (status, _) = visit.post(&format!("/channels/{channel}/test"), &[]).await;
+    assert_eq!(status, 403, "no token, no test");
 
     // Replay: a count first, then the replay once confirmed.
     receiver.set_default(Reply::Status(204));
+    let (status, _) = visit.post("/dead-letters/replay", &[("csrf", "forged"), ("confirm", "yes")]).await;
+    assert_eq!(status, 403);
     let (status, count) = visit.post("/dead-letters/replay", &[("csrf", &csrf)]).await;
     assert_eq!(status, 200);
     assert!(count.contains("<strong>1</strong> dead letter would go back"), "{count}");
     let still: serde_json::Value = api("/v1/dead-letters").send().await.unwrap().json().await.unwrap();
     assert_eq!(still.as_array().unwrap().len(), 1, "the count replays nothing");
-    let (status, done) = visit.post("/dead-letters/replay", &[("csrf", &csrf), ("confirm", "yes")]).await;
-    assert!(status == 200 && done.contains("Replayed 1 dead letter"), "{done}");
-    let got = receiver.wait_for(2, WAIT).await;
-    assert_eq!(got[1].path, "/hook", "the replayed delivery went out");
+    let until = count.split("name=\"until\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let (status, _) = visit
+        .post("/dead-letters/replay", &[("csrf", &csrf), ("confirm", "yes"), ("until", "2000-01-01T00:00:00Z")])
+        .await;
+    assert_eq!(status, 303);
+    let still: serde_json::Value = api("/v1/dead-letters").send().await.unwrap().json().await.unwrap();
+    assert_eq!(still.as_array().unwrap().len(), 1, "a replay confirmed takes only what had died by its count");
+    let resp = http
+        .post(serve.url("/dead-letters/replay"))
+        .header("cookie", &visit.cookie)
+        .form_pairs(&[("csrf", &csrf), ("confirm", "yes"), ("until", &until)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "then back to the list: a reload replays nothing");
+    assert_eq!(resp.headers()["location"], "/dead-letters?replayed=1");
+    let (_, done) = visit.get("/dead-letters?replayed=1").await;
+    assert!(done.contains("Replayed 1 dead letter"), "{done}");
+    let deadline = std::time::Instant::now() + WAIT;
+    // Event 1 reached the receiver once when it failed; the replay makes it twice.
+    let sent_one =
+        || receiver.received().iter().filter(|r| r.json()["data"]["certificates"][0]["serialNumber"] == "1").count();
+    while sent_one() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the replayed delivery never went out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Signing out ends the session.
+    let (status, _) = visit.post("/logout", &[("csrf", "forged")]).await;
+    assert_eq!(status, 403);
     let (status, _) = visit.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     let (status, _) = visit.get("/").await;
@@ -165,7 +226,8 @@ async fn the_console_signs_in_shows_every_page_and_acts_with_csrf_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_the_loopback_console_opens_a_session_on_the_first_visit() {
-    let env = Env::fast();
+    let mut env = Env::fast();
+    env.set("CERTHOOK_ALLOWED_HOSTS", r#"["certhook.pki.internal"]"#);
     let (_, channel) = env.webhook("issuance", "https://receiver.test/hook", None);
     let serve = Serve::start(&env).await;
     let http = browser();
@@ -184,5 +246,16 @@ async fn without_a_token_the_loopback_console_opens_a_session_on_the_first_visit
     assert_eq!(status, 403);
     let (status, done) = visit.post(&format!("/channels/{channel}/pause"), &[("csrf", &csrf)]).await;
     assert!(status == 200 && done.contains("now paused"), "{done}");
+    // Through any other name (a proxy to the loopback listen), no token means no console.
+    let proxied = visit
+        .http
+        .get(serve.url("/"))
+        .header("host", "certhook.pki.internal")
+        .header("cookie", &visit.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 403);
+    assert!(proxied.text().await.unwrap().contains("loopback only"));
     serve.terminate().await;
 }

@@ -6,6 +6,7 @@
 //! `chromium-driver`), named by path; nothing is downloaded, and the browser runs with
 //! its background networking (updates, metrics, safe browsing, sync) turned off.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,9 +22,22 @@ pub const BROWSER: &str = "/usr/bin/chromium";
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// The driver process and everything it starts (its own process group), ended when dropped:
+/// a test that fails half-way leaves no browser behind.
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        // The negative pid names the whole group: the driver and the browser it started.
+        let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", self.0.id())).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A running driver with one browser session; both end when this is dropped.
 pub struct Browser {
-    driver: Child,
+    _driver: Group,
     base: String,
     http: reqwest::Client,
     _profile: tempfile::TempDir,
@@ -50,15 +64,19 @@ impl Browser {
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new(DRIVER)
-            .arg(format!("--port={port}"))
-            .arg("--allowed-ips=127.0.0.1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+        // Without --allowed-ips the driver accepts local connections only.
+        let driver = Group(
+            Command::new(DRIVER)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .expect("start chromedriver"),
+        );
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::new();
+        // A hung driver fails the test instead of hanging the run.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
         let root = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -99,7 +117,7 @@ impl Browser {
             http.post(format!("{root}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
         let session =
             created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_string();
-        Some(Browser { driver, base: format!("{root}/session/{session}"), http, _profile: profile })
+        Some(Browser { _driver: driver, base: format!("{root}/session/{session}"), http, _profile: profile })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
@@ -175,10 +193,8 @@ impl Element<'_> {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The browser goes with its session; a killed driver would leave it running.
+        // The browser goes with its session; the group's end (`Group`) catches the rest.
         self.end_session();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 

@@ -50,6 +50,7 @@ pub(crate) struct ChannelLimitRow {
 pub(crate) struct ChannelHealthRow {
     pub c: String,
     pub ok: i64,
+    pub failed: i64,
 }
 
 /// One certificate of the inventory as a row of `upsert_certificates`.

@@ -191,8 +191,8 @@ impl<D: Driver> Backend<D> {
         }
         let mut accepted = Vec::with_capacity(outcomes.len());
         let mut attempts = Vec::new();
-        // Per channel: did any attempt in this batch succeed, or did all fail?
-        let mut channel_health: HashMap<Uuid, bool> = HashMap::new();
+        // Per channel: did any attempt in this batch succeed, did any fail?
+        let mut channel_health: HashMap<Uuid, (bool, bool)> = HashMap::new();
         let mut released = false;
         for ((Outcome { lease, attempt, disposition }, id), number) in outcomes.iter().zip(&ids).zip(numbers) {
             let Some(number) = number else {
@@ -202,8 +202,10 @@ impl<D: Driver> Backend<D> {
             accepted.push(true);
             released |= matches!(disposition, Disposition::Released);
             if let Some(a) = attempt {
-                *channel_health.entry(lease.channel_id).or_insert(false) |=
-                    matches!(disposition, Disposition::Delivered);
+                let delivered = matches!(disposition, Disposition::Delivered);
+                let (ok, failed) = channel_health.entry(lease.channel_id).or_insert((false, false));
+                *ok |= delivered;
+                *failed |= !delivered;
                 attempts.push(AttemptRow {
                     id,
                     number,
@@ -233,7 +235,11 @@ impl<D: Driver> Backend<D> {
             // written side by side (PostgreSQL) cannot deadlock on them.
             let mut health: Vec<ChannelHealthRow> = channel_health
                 .iter()
-                .map(|(c, ok)| ChannelHealthRow { c: c.to_string(), ok: i64::from(*ok) })
+                .map(|(c, (ok, failed))| ChannelHealthRow {
+                    c: c.to_string(),
+                    ok: i64::from(*ok),
+                    failed: i64::from(*failed),
+                })
                 .collect();
             health.sort_by(|a, b| a.c.cmp(&b.c));
             let ids: Vec<&str> = health.iter().map(|h| h.c.as_str()).collect();

@@ -33,6 +33,7 @@ pub fn sqlite() -> Migrator {
         (3, "notify only due again", include_str!("../../../migrations/sqlite/0003_notify_only_due_again.sql")),
         (4, "alert types and filters", include_str!("../../../migrations/sqlite/0004_alert_types_filters.sql")),
         (5, "channel tls rate limit", include_str!("../../../migrations/sqlite/0005_channel_tls_rate_limit.sql")),
+        (6, "channel last failure", include_str!("../../../migrations/sqlite/0006_channel_last_failure.sql")),
     ])
 }
 
@@ -44,5 +45,6 @@ pub fn postgres() -> Migrator {
         (3, "notify only due again", include_str!("../../../migrations/postgres/0003_notify_only_due_again.sql")),
         (4, "alert types and filters", include_str!("../../../migrations/postgres/0004_alert_types_filters.sql")),
         (5, "channel tls rate limit", include_str!("../../../migrations/postgres/0005_channel_tls_rate_limit.sql")),
+        (6, "channel last failure", include_str!("../../../migrations/postgres/0006_channel_last_failure.sql")),
     ])
 }

@@ -145,6 +145,10 @@ pub struct Channel {
     #[serde(with = "serde_millis_opt")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub last_success_at: Option<DateTime<Utc>>,
+    /// When a request to it last failed (an error status, a timeout, no connection).
+    #[serde(with = "serde_millis_opt")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
+    pub last_failure_at: Option<DateTime<Utc>>,
     /// Since when every request to it has failed (none while it succeeds); a channel failing
     /// for `disable_after` is disabled.
     #[serde(with = "serde_millis_opt")]

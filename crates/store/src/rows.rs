@@ -155,6 +155,7 @@ pub(crate) fn channel_from(row: &impl Record) -> Result<Channel> {
         rate_limit: rate_limit_col(row)?,
         tls: tls_summary(row.try_get("ca_pem")?, row.try_get("client_cert_pem")?, row.try_get("client_key")?),
         last_success_at: opt_millis(row.try_get("last_success_at")?),
+        last_failure_at: opt_millis(row.try_get("last_failure_at")?),
         failing_since: opt_millis(row.try_get("failing_since")?),
         created_at: millis(row.try_get("created_at")?),
     })

@@ -88,7 +88,7 @@ const LEASE_RETURNING: &str = "RETURNING id, channel_id, message_id, type, attem
 
 /// What a channel is shown as: the client key is read only to say whether there is one.
 const CHANNEL_COLUMNS: &str = "id, alert_id, kind, url, state, content_type, secret, rate_limit, ca_pem, client_cert_pem, \
-     client_key, last_success_at, failing_since, created_at";
+     client_key, last_success_at, last_failure_at, failing_since, created_at";
 
 /// A batch of outcomes bound as one JSON array, as a table.
 const OUTCOMES: &str = "(SELECT value ->> 'id' AS o_id, value ->> 'token' AS o_token, \
@@ -312,11 +312,13 @@ queries! {
     // (a custom and a generic one, or rows moved by earlier updates) deadlocked.
     lock_channels = "SELECT id FROM certhook_channels WHERE id IN JSON_LIST(?) ORDER BY id LOCK_ROWS";
     // Per channel of a batch: `ok` 1 if any attempt succeeded (the failure clock stops),
-    // 0 if all failed (it starts, unless running).
+    // 0 if all failed (it starts, unless running); `failed` 1 if any attempt failed.
     channel_health = "UPDATE certhook_channels SET \
         last_success_at = CASE WHEN j.ok = 1 THEN NOW_MS ELSE last_success_at END, \
-        failing_since = CASE WHEN j.ok = 1 THEN NULL ELSE COALESCE(failing_since, NOW_MS) END \
-        FROM (SELECT value ->> 'c' AS c, CAST(value ->> 'ok' AS BIGINT) AS ok FROM JSON_ELEMENTS(?)) AS j \
+        failing_since = CASE WHEN j.ok = 1 THEN NULL ELSE COALESCE(failing_since, NOW_MS) END, \
+        last_failure_at = CASE WHEN j.failed = 1 THEN NOW_MS ELSE last_failure_at END \
+        FROM (SELECT value ->> 'c' AS c, CAST(value ->> 'ok' AS BIGINT) AS ok, \
+        CAST(value ->> 'failed' AS BIGINT) AS failed FROM JSON_ELEMENTS(?)) AS j \
         WHERE id = j.c";
     // A 410 disables the channel only if it still points where the request went.
     disable_gone_channel = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \

@@ -198,6 +198,7 @@ impl<D: Driver> Backend<D> {
                 new.tls.client_key.as_ref().map(|_| String::new()),
             ),
             last_success_at: None,
+            last_failure_at: None,
             failing_since: None,
             created_at: millis(created),
         })

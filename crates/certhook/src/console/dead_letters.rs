@@ -3,6 +3,7 @@
 
 use axum::Extension;
 use axum::extract::{Form, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use certhook_store::DeadLetterSelector;
 use chrono::Utc;
 use maud::{Markup, html};
@@ -14,17 +15,31 @@ use super::session::{Ctx, csrf_ok};
 use super::{Failure, id};
 use crate::api::ApiState;
 
+/// What the page says after a replay (the replay redirects here, so a reload replays nothing).
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    replayed: Option<u64>,
+}
+
 /// `GET /dead-letters`
 pub async fn list(
     State(s): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
     Query(f): Query<Filters>,
+    Query(done): Query<Done>,
 ) -> Result<Markup, Failure> {
     let filter = f.filter(true)?;
     let list = s.store.list_deliveries(&filter).await?;
     let now = Utc::now();
     let full = list.len() as u32 >= PAGE;
     let body = html! {
+        @if let Some(n) = done.replayed {
+            (layout::notice("ok", &format!(
+                "Replayed {n} dead letter{}: back in the queue with fresh attempts and the same CloudEvent ids.",
+                if n == 1 { "" } else { "s" }
+            )))
+            p { a href="/deliveries" { "See the deliveries" } }
+        }
         (f.form("/dead-letters", false))
         @if !list.is_empty() {
             form method="post" action="/dead-letters/replay" {
@@ -49,17 +64,21 @@ pub struct ReplayForm {
     id: String,
     #[serde(default)]
     confirm: String,
+    /// When the count was made: the confirmed replay takes only what was dead by then.
+    #[serde(default)]
+    until: String,
     #[serde(flatten)]
     filters: Filters,
 }
 
 /// `POST /dead-letters/replay`: without `confirm`, how many would be replayed and a button
-/// to do it; with it, the replay and how many went back in the queue.
+/// to do it; with it, the replay of what was counted (nothing that died since), then back
+/// to the list, which says how many went back in the queue.
 pub async fn replay(
     State(s): State<ApiState>,
     Extension(ctx): Extension<Ctx>,
     Form(form): Form<ReplayForm>,
-) -> Result<Markup, Failure> {
+) -> Result<Response, Failure> {
     if !csrf_ok(&ctx, &form.csrf) {
         return Err(Failure::forged());
     }
@@ -67,22 +86,23 @@ pub async fn replay(
         let mut filter = form.filters.filter(true)?;
         filter.limit = None;
         filter.after = None;
+        if let Some(until) = Some(form.until.trim()).filter(|u| !u.is_empty()) {
+            filter.dead_before = Some(crate::input::time(until).map_err(|m| Failure::bad(format!("until: {m}")))?);
+        }
         DeadLetterSelector::Matching(filter)
     } else {
         DeadLetterSelector::Id(id("dead letter", &form.id)?)
     };
     let confirmed = form.confirm == "yes";
+    // Taken before the count: a dead letter that dies after it is not in the confirmed replay.
+    let counted_at = chrono::Utc::now();
     let ids = s.store.replay(&selector, !confirmed).await?;
-    if confirmed {
-        s.metrics.replays.inc_by(ids.len() as u64);
-    }
     let n = ids.len();
-    let body = if confirmed {
-        html! {
-            (layout::notice("ok", &format!("Replayed {n} dead letter{}: they are back in the queue with fresh attempts and the same CloudEvent ids.", if n == 1 { "" } else { "s" })))
-            p { a href="/deliveries?status=pending" { "See them among the deliveries" } " · " a href="/dead-letters" { "Back to dead letters" } }
-        }
-    } else if n == 0 {
+    if confirmed {
+        s.metrics.replays.inc_by(n as u64);
+        return Ok(Redirect::to(&format!("/dead-letters?replayed={n}")).into_response());
+    }
+    let body = if n == 0 {
         html! {
             (layout::notice("bad", "Nothing to replay: no dead letter matches, or those that match belong to a disabled or deleted channel (enable the channel first)."))
             p { a href="/dead-letters" { "Back to dead letters" } }
@@ -93,6 +113,7 @@ pub async fn replay(
             form method="post" action="/dead-letters/replay" {
                 (csrf_field(&ctx))
                 input type="hidden" name="confirm" value="yes";
+                input type="hidden" name="until" value=(certhook_core::time::format_millis(counted_at + chrono::Duration::milliseconds(1)));
                 @if !form.id.trim().is_empty() { input type="hidden" name="id" value=(form.id.trim()); }
                 @for (k, v) in form.filters.pairs() { @if !v.is_empty() { input type="hidden" name=(k) value=(v); } }
                 div.actions {
@@ -102,5 +123,5 @@ pub async fn replay(
             }
         }
     };
-    Ok(layout::page(&ctx, "/dead-letters", "Replay dead letters", body))
+    Ok(layout::page(&ctx, "/dead-letters", "Replay dead letters", body).into_response())
 }

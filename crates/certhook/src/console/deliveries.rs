@@ -17,6 +17,15 @@ use crate::api::ApiState;
 /// Rows a page shows.
 pub const PAGE: u32 = 50;
 
+/// The delivery types a filter offers: each alert type, then what is not an alert.
+fn delivery_types() -> impl Iterator<Item = &'static str> {
+    use certhook_core::event::{AlertType, DeliveryType};
+    AlertType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .chain([DeliveryType::Resolve.as_str(), DeliveryType::Verification.as_str()])
+}
+
 /// The filters, as the form sends them (empty fields are no filter).
 #[derive(Debug, Default, Deserialize)]
 pub struct Filters {
@@ -78,8 +87,8 @@ impl Filters {
                     label { "State"
                         select name="status" {
                             option value="" selected[self.status.is_empty()] { "any" }
-                            @for s in ["pending", "leased", "retrying", "held", "delivered", "dead"] {
-                                option value=(s) selected[self.status == s] { (s) }
+                            @for s in DeliveryState::ALL {
+                                option value=(s.as_str()) selected[self.status == s.as_str()] { (s.as_str()) }
                             }
                         }
                     }
@@ -88,7 +97,7 @@ impl Filters {
                 label { "Type"
                     select name="type" {
                         option value="" selected[self.delivery_type.is_empty()] { "any" }
-                        @for t in ["issuance", "renewal", "revocation", "expiration", "resolve", "webhook.verification"] {
+                        @for t in delivery_types() {
                             option value=(t) selected[self.delivery_type == t] { (t) }
                         }
                     }

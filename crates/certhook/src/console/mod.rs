@@ -46,6 +46,30 @@ pub fn router(state: ApiState) -> Router<ApiState> {
         .route("/dead-letters/replay", post(dead_letters::replay))
         .route(layout::CSS_PATH, get(css))
         .layer(from_fn_with_state(state, session::require))
+        .layer(axum::middleware::map_response(guard_headers))
+}
+
+/// What every console response tells the browser: only this site's stylesheet and forms,
+/// never inside another site's frame, nothing sniffed, nothing kept in caches.
+async fn guard_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// A page that could not be shown: a status and what to tell the operator.

@@ -118,6 +118,16 @@ pub async fn require(State(state): State<ApiState>, mut request: Request, next: 
         return next.run(request).await;
     }
     let signed_in = state.admin_token.is_some();
+    if !signed_in && !loopback_host(request.headers()) {
+        // Without a token the console is for this machine only: not through a proxy that
+        // forwards public_url or an allowed_hosts name to a loopback listen.
+        return (
+            StatusCode::FORBIDDEN,
+            "Without an admin_token the console answers on loopback only (127.0.0.1, [::1], localhost); \
+             set admin_token to use it through another name.",
+        )
+            .into_response();
+    }
     if let Some(csrf) = session_id(request.headers()).and_then(|id| state.console.csrf(&id)) {
         request.extensions_mut().insert(Ctx { csrf, signed_in });
         return next.run(request).await;
@@ -138,10 +148,29 @@ pub async fn require(State(state): State<ApiState>, mut request: Request, next: 
     response
 }
 
+/// Whether the request's `Host` names this machine's loopback.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Where to go after signing in: a path of this site only, never another host.
 pub fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        // No control character or space either: browsers drop tabs and newlines from a
+        // URL, which would turn `/\t/evil.test` into `//evil.test`.
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
+            p
+        }
         _ => "/",
     }
 }
@@ -179,9 +208,26 @@ mod tests {
     }
 
     #[test]
+    fn loopback_hosts_are_told_apart() {
+        let host = |h: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, HeaderValue::from_static(h));
+            loopback_host(&headers)
+        };
+        for ok in ["127.0.0.1:8080", "localhost:8080", "LOCALHOST", "[::1]:8080", "127.0.0.2"] {
+            assert!(host(ok), "{ok}");
+        }
+        for not in ["certhook.example.com", "10.0.0.1:8080", "[fe80::1]:80", "localhost.evil.test"] {
+            assert!(!host(not), "{not}");
+        }
+    }
+
+    #[test]
     fn only_local_paths_are_followed_after_sign_in() {
         assert_eq!(local_path(Some("/deliveries?status=dead")), "/deliveries?status=dead");
-        for bad in ["//evil.test/", "https://evil.test/", "/\\evil.test", "evil"] {
+        for bad in
+            ["//evil.test/", "https://evil.test/", "/\\evil.test", "evil", "/\t/evil.test", "/\n/evil.test", "/ /x"]
+        {
             assert_eq!(local_path(Some(bad)), "/", "{bad}");
         }
         assert_eq!(local_path(None), "/");

@@ -156,7 +156,7 @@ fn alert_section(alert: &Alert, channels: &[Channel], now: chrono::DateTime<Utc>
                 div.scroll { table {
                     thead { tr {
                         th { "Channel" } th { "Kind" } th { "Destination" } th { "State" }
-                        th { "Last success" } th { "Failing since" } th { "Actions" }
+                        th { "Last success" } th { "Last failure" } th { "Failing since" } th { "Actions" }
                     } }
                     tbody { @for c in channels { tr id={ "channel-" (c.id) } {
                         td.mono { a href={ "/deliveries?channel=" (c.id) } { (c.id) } }
@@ -164,6 +164,7 @@ fn alert_section(alert: &Alert, channels: &[Channel], now: chrono::DateTime<Utc>
                         td.mono { (c.url.as_deref().unwrap_or("(PagerDuty events API)")) }
                         td { (badge(c.state.as_str())) }
                         td { (maybe_when(c.last_success_at, now)) }
+                        td { (maybe_when(c.last_failure_at, now)) }
                         td { (maybe_when(c.failing_since, now)) }
                         td { div.actions { @for a in Action::offered(c) {
                             a href={ "/channels/" (c.id) "/" (a.word()) } { (a.label()) }

@@ -1155,5 +1155,8 @@ async fn channels_failing_without_success_for_disable_after_are_disabled(store: 
     store.record(&[outcome(b, Disposition::Delivered, Some(200))]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
     assert!(store.disable_failing(Duration::from_millis(10)).await.unwrap().is_empty());
-    assert_eq!(store.get_channel(ch.id).await.unwrap().state, ChannelState::Active);
+    let shown = store.get_channel(ch.id).await.unwrap();
+    assert_eq!(shown.state, ChannelState::Active);
+    assert!(shown.failing_since.is_none(), "the success stopped the failure clock");
+    assert!(shown.last_failure_at.is_some() && shown.last_success_at.is_some(), "both are kept for people: {shown:?}");
 }
