@@ -259,3 +259,40 @@ async fn without_a_token_the_loopback_console_opens_a_session_on_the_first_visit
     assert!(proxied.text().await.unwrap().contains("loopback only"));
     serve.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_again_and_enable_from_the_console() {
+    let gone = Receiver::start(Reply::Status(410)).await;
+    let ok = Receiver::start(Reply::Status(204)).await;
+    let env = Env::fast();
+    let (app, disabled) = env.webhook("issuance", &gone.url("/gone"), None);
+    let alert = env.json(&["channel", "show", &disabled])["alertId"].as_str().unwrap().to_string();
+    let active = env.channel(&alert, &ok.url("/ok"), None);
+    let serve = Serve::start(&env).await;
+    serve.enqueue(&event(&app, "1")).await;
+    // The 410 disables its channel.
+    let deadline = std::time::Instant::now() + WAIT;
+    while env.json(&["channel", "show", &disabled])["state"] != "disabled" {
+        assert!(std::time::Instant::now() < deadline, "the 410 did not disable the channel");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http = browser();
+    let resp = http.get(serve.url("/")).send().await.unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let visit = Visit { serve: &serve, http, cookie };
+    let (_, page) = visit.get(&format!("/applications/{app}")).await;
+    assert!(page.contains(&format!("/channels/{disabled}/enable")), "a disabled channel offers enable");
+    assert!(page.contains(&format!("/channels/{active}/reverify")), "an active webhook offers verify again");
+    let (_, confirm) = visit.get(&format!("/channels/{disabled}/enable")).await;
+    let csrf = csrf_of(&confirm);
+    let (status, done) = visit.post(&format!("/channels/{disabled}/enable"), &[("csrf", &csrf)]).await;
+    assert!(status == 200 && done.contains("now active"), "{done}");
+    let (status, done) = visit.post(&format!("/channels/{active}/reverify"), &[("csrf", &csrf)]).await;
+    assert!(status == 200 && done.contains("new verification token"), "{done}");
+    assert_eq!(env.json(&["channel", "show", &active])["state"], "pending_verification");
+    let got = ok.wait_for(2, WAIT).await;
+    assert_eq!(got[1].json()["type"], "com.infisical.pki.certificate.webhook.verification");
+    let (status, _) = visit.post(&format!("/channels/{active}/enable"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 409, "a state change the channel does not allow is refused with the reason");
+    serve.terminate().await;
+}
