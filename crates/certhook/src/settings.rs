@@ -15,7 +15,12 @@ pub fn load(cli: &Cli) -> anyhow::Result<Config> {
         None => None,
     };
     let name = cli.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let mut config = Config::load(text.as_deref().map(|t| (name.as_str(), t)), std::env::vars())?;
+    let loaded = Config::load_reporting(text.as_deref().map(|t| (name.as_str(), t)), std::env::vars())?;
+    for variable in &loaded.ignored_env {
+        // The name only: a value may be a secret meant for another program.
+        tracing::warn!(variable = %variable, "ignoring an environment variable that names no configuration key");
+    }
+    let mut config = loaded.config;
     if let Some(url) = &cli.database_url {
         config.database_url = url.clone();
         config.validate()?;

@@ -199,10 +199,30 @@ const SECRET_KEYS: &[&str] = &["admin_token", "secret_key", "previous_secret_key
 /// Keys that exist but have no default, so they are absent from the serialized defaults.
 const OPTIONAL_KEYS: &[&str] = &["metrics_listen", "admin_token", "secret_key", "public_url", "ca_bundle"];
 
+/// A configuration, and the `CERTHOOK_*` environment variables that named no key.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The effective configuration.
+    pub config: Config,
+    /// Variables ignored: Kubernetes injects `CERTHOOK_PORT`, `CERTHOOK_SERVICE_HOST`… for
+    /// a Service named certhook, so an unknown variable is named in a warning, never fatal.
+    pub ignored_env: Vec<String>,
+}
+
 impl Config {
     /// Builds the configuration from defaults, an optional `(name, TOML text)` file, and the
-    /// process environment given as `(name, value)` pairs (only `CERTHOOK_*` ones are read).
+    /// process environment given as `(name, value)` pairs (only `CERTHOOK_*` ones are read);
+    /// see [`Config::load_reporting`] for the variables it ignored.
     pub fn load<I>(file: Option<(&str, &str)>, env: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        Config::load_reporting(file, env).map(|l| l.config)
+    }
+
+    /// As [`Config::load`], also saying which `CERTHOOK_*` variables named no key (a file's
+    /// unknown key is an error: a file is written for certhook, the environment is shared).
+    pub fn load_reporting<I>(file: Option<(&str, &str)>, env: I) -> Result<Loaded, ConfigError>
     where
         I: IntoIterator<Item = (String, String)>,
     {
@@ -222,12 +242,14 @@ impl Config {
         }
         let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
         env.sort();
+        let mut ignored_env = Vec::new();
         for (name, raw) in env {
             let path: Vec<String> = name[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
             let key = path.join(".");
             let default = lookup(&defaults, &path);
             if default.is_none() && !(path.len() == 1 && OPTIONAL_KEYS.contains(&key.as_str())) {
-                return Err(ConfigError::UnknownKey { key, origin: name });
+                ignored_env.push(name);
+                continue;
             }
             let value = match default {
                 Some(Value::String(_)) | None => Value::String(raw),
@@ -245,7 +267,7 @@ impl Config {
             invalid(&key, e.into_inner().message())
         })?;
         config.validate()?;
-        Ok(config)
+        Ok(Loaded { config, ignored_env })
     }
 
     /// Checks the rules that span keys or ranges serde cannot express.

@@ -86,13 +86,23 @@ fn unknown_keys_are_refused_naming_key_and_origin() {
     assert_eq!(err.to_string(), "unknown configuration key 'listen_addr' (from certhook.toml)");
     let err = Config::load(Some(("c.toml", "[delivery]\nmax_attempt = 3")), Vec::new()).unwrap_err();
     assert_eq!(err, ConfigError::UnknownKey { key: "delivery.max_attempt".into(), origin: "c.toml".into() });
-    let err = Config::load(None, env(&[("CERTHOOK_DELIVERY__RETRIES", "3")])).unwrap_err();
-    assert_eq!(
-        err,
-        ConfigError::UnknownKey { key: "delivery.retries".into(), origin: "CERTHOOK_DELIVERY__RETRIES".into() }
-    );
     let err = Config::load(Some(("c.toml", "[server]\nport = 1")), Vec::new()).unwrap_err();
     assert!(matches!(err, ConfigError::UnknownKey { ref key, .. } if key == "server"), "{err}");
+}
+
+/// Kubernetes injects `CERTHOOK_PORT=tcp://…` and more for a Service named certhook: an
+/// unknown variable is reported, not fatal, and the known ones still apply.
+#[test]
+fn unknown_environment_variables_are_reported_not_fatal() {
+    let vars = env(&[
+        ("CERTHOOK_DELIVERY__RETRIES", "3"),
+        ("CERTHOOK_PORT", "tcp://10.0.0.1:8080"),
+        ("CERTHOOK_SERVICE_HOST", "10.0.0.1"),
+        ("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "4"),
+    ]);
+    let loaded = Config::load_reporting(None, vars).unwrap();
+    assert_eq!(loaded.config.delivery.max_attempts, 4, "the known variable applies");
+    assert_eq!(loaded.ignored_env, ["CERTHOOK_DELIVERY__RETRIES", "CERTHOOK_PORT", "CERTHOOK_SERVICE_HOST"]);
 }
 
 #[test]
