@@ -12,13 +12,16 @@ run:
 build:
 	$(CARGO) build --workspace --all-targets
 
-# PostgreSQL tests that skipped (no server, outside CI) list themselves in SKIP_LOG.
-# The count is printed whether the tests passed or not.
+# PostgreSQL tests list themselves in RAN_LOG when they get a database and in SKIP_LOG when
+# they skip (no server, outside CI). Both counts are printed whether the tests passed or not.
 SKIP_LOG := $(or $(CARGO_TARGET_DIR),target)/tmp/postgres-skipped.txt
+RAN_LOG := $(or $(CARGO_TARGET_DIR),target)/tmp/postgres-ran.txt
 
 test:
-	@rm -f $(SKIP_LOG)
+	@rm -f $(SKIP_LOG) $(RAN_LOG)
 	@status=0; $(CARGO) test --workspace || status=$$?; \
+	ran=$$(cat $(RAN_LOG) 2>/dev/null | wc -l); \
+	echo "PostgreSQL: $$ran tests ran against $${CERTHOOK_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres} (listed in $(RAN_LOG))."; \
 	if [ -s $(SKIP_LOG) ]; then \
 	  echo "WARNING: $$(wc -l < $(SKIP_LOG)) PostgreSQL tests SKIPPED (no server; see $(SKIP_LOG)). Set CERTHOOK_TEST_POSTGRES_URL or start PostgreSQL."; \
 	fi; \

@@ -49,6 +49,52 @@ for path in ["kubernetes/sidecar-sqlite.yaml", "kubernetes/deployment-postgres.y
     print(f"{path}: {len(docs)} YAML document(s)")
 json.load(open("grafana/certhook.json"))
 print("grafana/certhook.json: valid JSON")
+
+# The Kubernetes manifests must start and stay up under the restricted Pod Security
+# Standard: every property below once kept a pod from running (issue 18).
+def fail(path, why):
+    sys.exit(f"{path}: {why}")
+
+def port_of(listen):
+    host, port = listen.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+kinds = {}
+for path in ["kubernetes/sidecar-sqlite.yaml", "kubernetes/deployment-postgres.yaml"]:
+    for doc in (d for d in yaml.safe_load_all(open(path)) if d):
+        kinds.setdefault(path, []).append(doc["kind"])
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        if pod.get("enableServiceLinks") is not False:
+            fail(path, "enableServiceLinks must be false (a Service named certhook injects CERTHOOK_* variables)")
+        if pod.get("securityContext", {}).get("seccompProfile", {}).get("type") != "RuntimeDefault":
+            fail(path, "the pod needs seccompProfile RuntimeDefault (restricted Pod Security Standard)")
+        certhook = [c for c in pod["containers"] if c["name"] == "certhook"][0]
+        env = {e["name"]: e.get("value") for e in certhook.get("env", [])}
+        served = {}  # port -> host it is served on
+        for key in ["CERTHOOK_LISTEN", "CERTHOOK_METRICS_LISTEN"]:
+            if env.get(key):
+                host, port = port_of(env[key])
+                served[port] = host
+        reachable = {p for p, h in served.items() if h not in ("127.0.0.1", "::1", "localhost")}
+        for probe in ["readinessProbe", "livenessProbe"]:
+            port = certhook[probe]["httpGet"]["port"]
+            if port not in reachable:
+                fail(path, f"{probe} port {port} is not served on the pod's address (served: {served})")
+        scrape = int(doc["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"])
+        if scrape not in reachable:
+            fail(path, f"prometheus.io/port {scrape} is not served on the pod's address")
+        sc = certhook.get("securityContext", {})
+        if sc.get("readOnlyRootFilesystem"):
+            mounts = {m["mountPath"] for m in certhook.get("volumeMounts", [])}
+            if "/tmp" not in mounts:
+                fail(path, "a read-only root filesystem needs a writable /tmp (emptyDir)")
+        if sc.get("allowPrivilegeEscalation") is not False or sc.get("capabilities", {}).get("drop") != ["ALL"]:
+            fail(path, "the container must drop all capabilities and forbid privilege escalation")
+if "PodDisruptionBudget" not in kinds["kubernetes/deployment-postgres.yaml"]:
+    fail("kubernetes/deployment-postgres.yaml", "the PostgreSQL deployment needs a PodDisruptionBudget")
+print("kubernetes manifests: probes and scrape reachable, service links off, seccomp, /tmp, PDB")
 PY
 
 if need systemd-analyze "the systemd unit check"; then

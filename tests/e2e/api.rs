@@ -340,7 +340,13 @@ async fn metrics_can_have_their_own_address_and_logs_can_be_json() {
     let text = serve.http().get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("certhook_build_info"), "{text}");
     let resp = serve.http().get(format!("http://127.0.0.1:{port}/v1/status")).send().await.unwrap();
-    assert_eq!(resp.status(), 404, "the metrics address serves /metrics only");
+    assert_eq!(resp.status(), 404, "the metrics address serves /metrics and the probes only");
+    for probe in ["/healthz", "/readyz"] {
+        let resp = serve.http().get(format!("http://127.0.0.1:{port}{probe}")).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{probe} on the metrics address (a sidecar's API stays on loopback)");
+    }
+    let resp = serve.http().get(format!("http://127.0.0.1:{port}/")).send().await.unwrap();
+    assert_eq!(resp.status(), 404, "no console there either");
     let log = serve.log.lock().unwrap().clone();
     let json_lines: Vec<serde_json::Value> = log.iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
     assert!(json_lines.iter().any(|l| l["fields"]["message"] == "serving"), "{log:?}");

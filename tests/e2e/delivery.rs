@@ -99,6 +99,12 @@ async fn dead_letters_after_max_attempts_and_replay_keeps_the_cloudevent_id() {
     assert_eq!(dead[0]["reason"], "max_attempts");
     assert_eq!(dead[0]["lastStatusCode"], 500);
     assert_eq!(dead[0]["attemptCount"], 3);
+    // An operator reading serve's log at the default level sees each retry and the dead
+    // letter, by result class, without the destination.
+    let log = serve.log_tail(400);
+    assert_eq!(log.matches("delivery failed; will retry").count(), 2, "{log}");
+    assert!(log.contains("delivery dead-lettered") && log.contains("max_attempts") && log.contains("5xx"), "{log}");
+    assert!(!log.contains("/hook"), "no URL in the log: {log}");
 
     receiver.set_default(Reply::Status(200));
     let replay = env.json(&["dlq", "replay", "--all"]);

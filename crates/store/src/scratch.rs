@@ -45,27 +45,39 @@ pub fn test_admin_url() -> String {
 /// Name of the file, in the directory given to [`for_test`], that lists skipped tests.
 pub const SKIP_LOG: &str = "postgres-skipped.txt";
 
+/// Name of the file, in the same directory, that lists the tests that ran on PostgreSQL.
+pub const RAN_LOG: &str = "postgres-ran.txt";
+
+/// Appends the calling test's name to `dir/name`.
+fn log_test(dir: &str, name: &str) -> String {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a PostgreSQL test").to_string();
+    let _ = std::fs::create_dir_all(dir);
+    if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(format!("{dir}/{name}")) {
+        let _ = writeln!(log, "{test}");
+    }
+    test
+}
+
 /// A fresh database for the calling test, or `None` when PostgreSQL is unreachable and
 /// `CI` is not `true`: the test then skips, says so on the terminal (past the test
 /// harness's output capture), and appends its name to `skip_log_dir/`[`SKIP_LOG`] so that
-/// `make test` can count the skips. Under `CI=true` an unreachable server panics: CI must
-/// never pass by skipping the backend it is meant to prove.
+/// `make test` can count the skips; a test that gets its database is listed in [`RAN_LOG`].
+/// Under `CI=true` an unreachable server panics: CI must never pass by skipping the
+/// backend it is meant to prove.
 pub async fn for_test(prefix: &str, skip_log_dir: &str) -> Option<ScratchDatabase> {
     use std::io::Write;
     let admin = test_admin_url();
     match ScratchDatabase::create(&admin, prefix).await {
-        Ok(db) => Some(db),
+        Ok(db) => {
+            log_test(skip_log_dir, RAN_LOG);
+            Some(db)
+        }
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            let test = std::thread::current().name().unwrap_or("a PostgreSQL test").to_string();
+            let test = log_test(skip_log_dir, SKIP_LOG);
             // io::stderr() directly: libtest captures only the print macros.
             let notice = format!("\nSKIPPED {test}: PostgreSQL unusable at {admin}: {e}\n");
             let _ = std::io::stderr().write_all(notice.as_bytes());
-            let _ = std::fs::create_dir_all(skip_log_dir);
-            if let Ok(mut log) =
-                std::fs::OpenOptions::new().create(true).append(true).open(format!("{skip_log_dir}/{SKIP_LOG}"))
-            {
-                let _ = writeln!(log, "{test}");
-            }
             None
         }
         Err(e) => panic!("CI=true and PostgreSQL is unusable at {admin}: {e}"),

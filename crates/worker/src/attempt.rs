@@ -87,8 +87,26 @@ pub(crate) async fn deliver_one(
     if let Some(outcome) = outcome {
         metrics.count_deliveries(outcome, kind, 1);
     }
-    if let Disposition::Dead { reason } = &disposition {
-        tracing::warn!(delivery_id = %lease.delivery_id, channel_id = %lease.channel_id, %reason, "delivery dead-lettered");
+    // The result's label only, never the error text: reqwest's errors quote the URL, and a
+    // Slack URL's path is its secret.
+    match &disposition {
+        Disposition::Dead { reason } => tracing::warn!(
+            delivery_id = %lease.delivery_id,
+            channel_id = %lease.channel_id,
+            attempt = lease.attempts_before + 1,
+            result = response.result.label(),
+            %reason,
+            "delivery dead-lettered"
+        ),
+        Disposition::Retry { delay } => tracing::info!(
+            delivery_id = %lease.delivery_id,
+            channel_id = %lease.channel_id,
+            attempt = lease.attempts_before + 1,
+            result = response.result.label(),
+            retry_in_ms = delay.as_millis() as u64,
+            "delivery failed; will retry"
+        ),
+        _ => {}
     }
     let signal = match (response.result, verdict) {
         (AttemptResult::Blocked, _) => ChannelSignal::Silent,

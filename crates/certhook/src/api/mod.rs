@@ -106,7 +106,12 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// A router with `/metrics` only, for `metrics_listen`.
+/// The router of `metrics_listen`: `/metrics` and the probes, nothing else, so a sidecar
+/// can keep its API on loopback and still be probed and scraped by the pod's address.
 pub fn metrics_router(state: ApiState) -> Router {
-    Router::new().route("/metrics", get(health::metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(health::readyz))
+        .with_state(state)
 }
