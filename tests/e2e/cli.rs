@@ -305,3 +305,30 @@ async fn secrets_come_from_files_and_never_show_in_output() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--secret-file: cannot read /nonexistent/secret"), "{stderr}");
 }
+
+/// Issue 18: the shipped example is accepted as it is; `config defaults` prints it;
+/// `config check` shows what is in effect without secrets, and names a bad key.
+#[test]
+fn config_check_and_defaults() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../certhook.example.toml");
+    let mut env = Env::new();
+    let out = env.command().args(["config", "defaults"]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), std::fs::read_to_string(example).unwrap());
+    let out = env.command().args(["--config", example, "config", "check"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8(out.stdout).unwrap();
+    // The environment (this test's database) wins over the file, as everywhere.
+    assert!(shown.contains(&format!("database_url = \"{}\"", env.database_url)), "{shown}");
+    assert!(shown.contains("max_attempts = 10") && shown.contains("[delivery]"), "{shown}");
+    env.set("CERTHOOK_ADMIN_TOKEN", "check-admin-token-0123456789abcdefghij");
+    env.set("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "4");
+    let json = env.json(&["config", "check"]);
+    assert_eq!(json["delivery"]["max_attempts"], 4);
+    assert_eq!(json["admin_token"], "(set; not shown)");
+    assert!(!json.to_string().contains("check-admin-token"));
+    std::fs::write(env.path("bad.toml"), "[delivery]\nbackoff_factor = 0.5\n").unwrap();
+    let (code, err) = failure(&env.run(&["--config", env.path("bad.toml").to_str().unwrap(), "config", "check"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("delivery.backoff_factor"), "{err}");
+}

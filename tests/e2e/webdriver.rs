@@ -29,7 +29,8 @@ struct Group(Child);
 impl Drop for Group {
     fn drop(&mut self) {
         // The negative pid names the whole group: the driver and the browser it started.
-        let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", self.0.id())).status();
+        // `--` first: procps' kill reads a bare `-<pid>` as a signal and kills nothing.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }

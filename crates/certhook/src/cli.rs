@@ -75,6 +75,20 @@ pub enum Command {
     /// Channel secrets at rest: re-seal them under `secret_key`.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// The configuration: check what is in effect, or print the annotated defaults.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `certhook config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the configuration (file, CERTHOOK_* variables, flags) and print what is in
+    /// effect, secrets not shown; a bad one exits 2 naming the key.
+    Check,
+    /// Print the annotated configuration with every key at its default (the repository's
+    /// certhook.example.toml).
+    Defaults,
 }
 
 /// `certhook secrets …`

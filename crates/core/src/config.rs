@@ -193,6 +193,10 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), message: message.into() }
 }
 
+/// The annotated configuration the repository ships as `certhook.example.toml`: every key
+/// at its default (`certhook config defaults` prints it; a test keeps it in step).
+pub const EXAMPLE: &str = include_str!("../../../certhook.example.toml");
+
 /// Keys whose values are secrets: never quoted back in an error.
 const SECRET_KEYS: &[&str] = &["admin_token", "secret_key", "previous_secret_keys"];
 
@@ -210,6 +214,20 @@ pub struct Loaded {
 }
 
 impl Config {
+    /// The configuration as TOML with every secret replaced by a note that it is set, for
+    /// `certhook config check` to show what is in effect.
+    pub fn redacted_toml(&self) -> String {
+        let Ok(Value::Table(mut tree)) = Value::try_from(self) else { unreachable!("a struct serializes to a table") };
+        for key in SECRET_KEYS {
+            match tree.get_mut(*key) {
+                Some(Value::String(s)) => *s = "(set; not shown)".into(),
+                Some(Value::Array(a)) => a.iter_mut().for_each(|v| *v = Value::String("(set; not shown)".into())),
+                _ => {}
+            }
+        }
+        toml::to_string(&Value::Table(tree)).expect("a TOML table prints")
+    }
+
     /// Builds the configuration from defaults, an optional `(name, TOML text)` file, and the
     /// process environment given as `(name, value)` pairs (only `CERTHOOK_*` ones are read);
     /// see [`Config::load_reporting`] for the variables it ignored.

@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cli::{Cli, Command, SecretsCommand};
+use crate::cli::{Cli, Command, ConfigCommand, SecretsCommand};
 use crate::database::open;
 use crate::exit::BadInput;
 
@@ -39,6 +39,23 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         Command::Serve => crate::serve::serve(config).await,
         Command::Listen(args) => crate::listen::run(args, &config).await,
         Command::Secrets(SecretsCommand::Rewrap { dry_run }) => secrets::rewrap(&config, *dry_run, &out).await,
+        // Loading the configuration already checked it (a bad one never gets here).
+        Command::Config(ConfigCommand::Check) => {
+            if out.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&toml::from_str::<serde_json::Value>(&config.redacted_toml())?)?
+                );
+            } else {
+                print!("{}", config.redacted_toml());
+                eprintln!("configuration OK");
+            }
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Defaults) => {
+            print!("{}", certhook_core::config::EXAMPLE);
+            Ok(())
+        }
         Command::Import(args) => produce::import(&open(&config).await?, &config, args, &out).await,
         Command::Scan(args) => scan::scan(&open(&config).await?, &config, args, &out).await,
     }

@@ -162,3 +162,41 @@ fn a_short_admin_token_is_refused_without_showing_it() {
     );
     assert!(Config::load(None, env(&[("CERTHOOK_ADMIN_TOKEN", &"x".repeat(32))])).is_ok());
 }
+
+/// Issue 18: the example is accepted as it is, sets every key to its default, and names
+/// every optional key in a comment, so it cannot fall behind the code.
+#[test]
+fn the_shipped_example_holds_every_key_at_its_default() {
+    let loaded = Config::load(Some(("certhook.example.toml", EXAMPLE)), Vec::new()).unwrap();
+    assert_eq!(loaded, Config::default());
+    let example: Table = EXAMPLE.parse().unwrap();
+    let Value::Table(defaults) = Value::try_from(Config::default()).unwrap() else { unreachable!() };
+    let keys = |t: &Table| {
+        let mut k: Vec<String> = Vec::new();
+        for (name, value) in t {
+            match value {
+                Value::Table(inner) => k.extend(inner.keys().map(|i| format!("{name}.{i}"))),
+                _ => k.push(name.clone()),
+            }
+        }
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&example), keys(&defaults), "every key with a default is in the example");
+    for optional in OPTIONAL_KEYS {
+        assert!(EXAMPLE.contains(&format!("\n# {optional} = ")), "{optional} is shown, commented out");
+    }
+}
+
+#[test]
+fn the_effective_configuration_is_shown_without_secrets() {
+    let vars = env(&[
+        ("CERTHOOK_ADMIN_TOKEN", "admin-token-0123456789abcdefghijklmnop"),
+        ("CERTHOOK_SECRET_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+        ("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "4"),
+    ]);
+    let shown = Config::load(None, vars).unwrap().redacted_toml();
+    assert!(shown.contains("max_attempts = 4"), "{shown}");
+    assert!(shown.contains("admin_token = \"(set; not shown)\""), "{shown}");
+    assert!(!shown.contains("admin-token-0123") && !shown.contains("AAECAwQF"), "{shown}");
+}
