@@ -259,16 +259,9 @@ async fn tls_settings_through_the_api(env: Env) {
     serve.terminate().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_settings_through_the_api_on_sqlite() {
-    tls_settings_through_the_api(env()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_settings_through_the_api_on_postgres() {
-    let Some(db) = certhook_store::scratch::for_test("certhook_e2e", env!("CARGO_TARGET_TMPDIR")).await else { return };
-    let mut env = env();
-    env.database_url = db.url.clone();
-    tls_settings_through_the_api(env).await;
-    db.drop_database().await.unwrap();
-}
+on_both_backends!(
+    tls_settings_through_the_api,
+    env(),
+    tls_settings_through_the_api_on_sqlite,
+    tls_settings_through_the_api_on_postgres
+);

@@ -49,19 +49,12 @@ async fn twenty_events_at_two_per_second(env: Env) {
     serve.terminate().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_channel_at_two_per_second_gets_every_event_spaced_on_sqlite() {
-    twenty_events_at_two_per_second(Env::fast()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_channel_at_two_per_second_gets_every_event_spaced_on_postgres() {
-    let Some(db) = certhook_store::scratch::for_test("certhook_e2e", env!("CARGO_TARGET_TMPDIR")).await else { return };
-    let mut env = Env::fast();
-    env.database_url = db.url.clone();
-    twenty_events_at_two_per_second(env).await;
-    db.drop_database().await.unwrap();
-}
+on_both_backends!(
+    twenty_events_at_two_per_second,
+    Env::fast(),
+    a_channel_at_two_per_second_gets_every_event_spaced_on_sqlite,
+    a_channel_at_two_per_second_gets_every_event_spaced_on_postgres
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rate_limits_are_refused_naming_the_flag_or_field_and_nothing_is_stored() {

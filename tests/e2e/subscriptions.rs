@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use certhook_store::Store;
-use certhook_store::scratch::ScratchDatabase;
 
 use crate::receiver::{Receiver, Reply};
 use crate::support::{Env, Serve, failure};
@@ -25,25 +24,12 @@ fn id(v: &serde_json::Value) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-/// A fresh PostgreSQL database for a test, or `None` to skip; drop it when done.
-async fn postgres_env() -> Option<(ScratchDatabase, Env)> {
-    let db = certhook_store::scratch::for_test("certhook_e2e", env!("CARGO_TARGET_TMPDIR")).await?;
-    let mut env = Env::fast();
-    env.database_url = db.url.clone();
-    Some((db, env))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_channel_on_a_three_type_alert_gets_each_type_signed_after_one_verification_on_sqlite() {
-    three_types_one_channel(Env::fast()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_channel_on_a_three_type_alert_gets_each_type_signed_after_one_verification_on_postgres() {
-    let Some((db, env)) = postgres_env().await else { return };
-    three_types_one_channel(env).await;
-    db.drop_database().await.unwrap();
-}
+on_both_backends!(
+    three_types_one_channel,
+    Env::fast(),
+    one_channel_on_a_three_type_alert_gets_each_type_signed_after_one_verification_on_sqlite,
+    one_channel_on_a_three_type_alert_gets_each_type_signed_after_one_verification_on_postgres
+);
 
 async fn three_types_one_channel(env: Env) {
     let receiver = Receiver::start(Reply::Status(204)).await;
@@ -96,17 +82,12 @@ async fn three_types_one_channel(env: Env) {
     serve.terminate().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_decide_what_reaches_the_channel_and_updates_change_them_on_sqlite() {
-    filters_and_updates(Env::fast()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_decide_what_reaches_the_channel_and_updates_change_them_on_postgres() {
-    let Some((db, env)) = postgres_env().await else { return };
-    filters_and_updates(env).await;
-    db.drop_database().await.unwrap();
-}
+on_both_backends!(
+    filters_and_updates,
+    Env::fast(),
+    filters_decide_what_reaches_the_channel_and_updates_change_them_on_sqlite,
+    filters_decide_what_reaches_the_channel_and_updates_change_them_on_postgres
+);
 
 async fn filters_and_updates(env: Env) {
     let receiver = Receiver::start(Reply::Status(204)).await;
@@ -298,14 +279,9 @@ async fn inventory_and_events_page_through_cli_and_api(env: Env) {
     serve.terminate().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inventory_and_events_page_on_sqlite() {
-    inventory_and_events_page_through_cli_and_api(Env::fast()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inventory_and_events_page_on_postgres() {
-    let Some((db, env)) = postgres_env().await else { return };
-    inventory_and_events_page_through_cli_and_api(env).await;
-    db.drop_database().await.unwrap();
-}
+on_both_backends!(
+    inventory_and_events_page_through_cli_and_api,
+    Env::fast(),
+    inventory_and_events_page_on_sqlite,
+    inventory_and_events_page_on_postgres
+);
