@@ -150,3 +150,28 @@ async fn a_database_outage_longer_than_a_lease_loses_nothing() {
     assert_eq!(serve.terminate().await, 0);
     db.drop_database().await.unwrap();
 }
+
+/// Issue 18: a PostgreSQL that cannot be used is named (host, port, database) once, with
+/// what to do.
+#[test]
+fn postgres_connection_errors_name_the_place_and_the_fix() {
+    let mut env = Env::new();
+    let admin = certhook_store::scratch::test_admin_url();
+    let Some((base, _)) = admin.rsplit_once('/') else { panic!("{admin}") };
+    env.database_url = format!("{base}/certhook_no_such_database");
+    let (code, err) = crate::support::failure(&env.run(&["status"]));
+    if err.contains("refused the connection") && std::env::var("CI").is_err() {
+        eprintln!("SKIPPED postgres_connection_errors_name_the_place_and_the_fix: no PostgreSQL at {admin}");
+        return;
+    }
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.matches("has no database \"certhook_no_such_database\"").count(), 1, "said once: {err}");
+    assert!(err.contains("createdb"), "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    env.database_url = format!("postgres://postgres@127.0.0.1:{closed}/certhook");
+    let (code, err) = crate::support::failure(&env.run(&["status"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("PostgreSQL at 127.0.0.1:{closed}/certhook refused the connection")), "{err}");
+    assert!(err.contains("is the server running"), "{err}");
+}

@@ -30,6 +30,10 @@ pub enum StoreError {
     /// The URL is not one certhook can store to.
     #[error("database_url: {0}")]
     BadUrl(String),
+    /// PostgreSQL could not be reached or refused this client, said once, with where and
+    /// what to check.
+    #[error("{0}")]
+    Connect(String),
     /// The database refused or could not be reached.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

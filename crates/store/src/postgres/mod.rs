@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use certhook_core::event::NewEvent;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres, postgres::PgRow};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, postgres::PgRow};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -78,6 +78,21 @@ impl Backend<PostgresDriver> {
     /// Connects to `url` and applies pending migrations (serialised by sqlx's advisory lock).
     pub async fn connect(url: &str, work: Arc<Notify>) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        // One connection first: its failure says what is wrong, where, once (the pool
+        // would retry it for the whole acquire timeout and then say only that it timed out).
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await;
+        match first {
+            Ok(Ok(conn)) => drop(conn),
+            Ok(Err(e)) => return Err(StoreError::Connect(explain_connect_error(&options, &e))),
+            Err(_) => {
+                return Err(StoreError::Connect(format!(
+                    "no answer from PostgreSQL at {} within {}s: check the host and port in database_url, and \
+                     that nothing between here and there drops the connection",
+                    place(&options),
+                    CONNECT_TIMEOUT.as_secs()
+                )));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .after_release(crate::driver::discard_if_in_transaction)
@@ -110,6 +125,51 @@ impl Backend<PostgresDriver> {
             }
         }))
     }
+}
+
+/// How long the first connection may take before `connect` gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `host:port/database`, as an error names the place.
+fn place(options: &PgConnectOptions) -> String {
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"))
+}
+
+/// What a failed first connection means for the operator: where, what, and what to do.
+/// The password is never part of it.
+fn explain_connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String {
+    let at = place(options);
+    let (host, port) = (options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or("postgres");
+    let user = options.get_username();
+    if let sqlx::Error::Database(db) = e {
+        match db.code().as_deref() {
+            Some("3D000") => {
+                return format!(
+                    "PostgreSQL at {host}:{port} has no database \"{database}\": create it \
+                     (createdb -h {host} -p {port} -U {user} {database}) or fix database_url"
+                );
+            }
+            Some("28P01") | Some("28000") => {
+                return format!(
+                    "PostgreSQL at {at} refused user \"{user}\": check the user and password in database_url \
+                     (and pg_hba.conf on the server)"
+                );
+            }
+            _ => {}
+        }
+    }
+    if let sqlx::Error::Io(io) = e {
+        let why = match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => {
+                "refused the connection: is the server running and listening there?"
+            }
+            std::io::ErrorKind::NotFound => "is not a host this machine can resolve: check database_url",
+            _ => "could not be reached",
+        };
+        return format!("PostgreSQL at {at} {why} ({io})");
+    }
+    format!("cannot connect to PostgreSQL at {at}: {e}")
 }
 
 /// Enqueues events on the caller's own PostgreSQL connection or transaction, so the PKI's
