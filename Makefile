@@ -4,13 +4,21 @@
 # unless CI=true).
 CARGO ?= cargo
 
-.PHONY: run build test lint deny fmt bench bench-smoke clean
+.PHONY: run build install test lint deny fmt bench bench-smoke quickstart clean
 
 run:
 	$(CARGO) run -p certhook -- serve
 
 build:
 	$(CARGO) build --workspace --all-targets
+
+# certhook on PATH (~/.cargo/bin), as the README's quickstart uses it.
+install:
+	$(CARGO) install --path crates/certhook --locked
+
+# The README's quickstart block, run as written (CI runs it too).
+quickstart:
+	bash tests/quickstart.sh
 
 # PostgreSQL tests list themselves in RAN_LOG when they get a database and in SKIP_LOG when
 # they skip (no server, outside CI). Both counts are printed whether the tests passed or not.
