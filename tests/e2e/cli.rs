@@ -332,3 +332,32 @@ fn config_check_and_defaults() {
     assert_eq!(code, 2);
     assert!(err.contains("delivery.backoff_factor"), "{err}");
 }
+
+/// Issue 18: the README's plain-SQL insert for SQLite older than 3.42, run as written with
+/// the system's `sqlite3` (Debian 12 ships 3.40), is picked up and fanned out.
+#[test]
+fn the_readmes_insert_for_an_older_sqlite3_works_with_the_system_one() {
+    if std::process::Command::new("sqlite3").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "CI installs sqlite3");
+        eprintln!("SKIPPED the_readmes_insert_for_an_older_sqlite3_works_with_the_system_one: no sqlite3");
+        return;
+    }
+    let readme = include_str!("../../README.md");
+    let from = readme.find("**SQLite older than 3.42**").expect("the README's section");
+    let block = &readme[from..];
+    let sql = block.split("```sql\n").nth(1).unwrap().split("```").next().unwrap();
+    let env = Env::new();
+    let app = env.json(&["app", "create", "--name", "pki"])["id"].as_str().unwrap().to_string();
+    let file = env.database_url.strip_prefix("sqlite://").unwrap();
+    let out =
+        std::process::Command::new("sqlite3").arg(file).arg(sql.replace("<application uuid>", &app)).output().unwrap();
+    assert!(out.status.success(), "sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+    env.json(&["scan"]); // folds the outbox into the inventory, as serve's fan-out would
+    let events = env.json(&["events", "list"]);
+    assert_eq!(events[0]["state"], "fanned_out", "{events}");
+    let inventory = env.json(&["certificates", "list", "--app", &app]);
+    assert_eq!(inventory[0]["commonName"], "api.example.com");
+    let created = chrono::DateTime::parse_from_rfc3339(events[0]["createdAt"].as_str().unwrap()).unwrap();
+    let age = chrono::Utc::now() - created.with_timezone(&chrono::Utc);
+    assert!(age.num_seconds().abs() < 600, "created_at is now in unix milliseconds: {events}");
+}
