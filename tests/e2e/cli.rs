@@ -361,3 +361,20 @@ fn the_readmes_insert_for_an_older_sqlite3_works_with_the_system_one() {
     let age = chrono::Utc::now() - created.with_timezone(&chrono::Utc);
     assert!(age.num_seconds().abs() < 600, "created_at is now in unix milliseconds: {events}");
 }
+
+/// Issue 18: shell completions and the manual page come from the command tree itself.
+#[test]
+fn completions_and_the_manual_page_are_generated() {
+    let env = Env::new();
+    for (shell, marker) in [("bash", "_certhook()"), ("zsh", "#compdef certhook"), ("fish", "complete -c certhook")] {
+        let out = env.command().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(script.contains(marker) && script.contains("certificates"), "{shell}: {script:.200}");
+    }
+    let out = env.command().arg("man").output().unwrap();
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH certhook 1") && page.contains("completions"), "{page:.300}");
+    let (code, _) = failure(&env.run(&["completions", "powershell-9"]));
+    assert_eq!(code, 2);
+}

@@ -78,6 +78,14 @@ pub enum Command {
     /// The configuration: check what is in effect, or print the annotated defaults.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script: `certhook completions bash > /etc/bash_completion.d/certhook`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `certhook man > /usr/local/share/man/man1/certhook.1`.
+    Man,
 }
 
 /// `certhook config …`

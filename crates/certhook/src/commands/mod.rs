@@ -52,6 +52,19 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        // Rendered into memory first: clap_complete panics on a closed stdout (`| head`).
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "certhook", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            Ok(())
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &page)?;
+            Ok(())
+        }
         Command::Config(ConfigCommand::Defaults) => {
             print!("{}", certhook_core::config::EXAMPLE);
             Ok(())
