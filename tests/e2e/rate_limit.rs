@@ -46,6 +46,17 @@ async fn twenty_events_at_two_per_second(env: Env) {
     let limited_span = at[N - 1].duration_since(at[0]);
     let span = unlimited.last().unwrap().at.duration_since(unlimited[0].at);
     assert!(span < limited_span / 2, "the unlimited channel was held up: {span:?} against {limited_span:?}");
+
+    // Lifted while serve runs: the worker picks the change up on its next channel refresh
+    // (poll_interval), and the next events are no longer spaced. At 2/s, 6 would span ≥ 2.5 s.
+    env.json(&["channel", "update", &channel, "--rate-limit", "none"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in N..N + 6 {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    let after = receiver.wait_for(N + 6, Duration::from_secs(20)).await;
+    let lifted = after[N + 5].at.duration_since(after[N].at);
+    assert!(lifted < Duration::from_millis(1500), "the lifted limit still spaced requests: {lifted:?}");
     serve.terminate().await;
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use certhook_core::event::{AlertType, Certificate, ChannelKind, ChannelState, NewEvent};
+use certhook_core::event::{AlertType, Certificate, ChannelState, NewEvent};
 use certhook_core::render::RenderSettings;
 use certhook_store::scratch::ScratchDatabase;
 use certhook_store::{NewAlert, NewChannel, Store};
@@ -169,16 +169,8 @@ pub(crate) async fn subscribe(store: &Store, url: &str, channels: usize) -> anyh
         store
             .create_channel(
                 &NewChannel {
-                    id: Uuid::now_v7(),
-                    alert_id: alert.id,
-                    kind: ChannelKind::Webhook,
-                    url: Some(url.to_string()),
-                    state: ChannelState::Active,
                     secret: Some(certhook_core::Secret::new(SECRET)),
-                    routing_key: None,
-                    content_type: None,
-                    rate_limit: None,
-                    tls: Default::default(),
+                    ..NewChannel::webhook(alert.id, url, ChannelState::Active)
                 },
                 None,
             )

@@ -2,7 +2,6 @@
 //! handshake, re-verification, URL changes, rate limit and TLS changes, secret rotation
 //! and test sends.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use certhook_core::config::Config;
@@ -14,7 +13,6 @@ use certhook_core::sign::validate_secret;
 use certhook_core::subscription::{ChannelInput, ChannelTls, TlsInput, check_channel, check_rate_limit, check_tls};
 use certhook_core::validate::ValidationError;
 use certhook_store::{Channel, ChannelUpdate, NewChannel, Store, StoreError, Verification};
-use certhook_worker::guard::Guard;
 use certhook_worker::targets::Target;
 use certhook_worker::{Sender, SenderConfig};
 use chrono::Utc;
@@ -206,14 +204,7 @@ pub async fn test(store: &Store, config: &Config, id: Uuid) -> Result<TestReport
     if let Some(why) = &target.channel.unreadable {
         return Err(ChannelError::Setup(why.clone()));
     }
-    let sender = Sender::new(&SenderConfig {
-        request_timeout: config.delivery.request_timeout,
-        connect_timeout: config.delivery.connect_timeout,
-        signature_header: config.signature_header.clone(),
-        guard: Arc::new(Guard::new(config.allowed_networks.clone())),
-        ca_bundle: config.ca_bundle.clone(),
-    })
-    .map_err(|e| ChannelError::Setup(e.to_string()))?;
+    let sender = Sender::new(&SenderConfig::from_config(config)).map_err(|e| ChannelError::Setup(e.to_string()))?;
     let event_id = Uuid::now_v7().to_string();
     let c = &target.channel;
     let channel = ChannelRef { id, alert_id: c.alert_id, application_id: c.application_id };

@@ -8,7 +8,6 @@ use anyhow::Context;
 use certhook_core::config::Config;
 use certhook_producer::Producer;
 use certhook_store::Store;
-use certhook_worker::guard::Guard;
 use certhook_worker::tls::TlsError;
 use certhook_worker::{Metrics, Sender, SenderConfig, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -37,14 +36,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let notify_task = store.listen_for_work().await.context("listening for PostgreSQL notifications")?;
     let metrics = Metrics::new();
-    let sender = Sender::new(&SenderConfig {
-        request_timeout: config.delivery.request_timeout,
-        connect_timeout: config.delivery.connect_timeout,
-        signature_header: config.signature_header.clone(),
-        guard: Arc::new(Guard::new(config.allowed_networks.clone())),
-        ca_bundle: config.ca_bundle.clone(),
-    })
-    .map_err(|e| match e {
+    let sender = Sender::new(&SenderConfig::from_config(&config)).map_err(|e| match e {
         // A configuration mistake, like any other refused key: exit 2.
         certhook_worker::deliver::SenderError::Tls(
             t @ (TlsError::BundleUnreadable { .. } | TlsError::BundleInvalid { .. }),

@@ -217,6 +217,24 @@ pub struct NewChannel {
     pub tls: ChannelTls,
 }
 
+impl NewChannel {
+    /// An unsigned webhook channel to `url`, in `state`, with a fresh id and nothing else set.
+    pub fn webhook(alert_id: Uuid, url: &str, state: ChannelState) -> Self {
+        NewChannel {
+            id: Uuid::now_v7(),
+            alert_id,
+            kind: ChannelKind::Webhook,
+            url: Some(url.to_string()),
+            state,
+            secret: None,
+            routing_key: None,
+            content_type: None,
+            rate_limit: None,
+            tls: ChannelTls::default(),
+        }
+    }
+}
+
 /// A verification to send: the token's hash to keep, and the rendered event carrying it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verification {
@@ -656,6 +674,17 @@ pub enum EventState {
     FannedOut,
     /// Refused at fan-out (a plain-SQL row that does not pass the checks); see `error`.
     Refused,
+}
+
+impl EventState {
+    /// Its word, as the JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Waiting => "waiting",
+            EventState::FannedOut => "fanned_out",
+            EventState::Refused => "refused",
+        }
+    }
 }
 
 /// An event as the outbox holds it: accepted, or a plain-SQL row fan-out refused.

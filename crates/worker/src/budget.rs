@@ -79,9 +79,7 @@ const LIMITED_HORIZON: Duration = Duration::from_secs(2);
 /// What a rate-limited channel (one request per `interval`) may hold claimed: what its
 /// limit lets it send within [`LIMITED_HORIZON`], at least one.
 pub fn limited_allowance(interval: Duration) -> usize {
-    if interval.is_zero() {
-        return usize::MAX;
-    }
+    // A zero interval divides to infinity, which `as` saturates to usize::MAX.
     let n = (LIMITED_HORIZON.as_secs_f64() / interval.as_secs_f64()).ceil();
     (n as usize).max(1)
 }

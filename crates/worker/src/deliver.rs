@@ -47,6 +47,20 @@ pub struct SenderConfig {
     pub ca_bundle: Option<std::path::PathBuf>,
 }
 
+impl SenderConfig {
+    /// The sender a configuration asks for: its timeouts, signature header, private
+    /// networks allowed and CA bundle.
+    pub fn from_config(config: &certhook_core::config::Config) -> Self {
+        SenderConfig {
+            request_timeout: config.delivery.request_timeout,
+            connect_timeout: config.delivery.connect_timeout,
+            signature_header: config.signature_header.clone(),
+            guard: Arc::new(Guard::new(config.allowed_networks.clone())),
+            ca_bundle: config.ca_bundle.clone(),
+        }
+    }
+}
+
 /// One request to make.
 #[derive(Debug)]
 pub struct Request<'a> {

@@ -23,6 +23,9 @@ pub struct Target {
 #[derive(Debug, Default)]
 pub struct Targets {
     by_id: HashMap<Uuid, Arc<Target>>,
+    /// What each rate-limited channel may hold claimed, worked out once per load rather
+    /// than on every refill.
+    limited: HashMap<Uuid, usize>,
 }
 
 impl Target {
@@ -51,8 +54,12 @@ impl Targets {
             .await?
             .into_iter()
             .map(|channel| (channel.id, Arc::new(Target::new(channel))))
+            .collect::<HashMap<_, _>>();
+        let limited = by_id
+            .iter()
+            .filter_map(|(id, t)| t.channel.rate_limit.map(|l| (*id, crate::budget::limited_allowance(l.interval()))))
             .collect();
-        Ok(Targets { by_id })
+        Ok(Targets { by_id, limited })
     }
 
     /// The channel, if it is live.
@@ -63,6 +70,11 @@ impl Targets {
     /// Whether the channel is live.
     pub fn contains(&self, id: &Uuid) -> bool {
         self.by_id.contains_key(id)
+    }
+
+    /// The rate-limited channels, with what each may hold claimed.
+    pub fn limited(&self) -> &HashMap<Uuid, usize> {
+        &self.limited
     }
 
     /// Every live channel's rate limit, if it has one.

@@ -228,11 +228,8 @@ impl Worker {
         // Deliveries a rate limit holds back do not count against the buffer: each limited
         // channel keeps only a few claimed (see `claim_plan`), and counted, enough of them
         // would stop the refills that feed every other channel.
-        let held_back = p
-            .buffer
-            .iter()
-            .filter(|b| p.targets.get(&b.lease.channel_id).is_some_and(|t| t.channel.rate_limit.is_some()))
-            .count();
+        let limited = p.targets.limited();
+        let held_back = p.buffer.iter().filter(|b| limited.contains_key(&b.lease.channel_id)).count();
         let limit = refill_size(self.config.concurrency, p.tasks.len(), p.buffer.len() - held_back)?;
         let (exclude, channel_limits) = self.claim_plan(p);
         p.excluded = exclude.clone();
@@ -268,11 +265,8 @@ impl Worker {
         // plan even when nothing of it is held yet (else a claim gives it the default):
         // deliveries waiting on a limiter would otherwise fill the buffer and starve the
         // other channels.
-        let limited: HashMap<Uuid, usize> = p
-            .targets
-            .rate_limits()
-            .filter_map(|(id, limit)| limit.map(|l| (id, budget::limited_allowance(l.interval()))))
-            .collect();
+        let targets = p.targets.clone();
+        let limited = targets.limited();
         for id in limited.keys() {
             held.entry(*id).or_default();
         }
@@ -353,12 +347,6 @@ impl Worker {
         let mut kept = VecDeque::with_capacity(p.buffer.len());
         let mut rate_wait: Option<Duration> = None;
         while let Some(b) = p.buffer.pop_front() {
-            if !self.held.holds(b.lease.delivery_id, b.lease.token) {
-                // Taken over by another worker, or claimed again by this one (the newer
-                // lease is in the buffer too): this copy is not ours, and spends no token
-                // of its channel's rate limit.
-                continue;
-            }
             let target = p.targets.get(&b.lease.channel_id);
             let slot = p.slots.entry(b.lease.channel_id).or_default();
             // The endpoint said it is gone: what is claimed for it goes where the channel's
@@ -371,13 +359,6 @@ impl Worker {
                 .map(|t| t.channel.kind);
             let channel_full = slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap);
             let mut send = p.tasks.len() < self.config.concurrency && !channel_full;
-            if send
-                && gone_kind.is_none()
-                && let Err(wait) = p.rates.try_acquire(&b.lease.channel_id)
-            {
-                send = false;
-                rate_wait = Some(rate_wait.map_or(wait, |w| w.min(wait)));
-            }
             // An open breaker sends one probe at a time; the rest wait in the table (where
             // other workers can take them) rather than here under a lease.
             let give_back =
@@ -385,6 +366,24 @@ impl Worker {
             if gone_kind.is_none() && !send && !give_back {
                 kept.push_back(b);
                 continue;
+            }
+            // Only a lease about to leave the buffer (or to spend a rate-limit token) is
+            // looked up, so one waiting its turn costs no lock per pass.
+            if !self.held.holds(b.lease.delivery_id, b.lease.token) {
+                // Taken over by another worker, or claimed again by this one (the newer
+                // lease is in the buffer too): this copy is not ours.
+                continue;
+            }
+            if send
+                && gone_kind.is_none()
+                && let Err(wait) = p.rates.try_acquire(&b.lease.channel_id)
+            {
+                send = false;
+                rate_wait = Some(rate_wait.map_or(wait, |w| w.min(wait)));
+                if !give_back {
+                    kept.push_back(b);
+                    continue;
+                }
             }
             if let Some(kind) = gone_kind {
                 let settled = dead_without_attempt(&self.metrics, kind, b.lease, DeadReason::EndpointGone);

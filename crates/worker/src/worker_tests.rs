@@ -123,7 +123,7 @@ async fn a_buffered_lease_no_longer_held_is_not_sent() {
 /// the refills every other channel depends on.
 #[tokio::test]
 async fn rate_limited_channels_hold_little_and_never_block_refills() {
-    use certhook_core::event::{AlertType, ChannelKind, ChannelState};
+    use certhook_core::event::{AlertType, ChannelState};
     let dir = tempfile::tempdir().unwrap();
     let w = worker(&dir).await; // concurrency 4: the buffer's cap is 8
     let app = w.store.create_application("a").await.unwrap();
@@ -131,16 +131,8 @@ async fn rate_limited_channels_hold_little_and_never_block_refills() {
         w.store.create_alert(&certhook_store::NewAlert::single(app.id, AlertType::Issuance, "a")).await.unwrap();
     let channel = |rate_limit: Option<&str>| {
         let new = certhook_store::NewChannel {
-            id: Uuid::now_v7(),
-            alert_id: alert.id,
-            kind: ChannelKind::Webhook,
-            url: Some("https://receiver.test/hook".into()),
-            state: ChannelState::Active,
-            secret: None,
-            routing_key: None,
-            content_type: None,
             rate_limit: rate_limit.map(|r| r.parse().unwrap()),
-            tls: Default::default(),
+            ..certhook_store::NewChannel::webhook(alert.id, "https://receiver.test/hook", ChannelState::Active)
         };
         let store = w.store.clone();
         async move { store.create_channel(&new, None).await.unwrap().id }

@@ -45,9 +45,8 @@ impl GaugeCache {
 
 #[cfg(test)]
 mod tests {
-    use certhook_core::event::{AlertType, ChannelKind, ChannelState};
+    use certhook_core::event::{AlertType, ChannelState};
     use certhook_store::{NewAlert, NewChannel};
-    use uuid::Uuid;
 
     use super::*;
 
@@ -69,18 +68,7 @@ mod tests {
         let app = store.create_application("gauges").await.unwrap();
         let new_alert = NewAlert::single(app.id, AlertType::Issuance, "g");
         let alert = store.create_alert(&new_alert).await.unwrap();
-        let channel = NewChannel {
-            id: Uuid::new_v4(),
-            alert_id: alert.id,
-            kind: ChannelKind::Webhook,
-            url: Some("https://receiver.test/hook".into()),
-            state: ChannelState::Active,
-            secret: None,
-            routing_key: None,
-            content_type: None,
-            rate_limit: None,
-            tls: Default::default(),
-        };
+        let channel = NewChannel::webhook(alert.id, "https://receiver.test/hook", ChannelState::Active);
         store.create_channel(&channel, None).await.unwrap();
 
         cache.refresh(&store, &metrics).await;

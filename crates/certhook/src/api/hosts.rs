@@ -62,6 +62,13 @@ impl AllowedHosts {
     }
 }
 
+/// Whether a `Host` value names this machine's loopback: `localhost` or a loopback address.
+pub fn is_loopback(value: &str) -> bool {
+    let name = normalise(host_part(value));
+    let bare = name.trim_start_matches('[').trim_end_matches(']');
+    bare == "localhost" || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `Host` without its port: `name`, `name:8080`, `[::1]:8080` → `name`, `name`, `[::1]`.
 fn host_part(value: &str) -> &str {
     if value.starts_with('[') {

@@ -10,7 +10,7 @@
 //! gauges of `/metrics`) and `openapi` (the document).
 
 mod admin;
-mod auth;
+pub mod auth;
 mod certificates;
 mod dead_letters;
 mod deliveries;
@@ -20,7 +20,7 @@ mod event_log;
 mod events;
 pub mod gauges;
 mod health;
-mod hosts;
+pub mod hosts;
 mod input;
 mod openapi;
 mod page;
@@ -97,9 +97,7 @@ pub fn router(state: ApiState) -> Router {
     ));
     Router::new()
         .nest("/v1", v1)
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .merge(probes())
         .route("/openapi.json", get(openapi::openapi))
         .merge(crate::console::router(state.clone()))
         .layer(from_fn_with_state(hosts, edge::guard))
@@ -109,9 +107,13 @@ pub fn router(state: ApiState) -> Router {
 /// The router of `metrics_listen`: `/metrics` and the probes, nothing else, so a sidecar
 /// can keep its API on loopback and still be probed and scraped by the pod's address.
 pub fn metrics_router(state: ApiState) -> Router {
+    probes().with_state(state)
+}
+
+/// `/healthz`, `/readyz` and `/metrics`: what probes and scrapers reach, on either address.
+fn probes() -> Router<ApiState> {
     Router::new()
-        .route("/metrics", get(health::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(health::readyz))
-        .with_state(state)
+        .route("/metrics", get(health::metrics))
 }

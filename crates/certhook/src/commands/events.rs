@@ -1,16 +1,12 @@
 //! Events as the outbox holds them: `certhook events list|show`, refused rows included.
 
-use certhook_store::{EventQuery, EventRecord, EventState, Store};
+use certhook_store::{EventQuery, EventRecord, Store};
 
 use super::{Output, page_limit, parse_id};
 use crate::cli::EventsCommand;
 
 fn event_line(e: &EventRecord) -> String {
-    let state = match e.state {
-        EventState::Waiting => "waiting",
-        EventState::FannedOut => "fanned_out",
-        EventState::Refused => "refused",
-    };
+    let state = e.state.as_str();
     let mut line = format!(
         "{}  {:<10}  {:<10}  app={}  created={}",
         e.id,

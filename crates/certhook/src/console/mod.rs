@@ -25,7 +25,6 @@ use axum::{Extension, Router};
 use certhook_store::StoreError;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use crate::api::ApiState;
 use session::Ctx;
@@ -196,7 +195,7 @@ struct LoginForm {
 async fn login(State(s): State<ApiState>, Form(form): Form<LoginForm>) -> Response {
     let Some(expected) = &s.admin_token else { return Redirect::to("/").into_response() };
     let given = form.token.trim();
-    if !bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes())) {
+    if !crate::api::auth::token_matches(expected, given) {
         tracing::warn!("console sign-in with a wrong token");
         return (StatusCode::UNAUTHORIZED, login_page(form.next.as_deref(), Some("That is not the admin token.")))
             .into_response();

@@ -3,6 +3,7 @@
 
 use axum::Extension;
 use axum::extract::State;
+use certhook_core::event::{ChannelState, DeliveryState};
 use chrono::Utc;
 use maud::{Markup, html};
 
@@ -15,22 +16,8 @@ use crate::api::ApiState;
 pub async fn page(State(s): State<ApiState>, Extension(ctx): Extension<Ctx>) -> Result<Markup, Failure> {
     let status = s.store.status().await?;
     let now = Utc::now();
-    let d = &status.deliveries;
-    let queue = [
-        ("pending", d.pending),
-        ("leased", d.leased),
-        ("retrying", d.retrying),
-        ("held", d.held),
-        ("delivered", d.delivered),
-        ("dead", d.dead),
-    ];
-    let c = &status.channels;
-    let channels = [
-        ("active", c.active),
-        ("pending_verification", c.pending_verification),
-        ("paused", c.paused),
-        ("disabled", c.disabled),
-    ];
+    let queue = DeliveryState::ALL.iter().map(|s| (s.as_str(), status.deliveries.of(*s)));
+    let channels = ChannelState::ALL.iter().map(|s| (s.as_str(), status.channels.of(*s)));
     let oldest = status.oldest_pending_age_seconds;
     let open_circuits = s.metrics.circuit_open.get();
     let body = html! {

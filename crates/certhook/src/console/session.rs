@@ -150,12 +150,7 @@ pub async fn require(State(state): State<ApiState>, mut request: Request, next: 
 
 /// Whether the request's `Host` names this machine's loopback.
 fn loopback_host(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    crate::api::hosts::is_loopback(headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or(""))
 }
 
 /// Where to go after signing in: a path of this site only, never another host.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use certhook_core::event::{AlertType, Certificate, CertificateStatus, ChannelKind, ChannelState, NewEvent};
 use certhook_core::filter::CertificateFilter;
 use certhook_core::subscription::AlertChange;
-use certhook_store::{CertificateQuery, DeliveryFilter, EventQuery, NewAlert, NewChannel, Store, StoreError};
+use certhook_store::{
+    CertificateQuery, DeliveryFilter, EventQuery, EventState, NewAlert, NewChannel, Store, StoreError,
+};
 use uuid::Uuid;
 
 use crate::fixtures::*;
@@ -314,6 +316,9 @@ async fn events_and_deliveries_page_newest_first(store: Store) {
         .collect();
     assert_eq!(serials, ["4", "3", "2", "1", "0"], "newest first, no gap, no repeat");
     assert!(second.iter().all(|e| e.application_id == app.id.to_string()));
+    for state in [EventState::Waiting, EventState::FannedOut, EventState::Refused] {
+        assert_eq!(serde_json::to_value(state).unwrap(), state.as_str(), "the text and the JSON say the same");
+    }
     let detail = store.get_event(&first[0].id).await.unwrap();
     assert_eq!(detail.deliveries.len(), 1);
     assert_eq!(detail.deliveries[0].event_id.unwrap().to_string(), first[0].id);

@@ -1,6 +1,6 @@
 //! Building blocks for store tests: applications, alerts, channels and events.
 
-use certhook_core::event::{AlertType, Certificate, ChannelKind, ChannelState, NewEvent};
+use certhook_core::event::{AlertType, Certificate, ChannelState, NewEvent};
 use certhook_core::render::RenderSettings;
 use certhook_core::time::parse_rfc3339;
 use certhook_store::{Alert, Application, Channel, NewAlert, NewChannel, Store};
@@ -20,21 +20,7 @@ pub async fn alert(store: &Store, app: &Application, alert_type: AlertType, name
 
 pub async fn channel(store: &Store, alert: &Alert, state: ChannelState) -> Channel {
     store
-        .create_channel(
-            &NewChannel {
-                id: Uuid::now_v7(),
-                alert_id: alert.id,
-                kind: ChannelKind::Webhook,
-                url: Some("https://receiver.test/hook".into()),
-                state,
-                secret: None,
-                routing_key: None,
-                content_type: None,
-                rate_limit: None,
-                tls: Default::default(),
-            },
-            None,
-        )
+        .create_channel(&NewChannel::webhook(alert.id, "https://receiver.test/hook", state), None)
         .await
         .expect("create channel")
 }

@@ -93,16 +93,8 @@ async fn channel_secrets_are_sealed_at_rest_and_rewrapped_under_a_new_key(store:
     let alert = alert(&store, &app, AlertType::Issuance, "issued").await;
     let secret = "the-signing-secret-0123456789abcdef";
     let new_channel = |secret: &str| certhook_store::NewChannel {
-        id: uuid::Uuid::now_v7(),
-        alert_id: alert.id,
-        kind: certhook_core::event::ChannelKind::Webhook,
-        url: Some("https://receiver.test/hook".into()),
-        state: ChannelState::Active,
         secret: Some(certhook_core::Secret::new(secret)),
-        routing_key: None,
-        content_type: None,
-        rate_limit: None,
-        tls: Default::default(),
+        ..certhook_store::NewChannel::webhook(alert.id, "https://receiver.test/hook", ChannelState::Active)
     };
     // Written before any key was set: plain, and still readable once one is.
     let legacy = new_channel("legacy-secret-0123456789abcdef0123");
@@ -181,20 +173,12 @@ fn client_identity() -> (String, String) {
 
 fn tls_channel(alert: &certhook_store::Alert, cert: &str, key: &str) -> certhook_store::NewChannel {
     certhook_store::NewChannel {
-        id: uuid::Uuid::now_v7(),
-        alert_id: alert.id,
-        kind: certhook_core::event::ChannelKind::Webhook,
-        url: Some("https://receiver.test/hook".into()),
-        state: ChannelState::Active,
-        secret: None,
-        routing_key: None,
-        content_type: None,
-        rate_limit: None,
         tls: certhook_core::subscription::ChannelTls {
             ca_pem: Some(cert.to_string()),
             client_cert_pem: Some(cert.to_string()),
             client_key: Some(certhook_core::Secret::new(key)),
         },
+        ..certhook_store::NewChannel::webhook(alert.id, "https://receiver.test/hook", ChannelState::Active)
     }
 }
 
@@ -316,18 +300,8 @@ async fn a_delivered_verification_keeps_its_body_but_not_its_token(store: Store)
         message_id: uuid::Uuid::now_v7(),
         body: body.into_bytes(),
     };
-    let new = certhook_store::NewChannel {
-        id: uuid::Uuid::now_v7(),
-        alert_id: alert.id,
-        kind: certhook_core::event::ChannelKind::Webhook,
-        url: Some("https://receiver.test/hook".into()),
-        state: ChannelState::PendingVerification,
-        secret: None,
-        routing_key: None,
-        content_type: None,
-        rate_limit: None,
-        tls: Default::default(),
-    };
+    let new =
+        certhook_store::NewChannel::webhook(alert.id, "https://receiver.test/hook", ChannelState::PendingVerification);
     store.create_channel(&new, Some(&verification)).await.unwrap();
     let lease = claim_one(&store).await;
     assert!(String::from_utf8_lossy(&lease.body).contains(token), "the endpoint gets the token");
