@@ -119,7 +119,8 @@ async fn a_web_page_cannot_drive_the_token_less_api() {
         if let Some(o) = origin {
             req = req.header("origin", o);
         }
-        req.body(r#"{"name":"from-a-page"}"#).send()
+        // Application names are unique: each request names its own.
+        req.body(format!(r#"{{"name":"from-a-page-{}"}}"#, uuid::Uuid::new_v4().simple())).send()
     };
     let code = |resp: reqwest::Response| async move {
         let status = resp.status().as_u16();
@@ -267,8 +268,10 @@ async fn openapi_document_describes_every_v1_route() {
         ("/v1/channels/{id}/resume", "post"),
         ("/v1/channels/{id}/enable", "post"),
         ("/v1/channels/{id}/rotate-secret", "post"),
+        ("/healthz", "get"),
         ("/readyz", "get"),
         ("/metrics", "get"),
+        ("/openapi.json", "get"),
     ]
     .into_iter()
     .map(|(p, m)| (p.to_string(), m.to_string()))

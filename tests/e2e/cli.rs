@@ -125,9 +125,10 @@ fn bad_input_exits_2_naming_the_field_and_stores_nothing() {
     let (code, err) = failure(
         &env.run(&["alert", "create", "--app", app_id, "--type", "issuance", "--name", "x", "--before", "30d"]),
     );
-    assert_eq!((code, err.contains("alertBefore")), (2, true), "{err}");
-    let (code, _) = failure(&env.run(&["dlq", "replay"]));
+    assert_eq!((code, err.contains("--before:")), (2, true), "{err}");
+    let (code, err) = failure(&env.run(&["dlq", "replay"]));
     assert_eq!(code, 2, "bad usage exits 2");
+    assert!(err.contains("--id") && err.contains("--all"), "both choices named: {err}");
 }
 
 #[test]
@@ -156,51 +157,51 @@ fn unknown_configuration_keys_are_refused() {
 }
 
 #[test]
-fn every_alert_and_channel_rule_is_refused_with_exit_2_naming_the_field() {
+fn every_alert_and_channel_rule_is_refused_with_exit_2_naming_the_flag() {
     let env = Env::new();
     let app = env.json(&["app", "create", "--name", "a"]);
     let app_id = app["id"].as_str().unwrap();
     for (args, field) in [
-        (vec!["--type", "issued", "--name", "x"], "types:"),
-        (vec!["--type", "issuance,,renewal", "--name", "x"], "types:"),
-        (vec!["--type", "issuance", "--type", "expiration", "--name", "x"], "alertBefore:"),
-        (vec!["--type", "issuance", "--name", "x", "--name-pattern", "a.*.example.com"], "namePatterns:"),
-        (vec!["--type", "issuance", "--name", "x", "--name-pattern", "api*.example.com"], "namePatterns:"),
-        (vec!["--type", "issuance", "--name", "x", "--profile", " "], "profiles:"),
-        (vec!["--type", "issuance", "--name", "Bad_Name"], "name:"),
-        (vec!["--type", "issuance", "--name", &"a".repeat(64)], "name:"),
-        (vec!["--type", "expiration", "--name", "x"], "alertBefore:"),
-        (vec!["--type", "expiration", "--name", "x", "--before", "0d"], "alertBefore:"),
-        (vec!["--type", "expiration", "--name", "x", "--before", "30s"], "alertBefore:"),
-        (vec!["--type", "renewal", "--name", "x", "--before", "30d"], "alertBefore:"),
+        (vec!["--type", "issued", "--name", "x"], "--type:"),
+        (vec!["--type", "issuance,,renewal", "--name", "x"], "--type:"),
+        (vec!["--type", "issuance", "--type", "expiration", "--name", "x"], "--before:"),
+        (vec!["--type", "issuance", "--name", "x", "--name-pattern", "a.*.example.com"], "--name-pattern:"),
+        (vec!["--type", "issuance", "--name", "x", "--name-pattern", "api*.example.com"], "--name-pattern:"),
+        (vec!["--type", "issuance", "--name", "x", "--profile", " "], "--profile:"),
+        (vec!["--type", "issuance", "--name", "Bad_Name"], "--name:"),
+        (vec!["--type", "issuance", "--name", &"a".repeat(64)], "--name:"),
+        (vec!["--type", "expiration", "--name", "x"], "--before:"),
+        (vec!["--type", "expiration", "--name", "x", "--before", "0d"], "--before:"),
+        (vec!["--type", "expiration", "--name", "x", "--before", "30s"], "--before:"),
+        (vec!["--type", "renewal", "--name", "x", "--before", "30d"], "--before:"),
     ] {
         let mut full = vec!["alert", "create", "--app", app_id];
         full.extend(args.iter().copied());
         let (code, err) = failure(&env.run(&full));
         assert_eq!(code, 2, "{args:?}");
-        assert!(err.contains(field), "{args:?}: {err}");
+        assert!(err.contains(&format!("error: {field}")), "named as the flag typed: {args:?}: {err}");
     }
     let alert = env.json(&["alert", "create", "--app", app_id, "--type", "issuance", "--name", "ok"]);
     let alert_id = alert["id"].as_str().unwrap();
     for (args, field) in [
-        (vec!["--url", "http://example.com/h"], "url:"),
-        (vec!["--url", "ftp://example.com/h"], "url:"),
-        (vec![], "url:"),
-        (vec!["--url", "https://example.com/h", "--secret", "short"], "secret:"),
-        (vec!["--url", "https://example.com/h", "--kind", "email"], "kind:"),
-        (vec!["--url", "https://example.com/h", "--content-type", "json"], "contentType:"),
-        (vec!["--kind", "pagerduty", "--routing-key", "nothex"], "routingKey:"),
-        (vec!["--kind", "pagerduty"], "routingKey:"),
+        (vec!["--url", "http://example.com/h"], "--url:"),
+        (vec!["--url", "ftp://example.com/h"], "--url:"),
+        (vec![], "--url:"),
+        (vec!["--url", "https://example.com/h", "--secret", "short"], "--secret:"),
+        (vec!["--url", "https://example.com/h", "--kind", "email"], "--kind:"),
+        (vec!["--url", "https://example.com/h", "--content-type", "json"], "--content-type:"),
+        (vec!["--kind", "pagerduty", "--routing-key", "nothex"], "--routing-key:"),
+        (vec!["--kind", "pagerduty"], "--routing-key:"),
         (
             vec!["--url", "https://hooks.slack.com/services/x", "--secret", "0123456789abcdef0123456789abcdef"],
-            "secret:",
+            "--secret:",
         ),
     ] {
         let mut full = vec!["channel", "create", "--alert", alert_id];
         full.extend(args.iter().copied());
         let (code, err) = failure(&env.run(&full));
         assert_eq!(code, 2, "{args:?}");
-        assert!(err.contains(field), "{args:?}: {err}");
+        assert!(err.contains(&format!("error: {field}")), "named as the flag typed: {args:?}: {err}");
     }
     let (code, err) = failure(&env.run(&[
         "channel",
@@ -377,4 +378,93 @@ fn completions_and_the_manual_page_are_generated() {
     assert!(page.contains(".TH certhook 1") && page.contains("completions"), "{page:.300}");
     let (code, _) = failure(&env.run(&["completions", "powershell-9"]));
     assert_eq!(code, 2);
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 18: lists are tables with headers, `show` prints every field, an empty list
+/// says so on stderr, names are unique, and a replay that matches nothing says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_output_is_tables_and_a_replay_that_replays_nothing_says_why() {
+    use std::time::Duration;
+
+    use certhook_core::event::ChannelState;
+
+    let env = Env::fast();
+    let app = env.json(&["app", "create", "--name", "pki"]);
+    let app_id = app["id"].as_str().unwrap();
+    let (code, err) = failure(&env.run(&["app", "create", "--name", "pki"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--name: an application named \"pki\" already exists") && err.contains(app_id), "{err}");
+    assert_eq!(env.json(&["app", "list"]).as_array().unwrap().len(), 1, "nothing stored");
+
+    let alert = env.json(&["alert", "create", "--app", app_id, "--type", "issuance", "--name", "life"]);
+    let channel = env.channel(alert["id"].as_str().unwrap(), "http://127.0.0.1:9/hook", None);
+    env.json(&["channel", "pause", &channel]);
+
+    let list = stdout(&env.run(&["channel", "list"]));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one row: {list}");
+    assert!(lines[0].starts_with("ID ") && lines[0].contains("STATE") && lines[0].contains("URL"), "{list}");
+    assert_eq!(lines[0].find("STATE"), lines[1].find("paused"), "aligned under its header: {list}");
+    assert!(lines[1].starts_with(&channel), "{list}");
+
+    // `show` has a line for every member of the JSON object (tls in three).
+    let show = stdout(&env.run(&["channel", "show", &channel]));
+    let json = env.json(&["channel", "show", &channel]);
+    let labels = [
+        ("id", "id:"),
+        ("alertId", "alert:"),
+        ("kind", "kind:"),
+        ("url", "url:"),
+        ("state", "state:"),
+        ("contentType", "content type:"),
+        ("hasSecret", "signed:"),
+        ("rateLimit", "rate limit:"),
+        ("tls", "trusted CAs:"),
+        ("lastSuccessAt", "last success:"),
+        ("lastFailureAt", "last failure:"),
+        ("failingSince", "failing since:"),
+        ("createdAt", "created:"),
+    ];
+    for key in json.as_object().unwrap().keys() {
+        let (_, label) = labels.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("`show` lacks {key}"));
+        assert!(show.lines().any(|l| l.starts_with(label)), "{label} in {show}");
+    }
+    assert!(show.lines().any(|l| l.starts_with("state:") && l.ends_with("paused")), "{show}");
+
+    let empty = env.run(&["dlq", "list"]);
+    assert!(stdout(&empty).is_empty());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no dead letters"));
+
+    // A disabled channel (as after failing for `disable_after`): fan-out dead-letters
+    // what it would have got.
+    let store = certhook_store::Store::connect(&env.database_url).await.unwrap();
+    store.set_channel_state(channel.parse().unwrap(), ChannelState::Disabled).await.unwrap();
+    let serve = crate::support::Serve::start(&env).await;
+    serve.enqueue(&crate::support::event(app_id, "1")).await;
+    serve.wait_status(Duration::from_secs(20), |s| s["deliveries"]["dead"] == 1).await;
+    serve.terminate().await;
+
+    let dead = stdout(&env.run(&["dlq", "list"]));
+    assert!(dead.lines().next().unwrap().starts_with("ID "), "{dead}");
+    assert!(dead.contains("channel_disabled"), "{dead}");
+    let out = env.run(&["dlq", "replay", "--all"]);
+    assert_eq!(stdout(&out), "replayed 0\n", "stdout stays the count and the ids");
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        why.contains(&format!(
+            "not replayed: dead letter of channel {channel}, which is disabled: enable it first (certhook channel enable {channel})"
+        )),
+        "{why}"
+    );
+    let json = env.json(&["dlq", "replay", "--all", "--dry-run"]);
+    assert_eq!(json["count"], 0);
+    assert_eq!(json["skipped"], serde_json::json!([{"channelId": channel, "channelState": "disabled", "count": 1}]));
+    env.json(&["channel", "enable", &channel]);
+    let replay = env.json(&["dlq", "replay", "--all"]);
+    assert_eq!((replay["count"].as_u64(), replay.get("skipped")), (Some(1), None), "{replay}");
 }

@@ -164,6 +164,10 @@ async fn admin_api_validates_like_the_cli() {
     assert_eq!(resp.status(), 201);
     let app: serde_json::Value = resp.json().await.unwrap();
     let app_id = app["id"].as_str().unwrap();
+    let dup = post("/v1/applications", serde_json::json!({"name": "pki"})).await.unwrap();
+    assert_eq!(dup.status(), 409, "application names are unique");
+    let dup: serde_json::Value = dup.json().await.unwrap();
+    assert!(dup["error"]["message"].as_str().unwrap().contains(app_id), "names the one that has it: {dup}");
     let alerts = format!("/v1/applications/{app_id}/alerts");
     for (body, field) in [
         (serde_json::json!({"type": "issued", "name": "x"}), "type"),

@@ -30,6 +30,7 @@ mod cli;
 mod console;
 mod delivery;
 mod disk_full;
+mod docs;
 mod in_flight;
 mod lifecycle;
 mod listen;

@@ -142,7 +142,7 @@ async fn filters_and_updates(env: Env) {
 
     let (code, err) = failure(&env.run(&["alert", "update", &id(&alert), "--name-pattern", "*.*.example.com"]));
     assert_eq!(code, 2);
-    assert!(err.contains("namePatterns") && err.contains("leftmost"), "{err}");
+    assert!(err.contains("--name-pattern:") && err.contains("leftmost"), "{err}");
     let (code, err) = failure(&env.run(&["alert", "update", &id(&alert), "--type", "expiration"]));
     assert_eq!(code, 2, "expiration needs a window: {err}");
     assert_eq!(env.json(&["alert", "show", &id(&alert)]), updated, "a refused update changes nothing");

@@ -116,9 +116,10 @@ impl Env {
     /// Creates an application, an alert of `alert_type` and a `--no-verify` webhook channel
     /// to `url`; returns (application id, channel id).
     pub fn webhook(&self, alert_type: &str, url: &str, secret: Option<&str>) -> (String, String) {
-        let app = self.json(&["app", "create", "--name", "pki"]);
-        let app_id = app["id"].as_str().unwrap().to_string();
+        // Application names are unique: a test may make several of these in one database.
         let name = format!("alert-{}", uuid::Uuid::new_v4().simple());
+        let app = self.json(&["app", "create", "--name", &format!("pki-{name}")]);
+        let app_id = app["id"].as_str().unwrap().to_string();
         let mut args = vec!["alert", "create", "--app", &app_id, "--type", alert_type, "--name", &name];
         if alert_type == "expiration" {
             args.extend(["--before", "30d"]);

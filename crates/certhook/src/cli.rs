@@ -2,23 +2,58 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+/// The help heading of the options every command takes, listed apart from its own.
+const GLOBAL: &str = "Global options";
+
+/// Global options that mean nothing to a command, hidden from its help.
+const UNUSED_GLOBALS: &[(&str, &[&str])] = &[
+    ("listen", &["database_url", "json"]),
+    ("serve", &["json"]),
+    ("completions", &["config", "database_url", "json"]),
+    ("man", &["config", "database_url", "json"]),
+];
+
+/// The command tree as users see it: global options that a command ignores are hidden
+/// from its help (they are still accepted, as everywhere).
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    for (name, hidden) in UNUSED_GLOBALS {
+        // A subcommand that already has an argument of a global's id does not get the
+        // global pushed down to it when the tree is built: give it a hidden copy.
+        let copies: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| hidden.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        cmd = cmd.mut_subcommand(*name, |sub| sub.args(copies));
+    }
+    cmd
+}
+
+/// Parses the process's arguments; bad usage exits 2 with clap's message.
+pub fn parse() -> Cli {
+    let mut cmd = command();
+    let matches = cmd.clone().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+}
 
 /// certhook: durable, signed delivery of certificate events.
 #[derive(Debug, Parser)]
 #[command(name = "certhook", version, about, propagate_version = true)]
 pub struct Cli {
     /// Configuration file (TOML); CERTHOOK_* environment variables override it.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database URL: sqlite://certhook.db (default) or postgres://user@host/db.
-    #[arg(long, global = true, env = "CERTHOOK_DATABASE_URL", value_name = "URL")]
+    #[arg(long, global = true, help_heading = GLOBAL, env = "CERTHOOK_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// Machine-readable output on stdout: one JSON document.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
@@ -535,9 +570,10 @@ pub enum DlqCommand {
         page: PageArgs,
     },
     /// Put dead letters back in the queue with fresh attempts (same CloudEvent ids).
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
     Replay {
         /// One dead letter.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        #[arg(long)]
         id: Option<String>,
         /// Every dead letter that matches the filters.
         #[arg(long)]
@@ -550,9 +586,10 @@ pub enum DlqCommand {
         dry_run: bool,
     },
     /// Delete dead letters: the only way they are ever deleted.
+    #[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
     Purge {
         /// One dead letter.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        #[arg(long)]
         id: Option<String>,
         /// Every dead letter that matches the filters.
         #[arg(long)]
@@ -585,13 +622,51 @@ pub struct ListenArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
-
     use super::*;
+
+    fn help(path: &[&str]) -> String {
+        let mut cmd = command();
+        cmd.build();
+        let mut sub = &mut cmd;
+        for name in path {
+            sub = sub.find_subcommand_mut(name).unwrap();
+        }
+        sub.render_long_help().to_string()
+    }
+
+    #[test]
+    fn global_options_are_listed_apart_and_hidden_where_they_mean_nothing() {
+        let status = help(&["status"]);
+        let (own, global) = status.split_once("Global options:").expect("a heading of its own");
+        assert!(global.contains("--database-url") && global.contains("--json") && global.contains("--log-format"));
+        assert!(!own.contains("--database-url"), "{status}");
+        let listen = help(&["listen"]);
+        assert!(!listen.contains("--database-url") && !listen.contains("--json"), "{listen}");
+        assert!(listen.contains("--config") && listen.contains("--port"), "{listen}");
+        assert!(help(&["channel", "create"]).contains("--database-url"), "nested commands keep them");
+    }
+
+    #[test]
+    fn hidden_globals_are_still_accepted() {
+        let cli = Cli::from_arg_matches(
+            &command().try_get_matches_from(["certhook", "listen", "--port", "0", "--json"]).unwrap(),
+        )
+        .unwrap();
+        assert!(cli.json);
+    }
+
+    #[test]
+    fn dlq_replay_without_a_choice_names_both() {
+        for which in ["replay", "purge"] {
+            let err = command().try_get_matches_from(["certhook", "dlq", which]).unwrap_err().to_string();
+            assert!(err.contains("--id") && err.contains("--all"), "{err}");
+        }
+    }
 
     #[test]
     fn command_tree_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]

@@ -25,17 +25,16 @@ mod exit;
 mod http_server;
 mod input;
 mod listen;
+mod progress;
 mod secret_input;
 mod serve;
 mod settings;
 mod shapes;
 
-use clap::Parser;
-
 use crate::cli::{Cli, LogFormat};
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     init_logging(cli.log_format);
     let code = match run(&cli) {
         Ok(()) => exit::SUCCESS,

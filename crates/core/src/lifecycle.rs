@@ -47,17 +47,17 @@ pub fn transition(from: ChannelState, action: ChannelAction) -> Result<ChannelSt
         (PendingVerification, Activate) => Ok(Active),
         (state, action) => {
             let needs = match action {
-                Pause => "active",
-                Resume => "paused",
-                Enable => "disabled",
-                Activate => "pending_verification",
+                Pause => "an active",
+                Resume => "a paused",
+                Enable => "a disabled",
+                Activate => "a pending_verification",
             };
             let hint = match (state, action) {
                 (PendingVerification, _) => " (activate it with its verification token first)",
                 (Disabled, _) => " (enable it first)",
                 _ => "",
             };
-            Err(format!("channel is {state}; only a {needs} channel can be {}{hint}", action.verb()))
+            Err(format!("channel is {state}; only {needs} channel can be {}{hint}", action.verb()))
         }
     }
 }
@@ -156,8 +156,9 @@ mod tests {
         }
         assert_eq!(
             transition(PendingVerification, Pause).unwrap_err(),
-            "channel is pending_verification; only a active channel can be paused (activate it with its verification token first)"
+            "channel is pending_verification; only an active channel can be paused (activate it with its verification token first)"
         );
+        assert!(transition(Active, Resume).unwrap_err().contains("; only a paused channel can be"));
     }
 
     #[test]

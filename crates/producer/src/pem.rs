@@ -103,6 +103,11 @@ pub struct FolderScan {
 /// certificates after it are not inventory). Files that are not certificates are skipped
 /// and named, never fatal.
 pub fn read_folder(dir: &Path) -> std::io::Result<FolderScan> {
+    read_folder_reporting(dir, &mut |_| {})
+}
+
+/// [`read_folder`], telling `progress` how many files it has looked at so far.
+pub fn read_folder_reporting(dir: &Path, progress: &mut dyn FnMut(usize)) -> std::io::Result<FolderScan> {
     let mut scan = FolderScan::default();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
@@ -132,6 +137,7 @@ pub fn read_folder(dir: &Path) -> std::io::Result<FolderScan> {
                 }
                 Err(e) => scan.skipped.push((path, e.to_string())),
             }
+            progress(scan.read.len() + scan.skipped.len());
         }
     }
     Ok(scan)

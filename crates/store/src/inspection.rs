@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
-use crate::rows::{delivery_from, duration_ms, event_from, millis, parse_col};
+use crate::rows::{delivery_from, duration_ms, event_from, millis, parse_col, uuid_col};
 
 /// Rows a retention pass deletes per statement, so no statement holds the writer for long.
 const PRUNE_CHUNK: i64 = 5_000;
@@ -160,13 +160,14 @@ impl<D: Driver> Backend<D> {
     ///
     /// Dead letters of a disabled or deleted channel stay dead (replaying them would only
     /// dead-letter them again); naming one by id is refused with the reason.
-    pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
+    pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Replayed> {
         let candidates = self.select_dead(selector).await?;
-        let mut replayed = Vec::with_capacity(candidates.len());
+        let mut report = Replayed { ids: Vec::with_capacity(candidates.len()), skipped: Vec::new() };
         // A chunk per transaction: `dlq replay --all` over a big dead-letter queue never
         // holds the SQLite writer for long, and the worker's writes go in between.
         for chunk in candidates.chunks(DEAD_LETTER_CHUNK) {
             let (_writer, mut tx) = self.begin_write().await?;
+            let mut replayed_here = false;
             for &id in chunk {
                 let key = id.to_string();
                 let Some(row) = D::statement(self.q.replayable).bind(&key).fetch_optional(&mut *tx).await? else {
@@ -178,29 +179,32 @@ impl<D: Driver> Backend<D> {
                     (None, ChannelState::Active) => DeliveryState::Pending,
                     (None, ChannelState::Paused | ChannelState::PendingVerification) => DeliveryState::Held,
                     (deleted, state) => {
+                        let why = if deleted.is_some() { "deleted".to_string() } else { state.to_string() };
                         if matches!(selector, DeadLetterSelector::Id(_)) {
                             tx.rollback().await?;
-                            let why = if deleted.is_some() {
-                                "deleted".to_string()
-                            } else {
-                                format!("{state}; enable it first")
-                            };
-                            return Err(StoreError::Conflict(format!("dead letter {id}: its channel is {why}")));
+                            let fix = if deleted.is_some() { "" } else { "; enable it first" };
+                            return Err(StoreError::Conflict(format!("dead letter {id}: its channel is {why}{fix}")));
+                        }
+                        let channel_id = uuid_col(&row, "channel_id")?;
+                        match report.skipped.iter_mut().find(|s| s.channel_id == channel_id) {
+                            Some(s) => s.count += 1,
+                            None => report.skipped.push(SkippedChannel { channel_id, why, count: 1 }),
                         }
                         continue;
                     }
                 };
                 if !dry_run {
                     D::statement(self.q.replay_one).bind(target.as_str()).bind(&key).execute(&mut *tx).await?;
+                    replayed_here = true;
                 }
-                replayed.push(id);
+                report.ids.push(id);
             }
             tx.commit().await?;
-            if !dry_run && !replayed.is_empty() {
+            if replayed_here {
                 self.wake();
             }
         }
-        Ok(replayed)
+        Ok(report)
     }
 
     /// Deletes dead letters and their attempts: the only way they are ever deleted. A

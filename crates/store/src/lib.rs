@@ -279,7 +279,17 @@ impl Store {
 
     /// Enqueues a batch of validated events, all or nothing; ids in input order.
     pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>> {
-        dispatch!(self, b => b.enqueue(events).await)
+        dispatch!(self, b => b.enqueue(events, &mut |_| {}).await)
+    }
+
+    /// [`Self::enqueue`], telling `progress` how many events are written so far (the CLI's
+    /// progress line for a long `enqueue --file`).
+    pub async fn enqueue_reporting(
+        &self,
+        events: &[NewEvent],
+        progress: &mut (dyn FnMut(usize) + Send),
+    ) -> Result<Vec<Uuid>> {
+        dispatch!(self, b => b.enqueue(events, progress).await)
     }
 
     /// Fans out up to `limit` new outbox rows; returns how many rows it read.
@@ -337,8 +347,9 @@ impl Store {
         dispatch!(self, b => b.get_delivery(id).await)
     }
 
-    /// Replays dead letters (same CloudEvent ids, fresh attempts); the ids replayed.
-    pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Vec<Uuid>> {
+    /// Replays dead letters (same CloudEvent ids, fresh attempts); the ids replayed, and
+    /// those left dead because their channel is disabled or deleted.
+    pub async fn replay(&self, selector: &DeadLetterSelector, dry_run: bool) -> Result<Replayed> {
         dispatch!(self, b => b.replay(selector, dry_run).await)
     }
 

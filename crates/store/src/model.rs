@@ -356,6 +356,27 @@ pub enum DeadLetterSelector {
     Matching(DeliveryFilter),
 }
 
+/// What a replay did: the dead letters put back, and those left dead because of their
+/// channel, so that a replay matching nothing can say why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// The dead letters replayed (or, with a dry run, that would be).
+    pub ids: Vec<Uuid>,
+    /// Dead letters that matched but stay dead, per channel.
+    pub skipped: Vec<SkippedChannel>,
+}
+
+/// Dead letters of one channel that a replay left dead, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedChannel {
+    /// The channel.
+    pub channel_id: Uuid,
+    /// `deleted`, or the state that stops it (`disabled`).
+    pub why: String,
+    /// How many of its dead letters matched.
+    pub count: u64,
+}
+
 /// A claimed delivery: the right, until `expires`, to send it and report its outcome.
 ///
 /// Consumed by [`Outcome`]s, so a lease cannot be reported twice.

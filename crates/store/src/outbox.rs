@@ -13,9 +13,9 @@ impl<D: Driver> Backend<D> {
     /// Enqueues a batch of events, all or nothing, and returns their ids in input order.
     ///
     /// The commit is on stable storage before this returns (see [`Driver::begin_durable`]).
-    pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+    pub async fn enqueue(&self, events: &[NewEvent], progress: &mut (dyn FnMut(usize) + Send)) -> Result<Vec<Uuid>> {
         let (_writer, mut tx) = self.driver.begin_durable().await?;
-        let ids = enqueue_on::<D>(&mut tx, self.q, events).await?;
+        let ids = enqueue_on::<D>(&mut tx, self.q, events, progress).await?;
         tx.commit().await?;
         self.wake();
         Ok(ids)
@@ -24,7 +24,13 @@ impl<D: Driver> Backend<D> {
 
 /// Enqueues `events` on an open connection or transaction (the transactional outbox):
 /// checks each application, honours idempotency keys, and returns the ids in input order.
-pub(crate) async fn enqueue_on<D: Driver>(conn: &mut D::Conn, q: &Queries, events: &[NewEvent]) -> Result<Vec<Uuid>> {
+/// `progress` hears how many are written so far (before the commit that makes them count).
+pub(crate) async fn enqueue_on<D: Driver>(
+    conn: &mut D::Conn,
+    q: &Queries,
+    events: &[NewEvent],
+    progress: &mut (dyn FnMut(usize) + Send),
+) -> Result<Vec<Uuid>> {
     let mut ids = Vec::with_capacity(events.len());
     let mut known_apps: Vec<Uuid> = Vec::new();
     for (index, ev) in events.iter().enumerate() {
@@ -60,6 +66,7 @@ pub(crate) async fn enqueue_on<D: Driver>(conn: &mut D::Conn, q: &Queries, event
             }
         };
         ids.push(id);
+        progress(ids.len());
     }
     Ok(ids)
 }

@@ -11,7 +11,10 @@
 //! - `JSON_LIST(?)`: a subquery over the strings of a bound JSON array;
 //! - `JSON_ELEMENTS(?)`: a table of the objects of a bound JSON array (column `value`);
 //! - `NOIDX(column)`, `USE_INDEX(name)`: planner hints that only SQLite needs;
-//! - `TO_BYTES(text)`: UTF-8 text as the bytes of a `BLOB`/`BYTEA` column.
+//! - `TO_BYTES(text)`: UTF-8 text as the bytes of a `BLOB`/`BYTEA` column;
+//! - `SERIALIZE(key)`: a statement that makes transactions taking the same key run one
+//!   after another (a transaction-scoped advisory lock on PostgreSQL; on SQLite the one
+//!   writer already does).
 
 /// Replaces every `MARKER(arg)` (`open` is `MARKER(`) with `replace(arg)`: how a backend
 /// writes a marker that takes an argument.
@@ -102,7 +105,11 @@ const FENCE: &str = "id = j.o_id AND NOIDX(lease_token) = j.o_token AND NOIDX(st
 queries! {
     now = "SELECT NOW_MS";
 
-    insert_application = "INSERT INTO certhook_applications (id, name, created_at) VALUES (?, ?, NOW_MS) RETURNING created_at";
+    insert_application = "INSERT INTO certhook_applications (id, name, created_at) SELECT ?, ?, NOW_MS \
+        WHERE NOT EXISTS (SELECT 1 FROM certhook_applications WHERE name = ? AND deleted_at IS NULL) RETURNING created_at";
+    application_named = "SELECT id FROM certhook_applications WHERE name = ? AND deleted_at IS NULL";
+    /// Taken before the check that a name is free, so two creates cannot both pass it.
+    serialize_application_names = "SERIALIZE(727001)";
     list_applications = "SELECT id, name, created_at FROM certhook_applications WHERE deleted_at IS NULL \
         ORDER BY created_at, id";
     get_application = "SELECT id, name, created_at FROM certhook_applications WHERE id = ? AND deleted_at IS NULL";
@@ -335,7 +342,7 @@ queries! {
     get_delivery = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries WHERE id = ?"]);
     list_attempts = "SELECT number, started_at, duration_ms, status_code, error, response_snippet FROM certhook_attempts \
         WHERE delivery_id = ? ORDER BY id";
-    replayable = "SELECT d.id, c.state, c.deleted_at FROM certhook_deliveries d JOIN certhook_channels c ON c.id = d.channel_id \
+    replayable = "SELECT d.id, c.id AS channel_id, c.state, c.deleted_at FROM certhook_deliveries d JOIN certhook_channels c ON c.id = d.channel_id \
         WHERE d.id = ? AND d.state = 'dead'";
     replay_one = "UPDATE certhook_deliveries SET state = ?, attempt_count = 0, next_attempt_at = NOW_MS, reason = NULL, \
         dead_at = NULL, updated_at = NOW_MS WHERE id = ? AND state = 'dead'";

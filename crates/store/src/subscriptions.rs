@@ -25,12 +25,25 @@ impl<D: Driver> Backend<D> {
     /// Creates an application.
     pub async fn create_application(&self, name: &str) -> Result<Application> {
         let id = Uuid::now_v7();
-        let created: i64 = D::statement(self.q.insert_application)
+        let (_writer, mut tx) = self.begin_write().await?;
+        D::statement(self.q.serialize_application_names).execute(&mut *tx).await?;
+        let inserted = D::statement(self.q.insert_application)
             .bind(id.to_string())
             .bind(name)
-            .fetch_one(&mut *self.conn().await?)
-            .await?
-            .try_get(0)?;
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = inserted else {
+            let existing: Option<String> =
+                match D::statement(self.q.application_named).bind(name).fetch_optional(&mut *tx).await? {
+                    Some(row) => Some(row.try_get(0)?),
+                    None => None,
+                };
+            let which = existing.map(|e| format!(": {e}")).unwrap_or_default();
+            return Err(StoreError::Conflict(format!("name: an application named {name:?} already exists{which}")));
+        };
+        let created: i64 = row.try_get(0)?;
+        tx.commit().await?;
         Ok(Application { id, name: name.to_string(), created_at: millis(created) })
     }
 

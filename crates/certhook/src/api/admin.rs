@@ -51,13 +51,17 @@ pub struct NewApplicationBody {
     name: String,
 }
 
+/// List applications.
 #[utoipa::path(get, path = "/v1/applications", security(("bearer" = [])), responses((status = 200, body = Vec<Application>)))]
 async fn list_applications(State(s): State<ApiState>) -> Result<Json<Vec<Application>>, ApiError> {
     Ok(Json(s.store.list_applications().await?))
 }
 
+/// Create an application.
+///
+/// An application groups certificates and the alerts about them. Its name must not be empty and must not be taken by another application (409).
 #[utoipa::path(post, path = "/v1/applications", request_body = NewApplicationBody, security(("bearer" = [])),
-    responses((status = 201, body = Application), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Application), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_application(State(s): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let body: NewApplicationBody = json_body(&body)?;
     let name = body.name.trim();
@@ -67,6 +71,7 @@ async fn create_application(State(s): State<ApiState>, body: axum::body::Bytes) 
     Ok((StatusCode::CREATED, Json(s.store.create_application(name).await?)).into_response())
 }
 
+/// Get an application.
 #[utoipa::path(get, path = "/v1/applications/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Application), (status = 404, body = ErrorBody)))]
 async fn get_application(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Application>, ApiError> {
@@ -79,6 +84,9 @@ struct CascadeQuery {
     cascade: bool,
 }
 
+/// Delete an application.
+///
+/// Refused (409) while the application has alerts, unless `cascade=true`: then its alerts and their channels go too, and their waiting deliveries are dead-lettered (`channel_deleted`).
 #[utoipa::path(delete, path = "/v1/applications/{id}", params(("id" = String, Path),
     ("cascade" = Option<bool>, Query, description = "delete its alerts and channels too")), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -149,6 +157,9 @@ pub struct AlertPatchBody {
     name_patterns: Option<Vec<String>>,
 }
 
+/// Change an alert.
+///
+/// A field left out keeps its value; `null` (or `[]` for a list) removes it. Channels, secrets and verification stay as they are.
 #[utoipa::path(patch, path = "/v1/alerts/{id}", params(("id" = String, Path)), request_body = AlertPatchBody,
     security(("bearer" = [])), responses((status = 200, body = Alert), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -178,6 +189,7 @@ async fn patch_alert(
     Ok(Json(alert))
 }
 
+/// List an application's alerts.
 #[utoipa::path(get, path = "/v1/applications/{id}/alerts", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Vec<Alert>)))]
 async fn list_alerts(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Vec<Alert>>, ApiError> {
@@ -186,6 +198,9 @@ async fn list_alerts(State(s): State<ApiState>, Path(id): Path<String>) -> Resul
     Ok(Json(s.store.list_alerts(Some(app)).await?))
 }
 
+/// Create an alert.
+///
+/// An alert subscribes its channels to one or more event types (`types`), optionally only for certificates matching `profiles` and `namePatterns`; `alertBefore` is required when `expiration` is among the types.
 #[utoipa::path(post, path = "/v1/applications/{id}/alerts", params(("id" = String, Path)), request_body = NewAlertBody,
     security(("bearer" = [])), responses((status = 201, body = Alert), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -211,12 +226,16 @@ async fn create_alert(
     Ok((StatusCode::CREATED, Json(alert)).into_response())
 }
 
+/// Get an alert.
 #[utoipa::path(get, path = "/v1/alerts/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Alert), (status = 404, body = ErrorBody)))]
 async fn get_alert(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Alert>, ApiError> {
     Ok(Json(s.store.get_alert(parse_uuid("id", &id)?).await?))
 }
 
+/// Delete an alert and its channels.
+///
+/// Waiting deliveries of its channels are dead-lettered (`channel_deleted`).
 #[utoipa::path(delete, path = "/v1/alerts/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_alert(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
@@ -248,6 +267,7 @@ pub struct NewChannelBody {
     client_key_pem: Option<String>,
 }
 
+/// List an alert's channels.
 #[utoipa::path(get, path = "/v1/alerts/{id}/channels", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Vec<Channel>)))]
 async fn list_channels(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Vec<Channel>>, ApiError> {
@@ -256,6 +276,9 @@ async fn list_channels(State(s): State<ApiState>, Path(id): Path<String>) -> Res
     Ok(Json(s.store.list_channels(Some(alert)).await?))
 }
 
+/// Create a channel.
+///
+/// A webhook channel starts in `pending_verification`: a verification event carrying a token is sent to its URL, and `POST /v1/channels/{id}/activate` with that token makes it active (`noVerify: true` skips the handshake). Slack and PagerDuty channels are active at once. Secrets, routing keys and client keys are write-only.
 #[utoipa::path(post, path = "/v1/alerts/{id}/channels", params(("id" = String, Path)), request_body = NewChannelBody,
     security(("bearer" = [])), responses((status = 201, body = Channel), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody)))]
@@ -283,6 +306,7 @@ async fn create_channel(
     Ok((StatusCode::CREATED, Json(channel)).into_response())
 }
 
+/// Get a channel (secrets never shown).
 #[utoipa::path(get, path = "/v1/channels/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Channel), (status = 404, body = ErrorBody)))]
 async fn get_channel(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
@@ -342,6 +366,9 @@ impl PatchChannelBody {
     }
 }
 
+/// Change a channel's URL, rate limit or TLS settings.
+///
+/// A field left out keeps its value; `null` removes the setting. A new URL is verified again. The client certificate and key change together.
 #[utoipa::path(patch, path = "/v1/channels/{id}", params(("id" = String, Path)), request_body = PatchChannelBody,
     security(("bearer" = [])), responses((status = 200, body = Channel), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody)))]
@@ -372,6 +399,9 @@ async fn patch_channel(
     Ok(Json(channel.expect("one of them was given")))
 }
 
+/// Delete a channel.
+///
+/// Its waiting deliveries are dead-lettered (`channel_deleted`).
 #[utoipa::path(delete, path = "/v1/channels/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_channel(State(s): State<ApiState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
@@ -386,6 +416,7 @@ pub struct ActivateBody {
     token: String,
 }
 
+/// Activate a channel with the verification token its endpoint received.
 #[utoipa::path(post, path = "/v1/channels/{id}/activate", params(("id" = String, Path)), request_body = ActivateBody,
     security(("bearer" = [])), responses((status = 200, body = Channel), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody)))]
@@ -398,12 +429,14 @@ async fn activate(
     Ok(Json(s.store.activate_channel(parse_uuid("id", &id)?, &body.token).await?))
 }
 
+/// Send a new verification token to the channel's endpoint.
 #[utoipa::path(post, path = "/v1/channels/{id}/reverify", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn reverify(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
     Ok(Json(channel_ops::reverify(&s.store, &s.config, parse_uuid("id", &id)?).await?))
 }
 
+/// Send a test event now and report the status code and latency.
 #[utoipa::path(post, path = "/v1/channels/{id}/test", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = TestReport), (status = 404, body = ErrorBody)))]
 async fn test(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<TestReport>, ApiError> {
@@ -414,18 +447,21 @@ async fn act(s: &ApiState, id: &str, action: ChannelAction) -> Result<Json<Chann
     Ok(Json(s.store.apply_channel_action(parse_uuid("id", id)?, action).await?))
 }
 
+/// Pause a channel: its deliveries are held until it is resumed.
 #[utoipa::path(post, path = "/v1/channels/{id}/pause", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn pause(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
     act(&s, &id, ChannelAction::Pause).await
 }
 
+/// Resume a paused channel: held deliveries are sent again.
 #[utoipa::path(post, path = "/v1/channels/{id}/resume", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn resume(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
     act(&s, &id, ChannelAction::Resume).await
 }
 
+/// Re-enable a channel that was disabled after failing for `disable_after`.
 #[utoipa::path(post, path = "/v1/channels/{id}/enable", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = Channel), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn enable(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Channel>, ApiError> {
@@ -441,6 +477,9 @@ pub struct RotateBody {
     grace: Option<String>,
 }
 
+/// Replace a channel's signing secret.
+///
+/// The previous secret keeps signing too (a second signature) for `grace` (default 24h), so receivers can switch without losing a delivery.
 #[utoipa::path(post, path = "/v1/channels/{id}/rotate-secret", params(("id" = String, Path)), request_body = RotateBody,
     security(("bearer" = [])), responses((status = 200, body = Channel), (status = 404, body = ErrorBody),
     (status = 422, body = ErrorBody)))]

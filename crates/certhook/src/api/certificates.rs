@@ -27,6 +27,7 @@ pub(super) struct CertificateParams {
     after: Option<String>,
 }
 
+/// List an application's certificate inventory, soonest expiry first.
 #[utoipa::path(get, path = "/v1/applications/{id}/certificates", params(("id" = String, Path), CertificateParams),
     security(("bearer" = [])), responses((status = 200, body = Vec<InventoryCertificate>),
     (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -55,6 +56,7 @@ pub(super) async fn list_certificates(
     Ok(page::respond(list, query.limit, &uri, |c| c.id.clone()))
 }
 
+/// Get one certificate of the inventory, by the PKI's id or by serial number.
 #[utoipa::path(get, path = "/v1/applications/{id}/certificates/{certificate}",
     params(("id" = String, Path), ("certificate" = String, Path, description = "the PKI's id or the serial number")),
     security(("bearer" = [])), responses((status = 200, body = InventoryCertificate), (status = 404, body = ErrorBody)))]

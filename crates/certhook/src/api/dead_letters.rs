@@ -13,6 +13,7 @@ use super::input::{json_body, matching, parse_uuid};
 use super::{ApiError, ApiState, ErrorBody};
 use crate::shapes::Counted;
 
+/// List dead letters: deliveries that will not be retried, with the reason.
 #[utoipa::path(get, path = "/v1/dead-letters", params(DeliveryQuery), security(("bearer" = [])),
     responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(super) async fn list_dead_letters(
@@ -59,21 +60,26 @@ impl DeadLetterAction {
     }
 }
 
+/// Replay dead letters.
+///
+/// Puts one dead letter (`id`) or every one matching the filters (`all: true`) back in the queue with fresh attempts and the same CloudEvent ids. Dead letters of disabled or deleted channels are not replayed: `skipped` says how many per channel, and why. `dryRun: true` changes nothing and answers what would be replayed.
 #[utoipa::path(post, path = "/v1/dead-letters/replay", request_body = DeadLetterAction, security(("bearer" = [])),
     responses((status = 200, body = Counted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn replay(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
     let action: DeadLetterAction = json_body(&body)?;
-    let ids = state.store.replay(&action.selector()?, action.dry_run).await?;
+    let replayed = state.store.replay(&action.selector()?, action.dry_run).await?;
     if !action.dry_run {
-        state.metrics.replays.inc_by(ids.len() as u64);
+        state.metrics.replays.inc_by(replayed.ids.len() as u64);
     }
-    Ok(Json(Counted { count: ids.len(), ids }))
+    Ok(Json(replayed.into()))
 }
 
+/// Delete dead letters: the only way they are ever deleted.
+///
+/// One (`id`) or every one matching the filters (`all: true`); `dryRun: true` changes nothing and answers what would be purged.
 #[utoipa::path(post, path = "/v1/dead-letters/purge", request_body = DeadLetterAction, security(("bearer" = [])),
     responses((status = 200, body = Counted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn purge(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
     let action: DeadLetterAction = json_body(&body)?;
-    let ids = state.store.purge(&action.selector()?, action.dry_run).await?;
-    Ok(Json(Counted { count: ids.len(), ids }))
+    Ok(Json(Counted::purged(state.store.purge(&action.selector()?, action.dry_run).await?)))
 }

@@ -52,6 +52,7 @@ impl DeliveryQuery {
     }
 }
 
+/// List deliveries, newest first.
 #[utoipa::path(get, path = "/v1/deliveries", params(DeliveryQuery), security(("bearer" = [])),
     responses((status = 200, body = Vec<certhook_store::Delivery>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(super) async fn list_deliveries(
@@ -64,6 +65,7 @@ pub(super) async fn list_deliveries(
     Ok(page::respond(list, filter.limit.unwrap_or(page::DEFAULT_PAGE), &uri, |d| d.id.to_string()))
 }
 
+/// Get a delivery with its attempts.
 #[utoipa::path(get, path = "/v1/deliveries/{id}", params(("id" = String, Path, description = "delivery id")),
     security(("bearer" = [])), responses((status = 200, body = certhook_store::DeliveryDetail), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_delivery(

@@ -28,6 +28,7 @@ pub(super) struct EventParams {
     after: Option<String>,
 }
 
+/// List events as accepted, newest first (or, with `refused=true`, outbox rows that fan-out refused, with the reason).
 #[utoipa::path(get, path = "/v1/events", params(EventParams), security(("bearer" = [])),
     responses((status = 200, body = Vec<EventRecord>), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn list_events(
@@ -45,6 +46,7 @@ pub(super) async fn list_events(
     Ok(page::respond(list, query.limit, &uri, |e| e.id.clone()))
 }
 
+/// Get an event with the deliveries it made.
 #[utoipa::path(get, path = "/v1/events/{id}", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = EventDetail), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_event(

@@ -33,6 +33,9 @@ async fn ingest(state: &ApiState, body: &[u8]) -> Result<Response, ApiError> {
     Ok((StatusCode::ACCEPTED, Json(Ids { ids })).into_response())
 }
 
+/// Enqueue events.
+///
+/// The body is one event, or (as `application/x-ndjson`) one event per line, at most 1000. The answer (202) comes once the events are on stable storage. An event with an `idempotencyKey` already used answers the first event's id again.
 #[utoipa::path(post, path = "/v1/events", request_body = EventInput, security(("bearer" = [])),
     responses((status = 202, body = Ids), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn enqueue_one(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
@@ -43,6 +46,9 @@ pub(super) async fn enqueue_one(State(state): State<ApiState>, body: axum::body:
     ingest(&state, &body).await
 }
 
+/// Enqueue a batch of events, all or nothing.
+///
+/// At most 1000; one bad event refuses the whole batch, and the error names its position.
 #[utoipa::path(post, path = "/v1/events/batch", request_body = Vec<EventInput>, security(("bearer" = [])),
     responses((status = 202, body = Ids), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(super) async fn enqueue_batch(

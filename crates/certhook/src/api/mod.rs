@@ -113,7 +113,7 @@ pub fn metrics_router(state: ApiState) -> Router {
 /// `/healthz`, `/readyz` and `/metrics`: what probes and scrapers reach, on either address.
 fn probes() -> Router<ApiState> {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
 }

@@ -4,72 +4,140 @@ use certhook_core::config::Config;
 use certhook_core::event::ChannelState;
 use certhook_core::lifecycle::ChannelAction;
 use certhook_core::subscription::{AlertChange, AlertInput, ChannelInput, TlsInput, check_alert};
-use certhook_store::{Alert, Application, Channel, ChannelTlsSummary, NewAlert, Store};
+use certhook_core::validate::ValidationError;
+use certhook_store::{Alert, Application, Channel, NewAlert, Store, StoreError};
 
-use super::{Output, parse_id};
+use super::{Output, parse_id, table};
 use crate::channel_ops::{self, ChannelError, SettingsInput};
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
 use crate::exit::BadInput;
 use crate::secret_input;
 use crate::shapes::Deleted;
 
-fn app_line(a: &Application) -> String {
-    format!("{}  {}", a.id, a.name)
+const APP_HEADER: &[&str] = &["ID", "NAME", "CREATED"];
+
+fn app_row(a: &Application) -> Vec<String> {
+    vec![a.id.to_string(), a.name.clone(), table::time(a.created_at)]
 }
 
-fn alert_line(a: &Alert) -> String {
-    let types: Vec<&str> = a.types.iter().map(|t| t.as_str()).collect();
-    let mut line = format!("{}  {:<10}  {}", a.id, types.join(","), a.name);
-    if let Some(b) = a.alert_before {
-        line.push_str(&format!("  before={b}"));
-    }
-    if !a.filter.profiles.is_empty() {
-        line.push_str(&format!("  profiles={}", a.filter.profiles.join(",")));
-    }
-    if !a.filter.name_patterns.is_empty() {
-        let patterns: Vec<&str> = a.filter.name_patterns.iter().map(|p| p.as_str()).collect();
-        line.push_str(&format!("  names={}", patterns.join(",")));
-    }
-    line
+fn app_fields(a: &Application) -> Vec<String> {
+    table::fields(&[("id", a.id.to_string()), ("name", a.name.clone()), ("created", table::time(a.created_at))])
 }
 
-fn channel_line(c: &Channel) -> String {
-    let url = c.url.as_deref().unwrap_or("-");
-    let rate = c.rate_limit.map(|r| format!("  rate={r}")).unwrap_or_default();
-    let tls = c.tls.as_ref().map(tls_words).unwrap_or_default();
-    format!("{}  {:<9}  {:<20}  {url}{rate}{tls}", c.id, c.kind, c.state)
+fn joined<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// The TLS settings in a channel's line: the CAs' and client certificate's subjects.
-fn tls_words(t: &ChannelTlsSummary) -> String {
-    let mut words = String::new();
-    for ca in &t.ca_certificates {
-        words.push_str(&format!("  ca=\"{}\" (until {})", ca.subject, ca.not_after.format("%Y-%m-%d")));
-    }
-    if let Some(cert) = &t.client_certificate {
-        words.push_str(&format!("  client-cert=\"{}\" (until {})", cert.subject, cert.not_after.format("%Y-%m-%d")));
-    }
-    words
+const ALERT_HEADER: &[&str] = &["ID", "APPLICATION", "NAME", "TYPES", "BEFORE", "PROFILES", "NAME PATTERNS"];
+
+fn alert_row(a: &Alert) -> Vec<String> {
+    vec![
+        a.id.to_string(),
+        a.application_id.to_string(),
+        a.name.clone(),
+        joined(&a.types),
+        a.alert_before.map(|b| b.to_string()).unwrap_or_default(),
+        a.filter.profiles.join(","),
+        joined(&a.filter.name_patterns),
+    ]
+}
+
+fn alert_fields(a: &Alert) -> Vec<String> {
+    table::fields(&[
+        ("id", a.id.to_string()),
+        ("application", a.application_id.to_string()),
+        ("name", a.name.clone()),
+        ("types", joined(&a.types)),
+        ("before", a.alert_before.map(|b| b.to_string()).unwrap_or_default()),
+        ("description", a.description.clone().unwrap_or_default()),
+        ("profiles", a.filter.profiles.join(", ")),
+        ("name patterns", joined(&a.filter.name_patterns)),
+    ])
+}
+
+const CHANNEL_HEADER: &[&str] = &["ID", "ALERT", "KIND", "STATE", "URL", "RATE LIMIT", "LAST SUCCESS"];
+
+fn channel_row(c: &Channel) -> Vec<String> {
+    vec![
+        c.id.to_string(),
+        c.alert_id.to_string(),
+        c.kind.to_string(),
+        c.state.to_string(),
+        c.url.clone().unwrap_or_default(),
+        c.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+        table::opt_time(c.last_success_at),
+    ]
+}
+
+/// Every field of a channel; secrets only as being there.
+fn channel_fields(c: &Channel) -> Vec<String> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    let certificate =
+        |x: &certhook_core::tls_pem::CertificateSummary| format!("{} (until {})", x.subject, table::time(x.not_after));
+    let tls = c.tls.as_ref();
+    table::fields(&[
+        ("id", c.id.to_string()),
+        ("alert", c.alert_id.to_string()),
+        ("kind", c.kind.to_string()),
+        ("state", c.state.to_string()),
+        ("url", c.url.clone().unwrap_or_default()),
+        ("content type", c.content_type.clone().unwrap_or_else(|| "(default)".into())),
+        ("signed", yes_no(c.has_secret)),
+        ("rate limit", c.rate_limit.map(|r| r.to_string()).unwrap_or_else(|| "none".into())),
+        (
+            "trusted CAs",
+            tls.map(|t| t.ca_certificates.iter().map(certificate).collect::<Vec<_>>().join("; ")).unwrap_or_default(),
+        ),
+        ("client certificate", tls.and_then(|t| t.client_certificate.as_ref()).map(certificate).unwrap_or_default()),
+        ("client key", if tls.is_some_and(|t| t.has_client_key) { "stored (not shown)".into() } else { String::new() }),
+        ("created", table::time(c.created_at)),
+        ("last success", table::opt_time(c.last_success_at)),
+        ("last failure", table::opt_time(c.last_failure_at)),
+        ("failing since", table::opt_time(c.failing_since)),
+    ])
 }
 
 /// The CLI's flag for an API field, so that a refusal names what the user typed.
 const FLAGS: &[(&str, &str)] = &[
+    ("name", "--name"),
+    ("type", "--type"),
+    ("types", "--type"),
+    ("alertBefore", "--before"),
+    ("description", "--description"),
+    ("profiles", "--profile"),
+    ("namePatterns", "--name-pattern"),
+    ("kind", "--kind"),
+    ("url", "--url"),
+    ("secret", "--secret"),
+    ("routingKey", "--routing-key"),
+    ("contentType", "--content-type"),
     ("rateLimit", "--rate-limit"),
     ("caPem", "--ca-file"),
     ("clientCertPem", "--client-cert"),
     ("clientKeyPem", "--client-key"),
 ];
 
-/// A channel error, with the flag in place of the API field it names.
-fn name_flag(e: ChannelError) -> anyhow::Error {
-    if let ChannelError::Invalid(v) = &e
+/// A refusal that names an API field, reworded to name the flag instead.
+fn in_flag_terms(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    let e = e.into();
+    let invalid = e
+        .downcast_ref::<ValidationError>()
+        .or_else(|| match e.downcast_ref::<ChannelError>() {
+            Some(ChannelError::Invalid(v)) => Some(v),
+            _ => None,
+        })
+        .or_else(|| match e.downcast_ref::<StoreError>() {
+            Some(StoreError::Invalid(v)) => Some(v),
+            _ => None,
+        });
+    if let Some(v) = invalid
         && let Some(field) = v.field()
         && let Some((_, flag)) = FLAGS.iter().find(|(f, _)| *f == field)
     {
         let text = v.to_string();
         return BadInput(format!("{flag}{}", text.strip_prefix(field.as_str()).unwrap_or(&text))).into();
     }
-    e.into()
+    e
 }
 
 /// The contents of a PEM file given by `flag`.
@@ -83,15 +151,16 @@ pub async fn app(store: &Store, cmd: &AppCommand, out: &Output) -> anyhow::Resul
         AppCommand::Create { name } => {
             let name = name.trim();
             if name.is_empty() {
-                return Err(crate::exit::BadInput("name: must not be empty".into()).into());
+                return Err(BadInput("--name: must not be empty".into()).into());
             }
-            let app = store.create_application(name).await?;
-            out.emit(&app, |a| vec![app_line(a)])
+            let app = store.create_application(name).await.map_err(|e| match e {
+                StoreError::Conflict(m) => BadInput(m.replacen("name:", "--name:", 1)).into(),
+                e => anyhow::Error::from(e),
+            })?;
+            out.emit(&app, app_fields)
         }
-        AppCommand::List => out.emit(&store.list_applications().await?, |l| l.iter().map(app_line).collect()),
-        AppCommand::Show { id } => {
-            out.emit(&store.get_application(parse_id("application", id)?).await?, |a| vec![app_line(a)])
-        }
+        AppCommand::List => out.emit_list(&store.list_applications().await?, "applications", APP_HEADER, app_row),
+        AppCommand::Show { id } => out.emit(&store.get_application(parse_id("application", id)?).await?, app_fields),
         AppCommand::Delete { id, cascade } => {
             let id = parse_id("application", id)?;
             let dead = store.delete_application(id, *cascade).await?;
@@ -104,7 +173,7 @@ pub async fn app(store: &Store, cmd: &AppCommand, out: &Output) -> anyhow::Resul
 
 /// `certhook alert …`
 pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::Result<()> {
-    let show = |a: &Alert| vec![alert_line(a)];
+    let show = alert_fields;
     match cmd {
         AlertCommand::Create { app, types, name, before, description, filters } => {
             let application_id = parse_id("application", app)?;
@@ -115,13 +184,14 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
                 description: description.as_deref(),
                 profiles: &filters.profiles,
                 name_patterns: &filters.name_patterns,
-            })?;
+            })
+            .map_err(in_flag_terms)?;
             let alert = store.create_alert(&NewAlert::from_spec(application_id, spec)).await?;
             out.emit(&alert, show)
         }
         AlertCommand::List { app } => {
             let app = app.as_deref().map(|a| parse_id("application", a)).transpose()?;
-            out.emit(&store.list_alerts(app).await?, |l| l.iter().map(alert_line).collect())
+            out.emit_list(&store.list_alerts(app).await?, "alerts", ALERT_HEADER, alert_row)
         }
         AlertCommand::Show { id } => out.emit(&store.get_alert(parse_id("alert", id)?).await?, show),
         AlertCommand::Update {
@@ -149,7 +219,8 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
                 .update_alert(parse_id("alert", id)?, |current| {
                     change.apply(&current.spec()).map(|spec| NewAlert::from_spec(current.application_id, spec))
                 })
-                .await?;
+                .await
+                .map_err(in_flag_terms)?;
             out.emit(&alert, show)
         }
         AlertCommand::Delete { id } => {
@@ -167,7 +238,7 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
 
 /// `certhook channel …`
 pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: &Output) -> anyhow::Result<()> {
-    let show = |c: &Channel| vec![channel_line(c)];
+    let show = channel_fields;
     match cmd {
         ChannelCommand::Create(args) => {
             let alert_id = parse_id("alert", &args.alert)?;
@@ -194,7 +265,7 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
                 },
             };
             let channel =
-                channel_ops::create(store, config, alert_id, &input, args.no_verify).await.map_err(name_flag)?;
+                channel_ops::create(store, config, alert_id, &input, args.no_verify).await.map_err(in_flag_terms)?;
             out.emit(&channel, |c| {
                 let mut lines = show(c);
                 if c.state == ChannelState::PendingVerification {
@@ -209,7 +280,7 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
         }
         ChannelCommand::List { alert } => {
             let alert = alert.as_deref().map(|a| parse_id("alert", a)).transpose()?;
-            out.emit(&store.list_channels(alert).await?, |l| l.iter().map(channel_line).collect())
+            out.emit_list(&store.list_channels(alert).await?, "channels", CHANNEL_HEADER, channel_row)
         }
         ChannelCommand::Show { id } => out.emit(&store.get_channel(parse_id("channel", id)?).await?, show),
         ChannelCommand::Activate { id, token } => {
@@ -254,12 +325,15 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
                 )
                 .into());
             }
-            let channel =
-                channel_ops::update_settings(store, parse_id("channel", &args.id)?, &input).await.map_err(name_flag)?;
+            let channel = channel_ops::update_settings(store, parse_id("channel", &args.id)?, &input)
+                .await
+                .map_err(in_flag_terms)?;
             out.emit(&channel, show)
         }
         ChannelCommand::UpdateUrl { id, url } => {
-            out.emit(&channel_ops::update_url(store, config, parse_id("channel", id)?, url).await?, show)
+            let channel =
+                channel_ops::update_url(store, config, parse_id("channel", id)?, url).await.map_err(in_flag_terms)?;
+            out.emit(&channel, show)
         }
         ChannelCommand::RotateSecret { id, secret, secret_file, grace } => {
             let secret = secret_input::resolve(secret.as_deref(), secret_file.as_deref(), "--secret-file")?

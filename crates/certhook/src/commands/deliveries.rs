@@ -2,25 +2,44 @@
 
 use certhook_core::event::DeliveryState;
 use certhook_store::{DeadLetterSelector, Delivery, DeliveryFilter, Store};
-use uuid::Uuid;
 
-use super::{Output, page_limit, parse_id, parse_time};
+use super::{Output, page_limit, parse_id, parse_time, table};
 use crate::cli::{DeliveriesCommand, DlqCommand, DlqFilter};
 use crate::exit::BadInput;
 use crate::shapes::Counted;
 
-fn delivery_line(d: &Delivery) -> String {
-    let mut line = format!(
-        "{}  {:<9}  {:<10}  attempts={}  channel={}",
-        d.id, d.state, d.delivery_type, d.attempt_count, d.channel_id
-    );
-    if let Some(code) = d.last_status_code {
-        line.push_str(&format!("  last={code}"));
-    }
-    if let Some(reason) = &d.reason {
-        line.push_str(&format!("  reason={reason}"));
-    }
-    line
+const DELIVERY_HEADER: &[&str] = &["ID", "STATE", "TYPE", "ATTEMPTS", "LAST STATUS", "REASON", "CHANNEL", "CREATED"];
+
+fn delivery_row(d: &Delivery) -> Vec<String> {
+    vec![
+        d.id.to_string(),
+        d.state.to_string(),
+        d.delivery_type.clone(),
+        d.attempt_count.to_string(),
+        d.last_status_code.map(|c| c.to_string()).unwrap_or_default(),
+        d.reason.clone().unwrap_or_default(),
+        d.channel_id.to_string(),
+        table::time(d.created_at),
+    ]
+}
+
+fn delivery_fields(d: &Delivery) -> Vec<String> {
+    table::fields(&[
+        ("id", d.id.to_string()),
+        ("state", d.state.to_string()),
+        ("type", d.delivery_type.clone()),
+        ("channel", d.channel_id.to_string()),
+        ("event", d.event_id.map(|e| e.to_string()).unwrap_or_default()),
+        ("cloudevent id", d.cloud_event_id.to_string()),
+        ("attempts", d.attempt_count.to_string()),
+        ("next attempt", table::opt_time(d.next_attempt_at)),
+        ("last status", d.last_status_code.map(|c| c.to_string()).unwrap_or_default()),
+        ("last error", d.last_error.clone().unwrap_or_default()),
+        ("reason", d.reason.clone().unwrap_or_default()),
+        ("created", table::time(d.created_at)),
+        ("delivered", table::opt_time(d.delivered_at)),
+        ("dead", table::opt_time(d.dead_at)),
+    ])
 }
 
 /// `certhook deliveries …`
@@ -35,17 +54,39 @@ pub async fn deliveries(store: &Store, cmd: &DeliveriesCommand, out: &Output) ->
             let limit = page_limit(page.limit)?;
             let after = page.after.as_deref().map(|a| parse_id("--after delivery", a)).transpose()?;
             let filter = DeliveryFilter { state, channel_id, limit: Some(limit), after, ..Default::default() };
-            out.emit_page(&store.list_deliveries(&filter).await?, limit, |d| d.id.to_string(), delivery_line)
+            out.emit_page(
+                &store.list_deliveries(&filter).await?,
+                limit,
+                "deliveries",
+                DELIVERY_HEADER,
+                |d| d.id.to_string(),
+                delivery_row,
+            )
         }
         DeliveriesCommand::Show { id } => {
             let detail = store.get_delivery(parse_id("delivery", id)?).await?;
             out.emit(&detail, |d| {
-                let mut lines = vec![delivery_line(&d.delivery)];
-                lines.extend(d.attempts.iter().map(|a| {
-                    let status = a.status_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
-                    let error = a.error.as_deref().unwrap_or("");
-                    format!("  #{} {} {}ms status={status} {error}", a.number, a.started_at.to_rfc3339(), a.duration_ms)
-                }));
+                let mut lines = delivery_fields(&d.delivery);
+                lines.push(String::new());
+                let attempts = table::rows(&["ATTEMPT", "STARTED", "DURATION", "STATUS", "ERROR"], &d.attempts, |a| {
+                    vec![
+                        a.number.to_string(),
+                        table::time(a.started_at),
+                        format!("{} ms", a.duration_ms),
+                        a.status_code.map(|c| c.to_string()).unwrap_or_default(),
+                        a.error.clone().unwrap_or_default(),
+                    ]
+                });
+                if attempts.is_empty() {
+                    lines.push("no attempts yet".into());
+                }
+                lines.extend(attempts);
+                // The start of each response, under the table: it may be long.
+                for a in &d.attempts {
+                    if let Some(snippet) = a.response_snippet.as_deref().filter(|r| !r.trim().is_empty()) {
+                        lines.push(format!("response to attempt {}: {}", a.number, table::one_line(snippet)));
+                    }
+                }
                 lines
             })
         }
@@ -80,14 +121,26 @@ pub async fn dlq(store: &Store, cmd: &DlqCommand, out: &Output) -> anyhow::Resul
             let after = page.after.as_deref().map(|a| parse_id("--after dead letter", a)).transpose()?;
             let filter =
                 DeliveryFilter { state: Some(DeliveryState::Dead), limit: Some(limit), after, ..dlq_filter(filter)? };
-            out.emit_page(&store.list_deliveries(&filter).await?, limit, |d| d.id.to_string(), delivery_line)
+            out.emit_page(
+                &store.list_deliveries(&filter).await?,
+                limit,
+                "dead letters",
+                DELIVERY_HEADER,
+                |d| d.id.to_string(),
+                delivery_row,
+            )
         }
         DlqCommand::Replay { id, filter, dry_run, .. } => {
-            let ids = store.replay(&selector(id, dlq_filter(filter)?)?, *dry_run).await?;
+            let replayed = store.replay(&selector(id, dlq_filter(filter)?)?, *dry_run).await?;
             let verb = if *dry_run { "would replay" } else { "replayed" };
-            out.emit(&Counted { count: ids.len(), ids }, |c| {
-                std::iter::once(format!("{verb} {}", c.count)).chain(c.ids.iter().map(Uuid::to_string)).collect()
-            })
+            let counted = Counted::from(replayed);
+            out.emit(&counted, |c| c.lines(verb))?;
+            if !out.json {
+                for skipped in &counted.skipped {
+                    eprintln!("{}", skipped.explain());
+                }
+            }
+            Ok(())
         }
         DlqCommand::Purge { id, channel, before, dry_run, .. } => {
             let filter = DeliveryFilter {
@@ -97,9 +150,7 @@ pub async fn dlq(store: &Store, cmd: &DlqCommand, out: &Output) -> anyhow::Resul
             };
             let ids = store.purge(&selector(id, filter)?, *dry_run).await?;
             let verb = if *dry_run { "would purge" } else { "purged" };
-            out.emit(&Counted { count: ids.len(), ids }, |c| {
-                std::iter::once(format!("{verb} {}", c.count)).chain(c.ids.iter().map(Uuid::to_string)).collect()
-            })
+            out.emit(&Counted::purged(ids), |c| c.lines(verb))
         }
     }
 }

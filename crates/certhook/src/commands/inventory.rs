@@ -2,23 +2,38 @@
 
 use certhook_store::{CertificateQuery, InventoryCertificate, Store};
 
-use super::{Output, page_limit, parse_id};
+use super::{Output, page_limit, parse_id, table};
 use crate::cli::CertificatesCommand;
 use crate::exit::BadInput;
 
-fn certificate_line(c: &InventoryCertificate) -> String {
-    let mut line = format!(
-        "{}  {:<7}  notAfter={}  serial={}  {}",
-        c.id,
-        c.status,
-        certhook_core::time::format_millis(c.not_after),
-        c.serial_number,
-        c.common_name
-    );
-    if let Some(p) = &c.profile_name {
-        line.push_str(&format!("  profile={p}"));
-    }
-    line
+const CERTIFICATE_HEADER: &[&str] = &["ID", "STATUS", "NOT AFTER", "SERIAL", "COMMON NAME", "PROFILE"];
+
+fn certificate_row(c: &InventoryCertificate) -> Vec<String> {
+    vec![
+        c.id.clone(),
+        c.status.to_string(),
+        table::time(c.not_after),
+        c.serial_number.clone(),
+        c.common_name.clone(),
+        c.profile_name.clone().unwrap_or_default(),
+    ]
+}
+
+fn certificate_fields(c: &InventoryCertificate) -> Vec<String> {
+    table::fields(&[
+        ("id", c.id.clone()),
+        ("application", c.application_id.to_string()),
+        ("status", c.status.to_string()),
+        ("serial", c.serial_number.clone()),
+        ("common name", c.common_name.clone()),
+        ("names (SAN)", c.san.join(", ")),
+        ("profile", c.profile_name.clone().unwrap_or_default()),
+        ("not before", table::time(c.not_before)),
+        ("not after", table::time(c.not_after)),
+        ("revoked", table::opt_time(c.revoked_at)),
+        ("revocation reason", c.revocation_reason.clone().unwrap_or_default()),
+        ("updated", table::time(c.updated_at)),
+    ])
 }
 
 /// `certhook certificates …`
@@ -39,22 +54,11 @@ pub async fn certificates(store: &Store, cmd: &CertificatesCommand, out: &Output
                 limit: page_limit(page.limit)?,
             };
             let list = store.list_certificates(application_id, &query).await?;
-            out.emit_page(&list, query.limit, |c| c.id.clone(), certificate_line)
+            out.emit_page(&list, query.limit, "certificates", CERTIFICATE_HEADER, |c| c.id.clone(), certificate_row)
         }
         CertificatesCommand::Show { app, id } => {
             let certificate = store.get_certificate(parse_id("application", app)?, id).await?;
-            out.emit(&certificate, |c| {
-                let mut lines = vec![certificate_line(c)];
-                if !c.san.is_empty() {
-                    lines.push(format!("  san: {}", c.san.join(", ")));
-                }
-                lines.push(format!("  notBefore={}", certhook_core::time::format_millis(c.not_before)));
-                if let Some(at) = c.revoked_at {
-                    let reason = c.revocation_reason.as_deref().unwrap_or("unspecified");
-                    lines.push(format!("  revoked {} ({reason})", certhook_core::time::format_millis(at)));
-                }
-                lines
-            })
+            out.emit(&certificate, certificate_fields)
         }
     }
 }

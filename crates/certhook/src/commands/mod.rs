@@ -12,6 +12,7 @@ mod produce;
 mod scan;
 mod secrets;
 mod status;
+mod table;
 
 use certhook_core::config::Config;
 use chrono::{DateTime, Utc};
@@ -55,13 +56,13 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
         // Rendered into memory first: clap_complete panics on a closed stdout (`| head`).
         Command::Completions { shell } => {
             let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "certhook", &mut script);
+            clap_complete::generate(*shell, &mut crate::cli::command(), "certhook", &mut script);
             std::io::Write::write_all(&mut std::io::stdout(), &script)?;
             Ok(())
         }
         Command::Man => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            clap_mangen::Man::new(crate::cli::command()).render(&mut page)?;
             std::io::Write::write_all(&mut std::io::stdout(), &page)?;
             Ok(())
         }
@@ -69,7 +70,7 @@ pub async fn run(cli: &Cli, config: Config) -> anyhow::Result<()> {
             print!("{}", certhook_core::config::EXAMPLE);
             Ok(())
         }
-        Command::Import(args) => produce::import(&open(&config).await?, &config, args, &out).await,
+        Command::Import(args) => produce::import(&open(&config).await?, args, &out).await,
         Command::Scan(args) => scan::scan(&open(&config).await?, &config, args, &out).await,
     }
 }
@@ -99,16 +100,34 @@ pub fn page_limit(limit: u32) -> Result<u32, BadInput> {
 }
 
 impl Output {
+    /// Prints a list: a JSON array with `--json`, else a table under `header` (or, when
+    /// empty, "no <what>" on stderr, so stdout stays empty).
+    pub fn emit_list<T: Serialize>(
+        &self,
+        items: &[T],
+        what: &str,
+        header: &[&str],
+        row: impl Fn(&T) -> Vec<String>,
+    ) -> anyhow::Result<()> {
+        self.emit(&items, |l| table::rows(header, l, &row))?;
+        if items.is_empty() && !self.json {
+            eprintln!("no {what}");
+        }
+        Ok(())
+    }
+
     /// Prints one page of a list; a full page may have more after it, so the command for
     /// the next one goes to stderr (stdout stays the list itself, JSON or text).
     pub fn emit_page<T: Serialize>(
         &self,
         items: &[T],
         limit: u32,
+        what: &str,
+        header: &[&str],
         id: impl Fn(&T) -> String,
-        line: impl Fn(&T) -> String,
+        row: impl Fn(&T) -> Vec<String>,
     ) -> anyhow::Result<()> {
-        self.emit(&items, |l| l.iter().map(&line).collect())?;
+        self.emit_list(items, what, header, row)?;
         if items.len() as u64 >= u64::from(limit)
             && let Some(last) = items.last()
         {

@@ -4,7 +4,7 @@
 use certhook_core::config::Config;
 use certhook_core::event::{AlertType, NewEvent, RevocationReason};
 use certhook_producer::Producer;
-use certhook_producer::pem::{read_certificates, read_folder};
+use certhook_producer::pem::{read_certificates, read_folder_reporting};
 use certhook_store::Store;
 use serde::Serialize;
 use uuid::Uuid;
@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::{Output, parse_id};
 use crate::cli::{EnqueueArgs, ImportArgs};
 use crate::exit::BadInput;
+use crate::progress::Progress;
 use crate::shapes::Ids;
 
 /// `certhook enqueue --file F` (`-` reads standard input), or `--app A --type T --pem P`.
@@ -21,7 +22,11 @@ pub async fn enqueue(store: &Store, config: &Config, args: &EnqueueArgs, out: &O
         (Some(path), _, _, _) => {
             let input = crate::secret_input::read_input(path)
                 .map_err(|e| BadInput(format!("--file {}: {e}", path.display())))?;
-            producer.enqueue_json(&input).await?
+            let events = producer.parse(&input)?;
+            let mut progress = Progress::on_terminal("writing events", Some(events.len()));
+            let ids = store.enqueue_reporting(&events, &mut |n| progress.update(n)).await;
+            progress.finish();
+            ids?
         }
         (None, Some(pem), Some(app), Some(event_type)) => {
             let application_id = parse_id("application", app)?;
@@ -64,10 +69,13 @@ struct Skipped {
 }
 
 /// `certhook import --app A --dir D [--notify]`
-pub async fn import(store: &Store, config: &Config, args: &ImportArgs, out: &Output) -> anyhow::Result<()> {
+pub async fn import(store: &Store, args: &ImportArgs, out: &Output) -> anyhow::Result<()> {
     let application_id = parse_id("application", &args.app)?;
     store.get_application(application_id).await?;
-    let scan = read_folder(&args.dir).map_err(|e| BadInput(format!("--dir {}: {e}", args.dir.display())))?;
+    let mut progress = Progress::on_terminal("reading files", None);
+    let scan = read_folder_reporting(&args.dir, &mut |n| progress.update(n));
+    progress.finish();
+    let scan = scan.map_err(|e| BadInput(format!("--dir {}: {e}", args.dir.display())))?;
     let certificates: Vec<_> = scan.certificates.iter().map(|(_, c)| c.clone()).collect();
     let event_ids = if args.notify {
         let events: Vec<NewEvent> = certificates
@@ -79,7 +87,10 @@ pub async fn import(store: &Store, config: &Config, args: &ImportArgs, out: &Out
                 certificate: c.clone(),
             })
             .collect();
-        Producer::new(store.clone(), config.max_event_bytes).enqueue(events).await?
+        let mut progress = Progress::on_terminal("writing events", Some(events.len()));
+        let ids = store.enqueue_reporting(&events, &mut |n| progress.update(n)).await;
+        progress.finish();
+        ids?
     } else {
         store.upsert_certificates(application_id, &certificates).await?;
         Vec::new()

@@ -96,20 +96,30 @@ pub async fn replay(
     let confirmed = form.confirm == "yes";
     // Taken before the count: a dead letter that dies after it is not in the confirmed replay.
     let counted_at = chrono::Utc::now();
-    let ids = s.store.replay(&selector, !confirmed).await?;
-    let n = ids.len();
+    let replayed = s.store.replay(&selector, !confirmed).await?;
+    let n = replayed.ids.len();
     if confirmed {
         s.metrics.replays.inc_by(n as u64);
         return Ok(Redirect::to(&format!("/dead-letters?replayed={n}")).into_response());
     }
+    let skipped: Vec<String> = crate::shapes::Counted::from(replayed).skipped.iter().map(|k| k.explain()).collect();
     let body = if n == 0 {
         html! {
-            (layout::notice("bad", "Nothing to replay: no dead letter matches, or those that match belong to a disabled or deleted channel (enable the channel first)."))
+            @if skipped.is_empty() {
+                (layout::notice("bad", "Nothing to replay: no dead letter matches."))
+            } @else {
+                (layout::notice("bad", "Nothing to replay: the dead letters that match belong to a disabled or deleted channel."))
+                ul { @for line in &skipped { li { (line) } } }
+            }
             p { a href="/dead-letters" { "Back to dead letters" } }
         }
     } else {
         html! {
             p { strong { (n) } " dead letter" (if n == 1 { "" } else { "s" }) " would go back in the queue with fresh attempts." }
+            @if !skipped.is_empty() {
+                p { "Others that match stay dead:" }
+                ul { @for line in &skipped { li { (line) } } }
+            }
             form method="post" action="/dead-letters/replay" {
                 (csrf_field(&ctx))
                 input type="hidden" name="confirm" value="yes";

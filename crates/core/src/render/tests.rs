@@ -207,3 +207,72 @@ fn verification_and_test_events() {
     assert_eq!(v["subject"], "webhook-test");
     assert_eq!(v["data"]["channelId"], "0190a5b4-0000-7000-8000-00000000c004");
 }
+
+/// The repository's docs/wire-format.md shows one full body per event type: each must be
+/// exactly what the renderer writes for the inputs it shows (values and members alike).
+#[test]
+fn the_documented_examples_are_what_the_renderer_writes() {
+    let doc = include_str!("../../../../docs/wire-format.md");
+    let examples: Vec<serde_json::Value> = doc
+        .split("```json\n")
+        .skip(1)
+        .map(|block| serde_json::from_str(&block[..block.find("```").unwrap()]).expect("each ```json block parses"))
+        .collect();
+    let mut seen = Vec::new();
+    for example in &examples {
+        let s = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+        let event_type = s(&example["type"]);
+        let suffix = event_type.strip_prefix(&format!("{DEFAULT_TYPE_PREFIX}.")).expect("default prefix");
+        let data = &example["data"];
+        let time = t(&s(&example["time"]));
+        let id = s(&example["id"]);
+        let parts: Vec<&str> = example["source"].as_str().unwrap().split('/').collect();
+        let rendered = match suffix {
+            "webhook.verification" | "webhook.test" => {
+                let channel = ChannelRef {
+                    id: parts[6].parse().unwrap(),
+                    alert_id: parts[4].parse().unwrap(),
+                    application_id: parts[2].parse().unwrap(),
+                };
+                if suffix == "webhook.test" {
+                    render_test_event(&settings(), &channel, &id, time)
+                } else {
+                    let token = s(&data["verificationToken"]);
+                    render_verification_event(&settings(), &channel, &id, time, &token, t(&s(&data["expiresAt"])))
+                }
+            }
+            alert_type => {
+                let alert = AlertRef {
+                    id: s(&data["alert"]["id"]).parse().unwrap(),
+                    name: s(&data["alert"]["name"]),
+                    alert_type: alert_type.parse().unwrap(),
+                    alert_before: data["alert"]["alertBefore"].as_str().map(|b| b.parse().unwrap()),
+                    application_id: s(&data["alert"]["applicationId"]).parse().unwrap(),
+                };
+                let certificates: Vec<Certificate> = data["certificates"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        let mut input = c.clone();
+                        let input = input.as_object_mut().unwrap();
+                        for shown in ["status", "daysUntilExpiry"] {
+                            input.remove(shown);
+                        }
+                        serde_json::from_value(serde_json::Value::Object(input.clone())).unwrap()
+                    })
+                    .collect();
+                render_alert_event(&settings(), &alert, &id, time, &certificates)
+            }
+        };
+        let rendered: serde_json::Value = serde_json::from_slice(&rendered).unwrap();
+        assert_eq!(&rendered, example, "docs/wire-format.md's {suffix} example differs from what is rendered");
+        seen.push(suffix.to_string());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["expiration", "issuance", "renewal", "revocation", "webhook.test", "webhook.verification"],
+        "one example per event type"
+    );
+}

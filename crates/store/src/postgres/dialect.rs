@@ -21,6 +21,7 @@ fn translate(sql: &str) -> String {
     let sql = rewrite_calls(&sql, "USE_INDEX(", |_| String::new());
     let sql = rewrite_calls(&sql, "NOIDX(", str::to_string);
     let sql = rewrite_calls(&sql, "TO_BYTES(", |text| format!("convert_to({text}, 'UTF8')"));
+    let sql = rewrite_calls(&sql, "SERIALIZE(", |key| format!("SELECT pg_advisory_xact_lock({key})"));
     number_placeholders(&sql)
 }
 
@@ -46,6 +47,7 @@ mod tests {
 
     #[test]
     fn markers_become_postgres() {
+        assert_eq!(translate("SERIALIZE(7)"), "SELECT pg_advisory_xact_lock(7)");
         assert_eq!(
             translate("SELECT ? + NOW_MS FROM t USE_INDEX(t_due) WHERE NOIDX(a) = ? LIMIT ? SKIP_LOCKED"),
             "SELECT $1 + certhook_now_ms() FROM t  WHERE a = $2 LIMIT $3 FOR UPDATE SKIP LOCKED"

@@ -28,7 +28,9 @@ fn translate(sql: &str) -> String {
     // the join from the partial index on `state = 'leased'` and re-reads the whole JSON
     // array for every leased row.
     let sql = rewrite_calls(&sql, "NOIDX(", |column| format!("+{column}"));
-    rewrite_calls(&sql, "TO_BYTES(", |text| format!("CAST({text} AS BLOB)"))
+    let sql = rewrite_calls(&sql, "TO_BYTES(", |text| format!("CAST({text} AS BLOB)"));
+    // The transaction already holds the one writer (`BEGIN IMMEDIATE`).
+    rewrite_calls(&sql, "SERIALIZE(", |key| format!("SELECT {key}"))
 }
 
 #[cfg(test)]
@@ -37,6 +39,7 @@ mod tests {
 
     #[test]
     fn markers_become_sqlite() {
+        assert_eq!(translate("SERIALIZE(7)"), "SELECT 7");
         assert_eq!(
             translate("SELECT ? + NOW_MS FROM t USE_INDEX(t_due) WHERE NOIDX(a) = ? LIMIT ? SKIP_LOCKED"),
             "SELECT ? + CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM t INDEXED BY t_due WHERE +a = ? LIMIT ? "

@@ -20,6 +20,7 @@ crate::both_backends!(
     a_renewal_resolves_pagerduty_incidents_and_alerts_the_other_channels,
     an_update_replaces_types_and_filters_and_keeps_the_channels,
     an_application_with_alerts_is_deleted_only_with_cascade,
+    application_names_are_unique_among_live_applications,
     certificates_page_soonest_expiry_first_with_filters,
     events_and_deliveries_page_newest_first,
 );
@@ -257,6 +258,33 @@ async fn an_application_with_alerts_is_deleted_only_with_cascade(store: Store) {
     assert!(refused[0].error.as_deref().unwrap().contains("was deleted"), "{refused:?}");
     let empty = self::app(&store).await;
     assert_eq!(store.delete_application(empty.id, false).await.unwrap(), 0, "no alerts: no cascade needed");
+}
+
+async fn application_names_are_unique_among_live_applications(store: Store) {
+    let first = app(&store).await;
+    let e = store.create_application(&first.name).await.unwrap_err();
+    assert!(matches!(&e, StoreError::Conflict(m) if m.contains(&first.id.to_string())), "{e}");
+    assert_eq!(store.list_applications().await.unwrap().len(), 1, "nothing stored");
+    store.create_application("pki-staging").await.unwrap();
+    store.delete_application(first.id, false).await.unwrap();
+    let again = store.create_application(&first.name).await.unwrap();
+    assert_ne!(again.id, first.id, "a deleted application's name can be used again");
+
+    // Creates racing for one name: exactly one wins, on PostgreSQL too (READ COMMITTED
+    // alone would let each pass the check before the other's insert is visible).
+    let racers = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.create_application("raced").await })
+    });
+    let mut won = 0;
+    for racer in racers.collect::<Vec<_>>() {
+        match racer.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(e) => assert!(matches!(e, StoreError::Conflict(_)), "{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(store.list_applications().await.unwrap().iter().filter(|a| a.name == "raced").count(), 1);
 }
 
 async fn certificates_page_soonest_expiry_first_with_filters(store: Store) {

@@ -10,8 +10,10 @@ pub fn settings() -> RenderSettings {
     RenderSettings { type_prefix: "com.infisical.pki.certificate".into(), public_url: "https://certhook.test".into() }
 }
 
+/// A new application; names are unique, so each gets its own.
 pub async fn app(store: &Store) -> Application {
-    store.create_application("pki-prod").await.expect("create application")
+    let name = format!("pki-prod-{}", uuid::Uuid::now_v7().simple());
+    store.create_application(&name).await.expect("create application")
 }
 
 pub async fn alert(store: &Store, app: &Application, alert_type: AlertType, name: &str) -> Alert {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use certhook_core::event::{AlertType, ChannelState, DeliveryState};
 use certhook_store::{
     AttemptRecord, ClaimRequest, DeadLetterSelector, DeliveryFilter, Disposition, EventQuery, EventState, Lease,
-    Outcome, Store, StoreError,
+    Outcome, Replayed, SkippedChannel, Store, StoreError,
 };
 use chrono::Utc;
 
@@ -450,8 +450,14 @@ async fn disabled_channel_dead_letters_new_deliveries(store: Store) {
     // replaying by id while disabled is refused with the reason; after enable it works
     let err = store.replay(&DeadLetterSelector::Id(dead[0].id), false).await.unwrap_err();
     assert!(err.to_string().contains("disabled"), "{err}");
+    // by filter, it is left dead and the report says whose channel stops it
+    let all = DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(ch.id), ..Default::default() });
+    let report = store.replay(&all, false).await.unwrap();
+    assert!(report.ids.is_empty());
+    assert_eq!(report.skipped, vec![SkippedChannel { channel_id: ch.id, why: "disabled".into(), count: 1 }]);
+    assert_eq!(state_counts(&store).await.dead, 1);
     store.set_channel_state(ch.id, ChannelState::Active).await.unwrap();
-    assert_eq!(store.replay(&DeadLetterSelector::Id(dead[0].id), false).await.unwrap(), vec![dead[0].id]);
+    assert_eq!(store.replay(&DeadLetterSelector::Id(dead[0].id), false).await.unwrap().ids, vec![dead[0].id]);
     claim_one(&store).await;
 }
 
@@ -711,9 +717,9 @@ async fn dead_letter_replay_keeps_the_cloud_event_id_and_resets_attempts(store: 
     assert_eq!(dead[0].reason.as_deref(), Some("max_attempts"));
     assert_eq!(dead[0].last_status_code, Some(500));
 
-    assert_eq!(store.replay(&DeadLetterSelector::Id(id), true).await.unwrap(), vec![id]);
+    assert_eq!(store.replay(&DeadLetterSelector::Id(id), true).await.unwrap().ids, vec![id]);
     assert_eq!(state_counts(&store).await.dead, 1, "dry run changes nothing");
-    assert_eq!(store.replay(&DeadLetterSelector::Id(id), false).await.unwrap(), vec![id]);
+    assert_eq!(store.replay(&DeadLetterSelector::Id(id), false).await.unwrap().ids, vec![id]);
     let d = store.get_delivery(id).await.unwrap().delivery;
     assert_eq!((d.state, d.attempt_count, d.reason), (DeliveryState::Pending, 0, None));
     let again = claim_one(&store).await;
@@ -734,7 +740,7 @@ async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
     let all = DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(ch.id), ..Default::default() });
     let other =
         DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(uuid::Uuid::now_v7()), ..Default::default() });
-    assert!(store.replay(&other, false).await.unwrap().is_empty());
+    assert_eq!(store.replay(&other, false).await.unwrap(), Replayed::default());
     let future = DeadLetterSelector::Matching(DeliveryFilter {
         dead_since: Some(Utc::now() + chrono::Duration::hours(1)),
         ..Default::default()
@@ -742,7 +748,7 @@ async fn replay_and_purge_by_filter_with_dry_run(store: Store) {
     assert!(store.purge(&future, false).await.unwrap().is_empty(), "--since in the future matches nothing");
     assert_eq!(store.purge(&all, true).await.unwrap().len(), 3);
     assert_eq!(state_counts(&store).await.dead, 3, "dry run changes nothing");
-    let replayed = store.replay(&all, false).await.unwrap();
+    let replayed = store.replay(&all, false).await.unwrap().ids;
     assert_eq!(replayed.len(), 3);
     let claim = store.claim(10, Duration::from_secs(60)).await.unwrap();
     let outcomes = claim
@@ -762,7 +768,7 @@ async fn replay_and_purge_of_more_dead_letters_than_one_transaction_takes(store:
     let (_, ch) = queue_with(&store, 1_100).await;
     assert_eq!(store.dead_letter_channel(ch.id, "max_attempts").await.unwrap(), 1_100);
     let all = DeadLetterSelector::Matching(DeliveryFilter { channel_id: Some(ch.id), ..Default::default() });
-    assert_eq!(store.replay(&all, false).await.unwrap().len(), 1_100);
+    assert_eq!(store.replay(&all, false).await.unwrap().ids.len(), 1_100);
     let counts = state_counts(&store).await;
     assert_eq!((counts.pending, counts.dead), (1_100, 0));
     store.dead_letter_channel(ch.id, "max_attempts").await.unwrap();

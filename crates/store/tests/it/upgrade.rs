@@ -79,3 +79,46 @@ async fn single_type_alerts_of_version_3_become_one_element_lists_on_postgres() 
     check_upgraded(&db).await;
     db.finish().await;
 }
+
+/// `full` plus a migration this version does not know, as a newer version ships it.
+fn newer(full: Migrator) -> Migrator {
+    let mut migrations: Vec<_> = full.iter().cloned().collect();
+    migrations.push(sqlx::migrate::Migration::new(
+        99,
+        "from a newer version".into(),
+        sqlx::migrate::MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str("CREATE TABLE certhook_from_the_future (x INTEGER)"),
+        false,
+    ));
+    let mut m = Migrator::with_migrations(migrations);
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
+
+async fn check_older_version_opens(db: &TestDb) {
+    let store = db.store().await;
+    store.create_application("pki").await.expect("an older version keeps working on a newer schema");
+    assert_eq!(store.list_applications().await.unwrap().len(), 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn an_older_version_opens_a_database_a_newer_one_migrated_on_sqlite() {
+    let db = TestDb::sqlite();
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(db.url()).unwrap().create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    newer(sqlite()).run(&pool).await.unwrap();
+    pool.close().await;
+    check_older_version_opens(&db).await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn an_older_version_opens_a_database_a_newer_one_migrated_on_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let pool = sqlx::PgPool::connect(db.url()).await.unwrap();
+    newer(postgres()).run(&pool).await.unwrap();
+    pool.close().await;
+    check_older_version_opens(&db).await;
+    db.finish().await;
+}
