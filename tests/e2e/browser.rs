@@ -118,7 +118,8 @@ async fn an_operator_signs_in_pauses_replays_and_follows_view_url_in_a_real_brow
     assert!(page.contains("host-1.example.com"), "the whole inventory");
     browser.screenshot("certificates").await;
     let title = browser.find("h1").await.text().await;
-    assert_eq!(title, "Certificates of pki");
+    let name = env.json(&["app", "show", &app])["name"].as_str().unwrap().to_string();
+    assert_eq!(title, format!("Certificates of {name}"));
 
     // Readable at a phone's width.
     browser.resize(390, 844).await;
