@@ -97,6 +97,15 @@ if "PodDisruptionBudget" not in kinds["kubernetes/deployment-postgres.yaml"]:
 print("kubernetes manifests: probes and scrape reachable, service links off, seccomp, /tmp, PDB")
 PY
 
+# The unit's --config file is the repository's annotated example, installed as the
+# install comment says; a unit that names a file the repository does not ship never starts.
+config=$(sed -n 's#^ExecStart=.*--config \([^ ]*\).*#\1#p' systemd/certhook.service)
+if ! grep -q "install -D -m 0644 certhook.example.toml $config" systemd/certhook.service || [ ! -f ../certhook.example.toml ]; then
+  echo "systemd/certhook.service: its --config $config is not installed from certhook.example.toml" >&2
+  exit 1
+fi
+echo "systemd/certhook.service: --config $config comes from certhook.example.toml"
+
 if need systemd-analyze "the systemd unit check"; then
   # verify needs the ExecStart binary to exist; point it at a placeholder copy of the unit.
   # It exits 0 on most unit-file problems (it only warns), so its output is checked too.
