@@ -439,6 +439,20 @@ async fn human_output_is_tables_and_a_replay_that_replays_nothing_says_why() {
     let empty = env.run(&["dlq", "list"]);
     assert!(stdout(&empty).is_empty());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no dead letters"));
+    // A filter that names nothing is the reason a list is empty: said, exit 2.
+    let nobody = "01a20ee0-0000-7000-8000-000000000000";
+    for (args, what) in [
+        (vec!["dlq", "list", "--channel", nobody], "unknown channel"),
+        (vec!["deliveries", "list", "--channel", nobody], "unknown channel"),
+        (vec!["dlq", "replay", "--all", "--channel", nobody], "unknown channel"),
+        (vec!["events", "list", "--app", nobody], "unknown application"),
+        (vec!["alert", "list", "--app", nobody], "unknown application"),
+        (vec!["channel", "list", "--alert", nobody], "unknown alert"),
+    ] {
+        let (code, err) = failure(&env.run(&args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(what) && err.contains(nobody), "{args:?}: {err}");
+    }
 
     // A disabled channel (as after failing for `disable_after`): fan-out dead-letters
     // what it would have got.

@@ -7,7 +7,7 @@ use certhook_core::subscription::{AlertChange, AlertInput, ChannelInput, TlsInpu
 use certhook_core::validate::ValidationError;
 use certhook_store::{Alert, Application, Channel, NewAlert, Store, StoreError};
 
-use super::{Output, parse_id, table};
+use super::{Filtered, Output, known_if_empty, parse_id, table};
 use crate::channel_ops::{self, ChannelError, SettingsInput};
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
 use crate::exit::BadInput;
@@ -191,7 +191,9 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
         }
         AlertCommand::List { app } => {
             let app = app.as_deref().map(|a| parse_id("application", a)).transpose()?;
-            out.emit_list(&store.list_alerts(app).await?, "alerts", ALERT_HEADER, alert_row)
+            let list = store.list_alerts(app).await?;
+            known_if_empty(store, list.len(), app.map(Filtered::Application)).await?;
+            out.emit_list(&list, "alerts", ALERT_HEADER, alert_row)
         }
         AlertCommand::Show { id } => out.emit(&store.get_alert(parse_id("alert", id)?).await?, show),
         AlertCommand::Update {
@@ -280,7 +282,9 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
         }
         ChannelCommand::List { alert } => {
             let alert = alert.as_deref().map(|a| parse_id("alert", a)).transpose()?;
-            out.emit_list(&store.list_channels(alert).await?, "channels", CHANNEL_HEADER, channel_row)
+            let list = store.list_channels(alert).await?;
+            known_if_empty(store, list.len(), alert.map(Filtered::Alert)).await?;
+            out.emit_list(&list, "channels", CHANNEL_HEADER, channel_row)
         }
         ChannelCommand::Show { id } => out.emit(&store.get_channel(parse_id("channel", id)?).await?, show),
         ChannelCommand::Activate { id, token } => {

@@ -3,7 +3,7 @@
 use certhook_core::event::DeliveryState;
 use certhook_store::{DeadLetterSelector, Delivery, DeliveryFilter, Store};
 
-use super::{Output, page_limit, parse_id, parse_time, table};
+use super::{Filtered, Output, known_if_empty, page_limit, parse_id, parse_time, table};
 use crate::cli::{DeliveriesCommand, DlqCommand, DlqFilter};
 use crate::exit::BadInput;
 use crate::shapes::Counted;
@@ -54,14 +54,9 @@ pub async fn deliveries(store: &Store, cmd: &DeliveriesCommand, out: &Output) ->
             let limit = page_limit(page.limit)?;
             let after = page.after.as_deref().map(|a| parse_id("--after delivery", a)).transpose()?;
             let filter = DeliveryFilter { state, channel_id, limit: Some(limit), after, ..Default::default() };
-            out.emit_page(
-                &store.list_deliveries(&filter).await?,
-                limit,
-                "deliveries",
-                DELIVERY_HEADER,
-                |d| d.id.to_string(),
-                delivery_row,
-            )
+            let list = store.list_deliveries(&filter).await?;
+            known_if_empty(store, list.len(), channel_id.map(Filtered::Channel)).await?;
+            out.emit_page(&list, limit, "deliveries", DELIVERY_HEADER, |d| d.id.to_string(), delivery_row)
         }
         DeliveriesCommand::Show { id } => {
             let detail = store.get_delivery(parse_id("delivery", id)?).await?;
@@ -121,17 +116,15 @@ pub async fn dlq(store: &Store, cmd: &DlqCommand, out: &Output) -> anyhow::Resul
             let after = page.after.as_deref().map(|a| parse_id("--after dead letter", a)).transpose()?;
             let filter =
                 DeliveryFilter { state: Some(DeliveryState::Dead), limit: Some(limit), after, ..dlq_filter(filter)? };
-            out.emit_page(
-                &store.list_deliveries(&filter).await?,
-                limit,
-                "dead letters",
-                DELIVERY_HEADER,
-                |d| d.id.to_string(),
-                delivery_row,
-            )
+            let list = store.list_deliveries(&filter).await?;
+            known_if_empty(store, list.len(), filter.channel_id.map(Filtered::Channel)).await?;
+            out.emit_page(&list, limit, "dead letters", DELIVERY_HEADER, |d| d.id.to_string(), delivery_row)
         }
         DlqCommand::Replay { id, filter, dry_run, .. } => {
-            let replayed = store.replay(&selector(id, dlq_filter(filter)?)?, *dry_run).await?;
+            let filter = dlq_filter(filter)?;
+            let channel = filter.channel_id.map(Filtered::Channel);
+            let replayed = store.replay(&selector(id, filter)?, *dry_run).await?;
+            known_if_empty(store, replayed.ids.len() + replayed.skipped.len(), channel).await?;
             let verb = if *dry_run { "would replay" } else { "replayed" };
             let counted = Counted::from(replayed);
             out.emit(&counted, |c| c.lines(verb))?;
@@ -148,7 +141,9 @@ pub async fn dlq(store: &Store, cmd: &DlqCommand, out: &Output) -> anyhow::Resul
                 dead_before: before.as_deref().map(|b| parse_time("--before", b)).transpose()?,
                 ..Default::default()
             };
+            let channel = filter.channel_id.map(Filtered::Channel);
             let ids = store.purge(&selector(id, filter)?, *dry_run).await?;
+            known_if_empty(store, ids.len(), channel).await?;
             let verb = if *dry_run { "would purge" } else { "purged" };
             out.emit(&Counted::purged(ids), |c| c.lines(verb))
         }

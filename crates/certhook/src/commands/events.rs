@@ -2,7 +2,7 @@
 
 use certhook_store::{EventQuery, EventRecord, Store};
 
-use super::{Output, page_limit, parse_id, table};
+use super::{Filtered, Output, known_if_empty, page_limit, parse_id, table};
 use crate::cli::EventsCommand;
 
 const EVENT_HEADER: &[&str] = &["ID", "TYPE", "STATE", "APPLICATION", "CREATED", "ERROR"];
@@ -45,14 +45,9 @@ pub async fn events(store: &Store, cmd: &EventsCommand, out: &Output) -> anyhow:
                 after: page.after.clone(),
                 limit: page_limit(page.limit)?,
             };
-            out.emit_page(
-                &store.list_events(&query).await?,
-                query.limit,
-                "events",
-                EVENT_HEADER,
-                |e| e.id.clone(),
-                event_row,
-            )
+            let list = store.list_events(&query).await?;
+            known_if_empty(store, list.len(), query.application_id.map(Filtered::Application)).await?;
+            out.emit_page(&list, query.limit, "events", EVENT_HEADER, |e| e.id.clone(), event_row)
         }
         EventsCommand::Show { id } => {
             let detail = store.get_event(id.trim()).await?;

@@ -15,6 +15,7 @@ mod status;
 mod table;
 
 use certhook_core::config::Config;
+use certhook_store::Store;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -135,6 +136,30 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// What a list was filtered by.
+pub enum Filtered {
+    /// `--channel`.
+    Channel(Uuid),
+    /// `--app`.
+    Application(Uuid),
+    /// `--alert`.
+    Alert(Uuid),
+}
+
+/// When a filtered list came back empty, an id that names nothing is the reason: said
+/// (exit 2, "unknown channel …") rather than shown as an empty list. A non-empty list, or
+/// no filter, needs no look-up.
+pub async fn known_if_empty(store: &Store, found: usize, filter: Option<Filtered>) -> anyhow::Result<()> {
+    match filter {
+        _ if found > 0 => {}
+        None => {}
+        Some(Filtered::Channel(id)) => drop(store.get_channel(id).await?),
+        Some(Filtered::Application(id)) => drop(store.get_application(id).await?),
+        Some(Filtered::Alert(id)) => drop(store.get_alert(id).await?),
+    }
+    Ok(())
 }
 
 /// Parses an id given on the command line, naming what it should identify.
