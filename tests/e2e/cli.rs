@@ -453,6 +453,9 @@ async fn human_output_is_tables_and_a_replay_that_replays_nothing_says_why() {
         assert_eq!(code, 2, "{args:?}: {err}");
         assert!(err.contains(what) && err.contains(nobody), "{args:?}: {err}");
     }
+    let (code, err) = failure(&env.run(&["alert", "list", "--app", "not-a-uuid"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--app: application id 'not-a-uuid'"), "names the flag: {err}");
 
     // A disabled channel (as after failing for `disable_after`): fan-out dead-letters
     // what it would have got.
@@ -481,4 +484,25 @@ async fn human_output_is_tables_and_a_replay_that_replays_nothing_says_why() {
     env.json(&["channel", "enable", &channel]);
     let replay = env.json(&["dlq", "replay", "--all"]);
     assert_eq!((replay["count"].as_u64(), replay.get("skipped")), (Some(1), None), "{replay}");
+}
+
+/// A password in the database URL stays out of `--help` (which shows the variable's name)
+/// and `config check` (which shows where, not the secret); `listen` on a taken port says
+/// which port and what to do.
+#[test]
+fn a_database_password_is_never_shown_and_a_taken_port_is_named() {
+    let mut env = Env::new();
+    env.set("CERTHOOK_DATABASE_URL", "postgres://certhook:hunter2secret@127.0.0.1:1/certhook");
+    let help = stdout(&env.run(&["status", "--help"]));
+    assert!(help.contains("CERTHOOK_DATABASE_URL") && !help.contains("hunter2secret"), "{help}");
+    let shown = stdout(&env.run(&["config", "check"]));
+    assert!(shown.contains("database_url = \"postgres://certhook:***@127.0.0.1:1/certhook\""), "{shown}");
+    assert!(!shown.contains("hunter2secret"), "{shown}");
+    assert!(shown.contains("retention = \"7d\""), "durations as the example writes them: {shown}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, err) = failure(&Env::new().run_within(&["listen", "--port", &port], std::time::Duration::from_secs(30)));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("--port {port}")) && err.contains("--port 0"), "{err}");
 }

@@ -83,6 +83,14 @@ async fn retries_resend_the_identical_body_with_a_fresh_signature() {
     let detail = serve.get(&format!("/v1/deliveries/{}", list[0]["id"].as_str().unwrap())).await;
     let codes: Vec<_> = detail["attempts"].as_array().unwrap().iter().map(|a| a["statusCode"].clone()).collect();
     assert_eq!(codes, vec![500, 502, 204]);
+    // `since` and `before` bound when a delivery was created (on dead letters: when each died).
+    let running = &serve;
+    let count =
+        |q: &'static str| async move { running.get(&format!("/v1/deliveries?{q}")).await.as_array().unwrap().len() };
+    assert_eq!(count("since=2020-01-01T00:00:00Z").await, 1);
+    assert_eq!(count("before=2020-01-01T00:00:00Z").await, 0);
+    assert_eq!(count("since=2020-01-01T00:00:00Z&before=2999-01-01T00:00:00Z").await, 1);
+    assert_eq!(serve.get("/v1/dead-letters?since=2020-01-01T00:00:00Z").await.as_array().unwrap().len(), 0);
     serve.terminate().await;
 }
 

@@ -19,8 +19,15 @@ struct Listen {
 
 impl Listen {
     async fn start(env: &Env) -> Listen {
+        Listen::start_with(env, &[]).await
+    }
+
+    async fn start_with(env: &Env, extra: &[&str]) -> Listen {
         let mut cmd = tokio::process::Command::from(env.command());
-        cmd.args(["listen", "--port", "0", "--secret", SECRET]).stdout(std::process::Stdio::piped()).kill_on_drop(true);
+        cmd.args(["listen", "--port", "0", "--secret", SECRET])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
         let mut child = cmd.spawn().unwrap();
         let mut reader = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = tokio::time::timeout(Duration::from_secs(20), reader.next_line()).await.unwrap().unwrap().unwrap();
@@ -68,6 +75,13 @@ async fn listen_walks_through_activation_and_verifies_deliveries() {
     let at = lines.iter().rposition(|l| l.starts_with("received com.infisical.pki.certificate.issuance")).unwrap();
     assert_eq!(lines[at + 1], "  x-infisical-signature: verified");
     assert_eq!(lines[at + 2], "  webhook-signature: verified");
+    assert_eq!(lines[at + 3], "  headers:");
+    let id = lines[at].split(" id=").nth(1).unwrap().split(' ').next().unwrap();
+    for shown in
+        ["    content-type: application/cloudevents+json; charset=utf-8".to_string(), format!("    webhook-id: {id}")]
+    {
+        assert!(lines[at..].contains(&shown), "{shown:?} in {lines:?}");
+    }
     serve.terminate().await;
 
     // A genuine signature over one body, sent with another body: rejected.
@@ -95,4 +109,17 @@ fn a_short_secret_is_refused_with_exit_2() {
     let out = env.run_within(&["listen", "--port", "0", "--secret", "short"], Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 characters"));
+}
+
+/// `--raw` prints the body exactly as it arrived: one line, members in wire order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_shows_the_body_as_received() {
+    let env = Env::new();
+    let listen = Listen::start_with(&env, &["--raw"]).await;
+    let body = r#"{"specversion":"1.0","type":"com.example.test","id":"x1","subject":"s"}"#;
+    let resp = client().post(format!("{}/hook", listen.url)).body(body).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "unsigned");
+    listen.wait_line("REJECTED").await;
+    let lines = listen.lines.lock().unwrap().clone();
+    assert!(lines.contains(&body.to_string()), "{lines:?}");
 }

@@ -47,7 +47,8 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database URL: sqlite://certhook.db (default) or postgres://user@host/db.
-    #[arg(long, global = true, help_heading = GLOBAL, env = "CERTHOOK_DATABASE_URL", value_name = "URL")]
+    // The variable's value may hold a password: help names the variable, never its value.
+    #[arg(long, global = true, help_heading = GLOBAL, env = "CERTHOOK_DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Machine-readable output on stdout: one JSON document.
     #[arg(long, global = true, help_heading = GLOBAL)]
@@ -618,6 +619,10 @@ pub struct ListenArgs {
     /// Read the signing secret from this file (`-`: standard input).
     #[arg(long, value_name = "PATH")]
     pub secret_file: Option<std::path::PathBuf>,
+    /// Print each body exactly as received (one line, members in wire order) instead of
+    /// indented with its members sorted.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 #[cfg(test)]

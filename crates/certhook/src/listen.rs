@@ -18,22 +18,37 @@ const TOLERANCE_SECS: u64 = 300;
 struct Listener {
     secret: Option<String>,
     signature_header: String,
+    /// Print the body exactly as received rather than indented (whose members a JSON
+    /// value re-sorts).
+    raw: bool,
 }
+
+/// The request headers a receiver sees and the wire format describes, printed with each event.
+const SHOWN_HEADERS: [&str; 5] = ["content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"];
 
 /// `certhook listen`: the secret from `--secret` or `--secret-file`, then [`listen`].
 pub async fn run(args: &crate::cli::ListenArgs, config: &certhook_core::config::Config) -> anyhow::Result<()> {
     let secret = crate::secret_input::resolve(args.secret.as_deref(), args.secret_file.as_deref(), "--secret-file")?;
-    listen(args.port, secret, config.signature_header.clone()).await
+    let listener = Listener { secret, signature_header: config.signature_header.clone(), raw: args.raw };
+    listen(args.port, listener).await
 }
 
 /// Serves on 127.0.0.1:`port` until SIGINT.
-pub async fn listen(port: u16, secret: Option<String>, signature_header: String) -> anyhow::Result<()> {
-    if let Some(s) = &secret {
+async fn listen(port: u16, state: Listener) -> anyhow::Result<()> {
+    if let Some(s) = &state.secret {
         certhook_core::sign::validate_secret(s).map_err(|e| crate::exit::BadInput(e.to_string()))?;
     }
-    let state = Arc::new(Listener { secret, signature_header });
+    let state = Arc::new(state);
     let app = Router::new().fallback(receive).with_state(state);
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            ": another program has it; pick another --port, or --port 0 for a free one"
+        } else {
+            ""
+        };
+        crate::exit::BadInput(format!("--port {port}: cannot listen on {address} ({e}){hint}"))
+    })?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr} (Ctrl-C to stop)");
     std::io::stdout().flush()?;
@@ -103,7 +118,17 @@ async fn receive(State(state): State<Arc<Listener>>, headers: HeaderMap, body: B
                 out.push(format!("verification token: {token}"));
                 out.push(format!("activate with: certhook channel activate {channel} --token {token}"));
             }
-            out.push(serde_json::to_string_pretty(&ce).unwrap_or_default());
+            out.push("  headers:".into());
+            for name in SHOWN_HEADERS.iter().copied().chain([state.signature_header.as_str()]) {
+                if let Some(value) = header(&headers, name) {
+                    out.push(format!("    {name}: {value}"));
+                }
+            }
+            out.push(if state.raw {
+                String::from_utf8_lossy(&body).into_owned()
+            } else {
+                serde_json::to_string_pretty(&ce).unwrap_or_default()
+            });
         }
         Err(_) => {
             out.push(format!("received {} bytes that are not JSON", body.len()));

@@ -213,6 +213,17 @@ pub struct Loaded {
     pub ignored_env: Vec<String>,
 }
 
+/// `url` with the password of its user part, if any, replaced by `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
 impl Config {
     /// The configuration as TOML with every secret replaced by a note that it is set, for
     /// `certhook config check` to show what is in effect.
@@ -223,6 +234,12 @@ impl Config {
                 Some(Value::String(s)) => *s = "(set; not shown)".into(),
                 Some(Value::Array(a)) => a.iter_mut().for_each(|v| *v = Value::String("(set; not shown)".into())),
                 _ => {}
+            }
+        }
+        // A URL says where; a password in it is a secret like the others.
+        for key in ["database_url", "public_url"] {
+            if let Some(Value::String(s)) = tree.get_mut(key) {
+                *s = without_password(s);
             }
         }
         toml::to_string(&Value::Table(tree)).expect("a TOML table prints")

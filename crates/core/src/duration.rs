@@ -105,15 +105,33 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("'{s}' is not a duration such as 250ms, 5s, 30m, 6h or 7d ({e})"))
 }
 
+/// A duration in one unit, the largest of days and hours that it is a whole number of,
+/// else seconds, else milliseconds (`7d`, `6h`, `90s`, `250ms`); finer ones as `humantime`
+/// writes them.
+pub fn format_duration(d: Duration) -> String {
+    const UNITS: [(u128, &str); 2] = [(86_400_000, "d"), (3_600_000, "h")];
+    let ms = d.as_millis();
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
+        return humantime::format_duration(d).to_string();
+    }
+    for (unit, suffix) in UNITS {
+        if ms >= unit && ms.is_multiple_of(unit) {
+            return format!("{}{suffix}", ms / unit);
+        }
+    }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+}
+
 /// Serde adapter for configuration durations written as strings.
 pub mod serde_duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Writes a duration the way `humantime` reads it back (`6h`, `250ms`).
+    /// Writes a duration as the configuration is written (`7d`, `6h`, `60s`, `250ms`), so
+    /// `config check` reads like the example file; what reads back (see [`deserialize`]).
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
+        s.collect_str(&super::format_duration(*d))
     }
 
     /// Reads `250ms`, `5s`, `7d`.
@@ -126,6 +144,18 @@ pub mod serde_duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_written_as_the_configuration_writes_them_and_read_back() {
+        for text in ["7d", "5d", "6h", "1h", "60s", "15s", "0s", "250ms", "90s", "1500ms"] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(format_duration(d), text);
+            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        assert_eq!(format_duration(Duration::from_secs(1800)), "1800s");
+        let fine = Duration::from_micros(1500);
+        assert_eq!(parse_duration(&format_duration(fine)).unwrap(), fine);
+    }
 
     #[test]
     fn alert_before_accepts_each_unit_and_renders_as_written() {

@@ -79,7 +79,12 @@ pub fn check_alert(input: &AlertInput<'_>) -> Result<AlertSpec, ValidationError>
     check_slug(input.name)?;
     let expiration = types.contains(&AlertType::Expiration);
     let alert_before = match (expiration, input.alert_before) {
-        (true, None) => return Err(ValidationError::MissingField("alertBefore".into())),
+        (true, None) => {
+            return Err(invalid(
+                "alertBefore",
+                "required when the types include expiration: how long before notAfter to alert, such as 30d",
+            ));
+        }
         (true, Some(b)) => Some(b.parse::<AlertBefore>().map_err(|e| invalid("alertBefore", e.to_string()))?),
         (false, Some(_)) => {
             return Err(invalid("alertBefore", "only alerts whose types include expiration have a window"));

@@ -25,6 +25,7 @@ impl<D: Driver> Backend<D> {
         let since = filter.dead_since.map(|t| t.timestamp_millis());
         let before = filter.dead_before.map(|t| t.timestamp_millis());
         let created_since = filter.created_since.map(|t| t.timestamp_millis());
+        let created_before = filter.created_before.map(|t| t.timestamp_millis());
         let limit = filter.limit.map(i64::from).unwrap_or(i64::MAX);
         let after = match filter.after {
             Some(id) => {
@@ -50,6 +51,8 @@ impl<D: Driver> Backend<D> {
             .bind(before)
             .bind(created_since)
             .bind(created_since)
+            .bind(created_before)
+            .bind(created_before)
             .bind(after_at)
             .bind(after_at)
             .bind(after.as_ref().map(|a| a.1.clone()))

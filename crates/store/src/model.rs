@@ -341,6 +341,8 @@ pub struct DeliveryFilter {
     pub dead_before: Option<DateTime<Utc>>,
     /// Created at or after.
     pub created_since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_before: Option<DateTime<Utc>>,
     /// At most this many rows (newest first); `None` for all.
     pub limit: Option<u32>,
     /// The page after this delivery (the last one of the previous page).

@@ -337,6 +337,7 @@ queries! {
         WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR channel_id = ?) \
         AND (CAST(? AS TEXT) IS NULL OR type = ?) AND (CAST(? AS BIGINT) IS NULL OR dead_at >= ?) \
         AND (CAST(? AS BIGINT) IS NULL OR dead_at < ?) AND (CAST(? AS BIGINT) IS NULL OR created_at >= ?) \
+        AND (CAST(? AS BIGINT) IS NULL OR created_at < ?) \
         AND (CAST(? AS BIGINT) IS NULL OR (created_at, id) < (?, ?)) ORDER BY created_at DESC, id DESC LIMIT ?"]);
     delivery_position = "SELECT created_at FROM certhook_deliveries WHERE id = ?";
     get_delivery = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries WHERE id = ?"]);

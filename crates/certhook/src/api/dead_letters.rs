@@ -21,7 +21,7 @@ pub(super) async fn list_dead_letters(
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..q.filter()? };
+    let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..q.dead_letter_filter()? };
     let list = state.store.list_deliveries(&filter).await?;
     Ok(super::page::respond(list, filter.limit.unwrap_or(super::page::DEFAULT_PAGE), &uri, |d| d.id.to_string()))
 }

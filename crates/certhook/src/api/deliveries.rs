@@ -25,9 +25,11 @@ pub(super) struct DeliveryQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     delivery_type: Option<String>,
-    /// Dead letters dead-lettered at or after this RFC 3339 time.
+    /// At or after this RFC 3339 time: when the delivery was created (`/v1/deliveries`) or
+    /// dead-lettered (`/v1/dead-letters`).
     since: Option<String>,
-    /// Dead letters dead-lettered before this RFC 3339 time.
+    /// Before this RFC 3339 time: when the delivery was created (`/v1/deliveries`) or
+    /// dead-lettered (`/v1/dead-letters`).
     before: Option<String>,
     /// At most this many rows, newest first (default 100, at most 1000).
     limit: Option<u32>,
@@ -36,8 +38,22 @@ pub(super) struct DeliveryQuery {
 }
 
 impl DeliveryQuery {
-    /// The store filter these parameters ask for.
-    pub(super) fn filter(&self) -> Result<DeliveryFilter, ApiError> {
+    /// The store filter these parameters ask for, of all deliveries: `since` and `before`
+    /// bound when a delivery was created.
+    fn filter(&self) -> Result<DeliveryFilter, ApiError> {
+        let dead = self.dead_letter_filter()?;
+        Ok(DeliveryFilter {
+            created_since: dead.dead_since,
+            created_before: dead.dead_before,
+            dead_since: None,
+            dead_before: None,
+            ..dead
+        })
+    }
+
+    /// The store filter of the dead-letter listing: `since` and `before` bound when a
+    /// delivery was dead-lettered.
+    pub(super) fn dead_letter_filter(&self) -> Result<DeliveryFilter, ApiError> {
         Ok(DeliveryFilter {
             state: self.status.as_deref().map(|s| parse_state("status", s)).transpose()?,
             limit: Some(page::limit(self.limit)?),

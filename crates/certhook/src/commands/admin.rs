@@ -7,7 +7,7 @@ use certhook_core::subscription::{AlertChange, AlertInput, ChannelInput, TlsInpu
 use certhook_core::validate::ValidationError;
 use certhook_store::{Alert, Application, Channel, NewAlert, Store, StoreError};
 
-use super::{Filtered, Output, known_if_empty, parse_id, table};
+use super::{Filtered, Output, known_if_empty, parse_flag_id, parse_id, table};
 use crate::channel_ops::{self, ChannelError, SettingsInput};
 use crate::cli::{AlertCommand, AppCommand, ChannelCommand};
 use crate::exit::BadInput;
@@ -64,7 +64,7 @@ fn channel_row(c: &Channel) -> Vec<String> {
         c.kind.to_string(),
         c.state.to_string(),
         c.url.clone().unwrap_or_default(),
-        c.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+        c.rate_limit.map(|r| r.to_string()).unwrap_or_else(|| "none".into()),
         table::opt_time(c.last_success_at),
     ]
 }
@@ -137,6 +137,13 @@ fn in_flag_terms(e: impl Into<anyhow::Error>) -> anyhow::Error {
         let text = v.to_string();
         return BadInput(format!("{flag}{}", text.strip_prefix(field.as_str()).unwrap_or(&text))).into();
     }
+    // A refused change that names its field ("name: an alert named … exists").
+    if let Some(StoreError::Conflict(message)) = e.downcast_ref::<StoreError>()
+        && let Some((field, rest)) = message.split_once(": ")
+        && let Some((_, flag)) = FLAGS.iter().find(|(f, _)| *f == field)
+    {
+        return BadInput(format!("{flag}: {rest}")).into();
+    }
     e
 }
 
@@ -153,10 +160,7 @@ pub async fn app(store: &Store, cmd: &AppCommand, out: &Output) -> anyhow::Resul
             if name.is_empty() {
                 return Err(BadInput("--name: must not be empty".into()).into());
             }
-            let app = store.create_application(name).await.map_err(|e| match e {
-                StoreError::Conflict(m) => BadInput(m.replacen("name:", "--name:", 1)).into(),
-                e => anyhow::Error::from(e),
-            })?;
+            let app = store.create_application(name).await.map_err(in_flag_terms)?;
             out.emit(&app, app_fields)
         }
         AppCommand::List => out.emit_list(&store.list_applications().await?, "applications", APP_HEADER, app_row),
@@ -176,7 +180,7 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
     let show = alert_fields;
     match cmd {
         AlertCommand::Create { app, types, name, before, description, filters } => {
-            let application_id = parse_id("application", app)?;
+            let application_id = parse_flag_id("--app", "application", app)?;
             let spec = check_alert(&AlertInput {
                 types,
                 name,
@@ -190,7 +194,7 @@ pub async fn alert(store: &Store, cmd: &AlertCommand, out: &Output) -> anyhow::R
             out.emit(&alert, show)
         }
         AlertCommand::List { app } => {
-            let app = app.as_deref().map(|a| parse_id("application", a)).transpose()?;
+            let app = app.as_deref().map(|a| parse_flag_id("--app", "application", a)).transpose()?;
             let list = store.list_alerts(app).await?;
             known_if_empty(store, list.len(), app.map(Filtered::Application)).await?;
             out.emit_list(&list, "alerts", ALERT_HEADER, alert_row)
@@ -243,7 +247,7 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
     let show = channel_fields;
     match cmd {
         ChannelCommand::Create(args) => {
-            let alert_id = parse_id("alert", &args.alert)?;
+            let alert_id = parse_flag_id("--alert", "alert", &args.alert)?;
             let secret = secret_input::resolve(args.secret.as_deref(), args.secret_file.as_deref(), "--secret-file")?;
             let routing_key = secret_input::resolve(
                 args.routing_key.as_deref(),
@@ -281,7 +285,7 @@ pub async fn channel(store: &Store, config: &Config, cmd: &ChannelCommand, out: 
             })
         }
         ChannelCommand::List { alert } => {
-            let alert = alert.as_deref().map(|a| parse_id("alert", a)).transpose()?;
+            let alert = alert.as_deref().map(|a| parse_flag_id("--alert", "alert", a)).transpose()?;
             let list = store.list_channels(alert).await?;
             known_if_empty(store, list.len(), alert.map(Filtered::Alert)).await?;
             out.emit_list(&list, "channels", CHANNEL_HEADER, channel_row)

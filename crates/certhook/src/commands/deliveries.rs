@@ -3,7 +3,7 @@
 use certhook_core::event::DeliveryState;
 use certhook_store::{DeadLetterSelector, Delivery, DeliveryFilter, Store};
 
-use super::{Filtered, Output, known_if_empty, page_limit, parse_id, parse_time, table};
+use super::{Filtered, Output, known_if_empty, page_limit, parse_flag_id, parse_id, parse_time, table};
 use crate::cli::{DeliveriesCommand, DlqCommand, DlqFilter};
 use crate::exit::BadInput;
 use crate::shapes::Counted;
@@ -50,7 +50,7 @@ pub async fn deliveries(store: &Store, cmd: &DeliveriesCommand, out: &Output) ->
                 .as_deref()
                 .map(|s| s.parse::<DeliveryState>().map_err(|e| BadInput(format!("--status: {e}"))))
                 .transpose()?;
-            let channel_id = channel.as_deref().map(|c| parse_id("channel", c)).transpose()?;
+            let channel_id = channel.as_deref().map(|c| parse_flag_id("--channel", "channel", c)).transpose()?;
             let limit = page_limit(page.limit)?;
             let after = page.after.as_deref().map(|a| parse_id("--after delivery", a)).transpose()?;
             let filter = DeliveryFilter { state, channel_id, limit: Some(limit), after, ..Default::default() };
@@ -90,7 +90,7 @@ pub async fn deliveries(store: &Store, cmd: &DeliveriesCommand, out: &Output) ->
 
 fn dlq_filter(f: &DlqFilter) -> anyhow::Result<DeliveryFilter> {
     Ok(DeliveryFilter {
-        channel_id: f.channel.as_deref().map(|c| parse_id("channel", c)).transpose()?,
+        channel_id: f.channel.as_deref().map(|c| parse_flag_id("--channel", "channel", c)).transpose()?,
         delivery_type: f
             .event_type
             .as_deref()
@@ -137,7 +137,7 @@ pub async fn dlq(store: &Store, cmd: &DlqCommand, out: &Output) -> anyhow::Resul
         }
         DlqCommand::Purge { id, channel, before, dry_run, .. } => {
             let filter = DeliveryFilter {
-                channel_id: channel.as_deref().map(|c| parse_id("channel", c)).transpose()?,
+                channel_id: channel.as_deref().map(|c| parse_flag_id("--channel", "channel", c)).transpose()?,
                 dead_before: before.as_deref().map(|b| parse_time("--before", b)).transpose()?,
                 ..Default::default()
             };

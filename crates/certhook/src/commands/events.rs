@@ -2,7 +2,7 @@
 
 use certhook_store::{EventQuery, EventRecord, Store};
 
-use super::{Filtered, Output, known_if_empty, page_limit, parse_id, table};
+use super::{Filtered, Output, known_if_empty, page_limit, parse_flag_id, table};
 use crate::cli::EventsCommand;
 
 const EVENT_HEADER: &[&str] = &["ID", "TYPE", "STATE", "APPLICATION", "CREATED", "ERROR"];
@@ -40,7 +40,7 @@ pub async fn events(store: &Store, cmd: &EventsCommand, out: &Output) -> anyhow:
     match cmd {
         EventsCommand::List { app, refused, page } => {
             let query = EventQuery {
-                application_id: app.as_deref().map(|a| parse_id("application", a)).transpose()?,
+                application_id: app.as_deref().map(|a| parse_flag_id("--app", "application", a)).transpose()?,
                 refused: *refused,
                 after: page.after.clone(),
                 limit: page_limit(page.limit)?,

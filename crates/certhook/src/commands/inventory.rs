@@ -2,7 +2,7 @@
 
 use certhook_store::{CertificateQuery, InventoryCertificate, Store};
 
-use super::{Output, page_limit, parse_id, table};
+use super::{Output, page_limit, parse_flag_id, table};
 use crate::cli::CertificatesCommand;
 use crate::exit::BadInput;
 
@@ -40,7 +40,7 @@ fn certificate_fields(c: &InventoryCertificate) -> Vec<String> {
 pub async fn certificates(store: &Store, cmd: &CertificatesCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         CertificatesCommand::List { app, status, expiring_within, page } => {
-            let application_id = parse_id("application", app)?;
+            let application_id = parse_flag_id("--app", "application", app)?;
             let query = CertificateQuery {
                 status: status
                     .as_deref()
@@ -57,7 +57,7 @@ pub async fn certificates(store: &Store, cmd: &CertificatesCommand, out: &Output
             out.emit_page(&list, query.limit, "certificates", CERTIFICATE_HEADER, |c| c.id.clone(), certificate_row)
         }
         CertificatesCommand::Show { app, id } => {
-            let certificate = store.get_certificate(parse_id("application", app)?, id).await?;
+            let certificate = store.get_certificate(parse_flag_id("--app", "application", app)?, id).await?;
             out.emit(&certificate, certificate_fields)
         }
     }

@@ -162,6 +162,11 @@ pub async fn known_if_empty(store: &Store, found: usize, filter: Option<Filtered
     Ok(())
 }
 
+/// Parses an id given as the value of `flag`, naming the flag and what it should identify.
+pub fn parse_flag_id(flag: &str, kind: &str, text: &str) -> Result<Uuid, BadInput> {
+    crate::input::uuid(text).map_err(|m| BadInput(format!("{flag}: {kind} id {m}")))
+}
+
 /// Parses an id given on the command line, naming what it should identify.
 pub fn parse_id(kind: &str, text: &str) -> Result<Uuid, BadInput> {
     crate::input::uuid(text).map_err(|m| BadInput(format!("{kind} id {m}")))

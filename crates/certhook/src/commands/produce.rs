@@ -9,7 +9,7 @@ use certhook_store::Store;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Output, parse_id};
+use super::{Output, parse_flag_id};
 use crate::cli::{EnqueueArgs, ImportArgs};
 use crate::exit::BadInput;
 use crate::progress::Progress;
@@ -29,7 +29,7 @@ pub async fn enqueue(store: &Store, config: &Config, args: &EnqueueArgs, out: &O
             ids?
         }
         (None, Some(pem), Some(app), Some(event_type)) => {
-            let application_id = parse_id("application", app)?;
+            let application_id = parse_flag_id("--app", "application", app)?;
             let event_type: AlertType = event_type.parse().map_err(|e| BadInput(format!("--type: {e}")))?;
             if event_type == AlertType::Expiration {
                 return Err(BadInput(
@@ -70,7 +70,7 @@ struct Skipped {
 
 /// `certhook import --app A --dir D [--notify]`
 pub async fn import(store: &Store, args: &ImportArgs, out: &Output) -> anyhow::Result<()> {
-    let application_id = parse_id("application", &args.app)?;
+    let application_id = parse_flag_id("--app", "application", &args.app)?;
     store.get_application(application_id).await?;
     let mut progress = Progress::on_terminal("reading files", None);
     let scan = read_folder_reporting(&args.dir, &mut |n| progress.update(n));

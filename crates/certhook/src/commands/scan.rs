@@ -30,12 +30,13 @@ pub async fn scan(store: &Store, config: &Config, args: &ScanArgs, out: &Output)
     });
     out.emit(&report, |_| {
         let (verb, marked) = if args.dry_run { ("would report", "would mark") } else { ("reported", "marked") };
+        let n = |count: usize, one: &str| format!("{count} {one}{}", if count == 1 { "" } else { "s" });
         let mut lines = vec![format!(
-            "scan at {at}{}: {} expiration alerts, {} certificates {verb}{}, {} {marked} expired",
+            "scan at {at}{}: {}, {} {verb}{}, {} {marked} expired",
             if args.dry_run { " (dry run: nothing stored or sent)" } else { "" },
-            outcome.alerts,
-            outcome.reported,
-            if args.dry_run { String::new() } else { format!(" in {} events", outcome.events.len()) },
+            n(outcome.alerts, "expiration alert"),
+            n(outcome.reported, "certificate"),
+            if args.dry_run { String::new() } else { format!(" in {}", n(outcome.events.len(), "event")) },
             outcome.expired_marked
         )];
         for r in &outcome.reports {

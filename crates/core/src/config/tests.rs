@@ -194,9 +194,15 @@ fn the_effective_configuration_is_shown_without_secrets() {
         ("CERTHOOK_ADMIN_TOKEN", "admin-token-0123456789abcdefghijklmnop"),
         ("CERTHOOK_SECRET_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
         ("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "4"),
+        ("CERTHOOK_DATABASE_URL", "postgres://certhook:hunter2secret@db.internal:5432/certhook"),
+        ("CERTHOOK_PUBLIC_URL", "https://ops:pw-in-url@certhook.example.com"),
     ]);
     let shown = Config::load(None, vars).unwrap().redacted_toml();
     assert!(shown.contains("max_attempts = 4"), "{shown}");
     assert!(shown.contains("admin_token = \"(set; not shown)\""), "{shown}");
     assert!(!shown.contains("admin-token-0123") && !shown.contains("AAECAwQF"), "{shown}");
+    assert!(shown.contains("database_url = \"postgres://certhook:***@db.internal:5432/certhook\""), "{shown}");
+    assert!(!shown.contains("hunter2secret") && !shown.contains("pw-in-url"), "{shown}");
+    // Durations as the example file writes them.
+    assert!(shown.contains("retention = \"7d\"") && shown.contains("lease_duration = \"60s\""), "{shown}");
 }
