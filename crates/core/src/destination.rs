@@ -24,6 +24,7 @@ pub fn check_url(url: &str, allow_insecure_http: bool) -> Result<String, Validat
         "https" => {}
         "http" if allow_insecure_http => {}
         "http" => return Err(bad("is not https:// (http:// is accepted only with allow_insecure_http = true)")),
+        _ if allow_insecure_http => return Err(bad("must be an https:// or http:// URL")),
         _ => return Err(bad("must be an https:// URL")),
     }
     match parsed.host_str() {
@@ -122,6 +123,8 @@ mod tests {
             assert_eq!(e.field().as_deref(), Some("url"), "{bad}");
             assert!(e.to_string().contains(why), "{bad}: {e}");
         }
+        let e = check_url("ftp://example.com/", true).unwrap_err();
+        assert!(e.to_string().contains("must be an https:// or http:// URL"), "names what is accepted: {e}");
     }
 
     #[test]
