@@ -400,6 +400,9 @@ async fn human_output_is_tables_and_a_replay_that_replays_nothing_says_why() {
     assert_eq!(code, 2);
     assert!(err.contains("--name: an application named \"pki\" already exists") && err.contains(app_id), "{err}");
     assert_eq!(env.json(&["app", "list"]).as_array().unwrap().len(), 1, "nothing stored");
+    let (code, err) = failure(&env.run(&["app", "create", "--name", "  "]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--name: must not be empty"), "{err}");
 
     let alert = env.json(&["alert", "create", "--app", app_id, "--type", "issuance", "--name", "life"]);
     let channel = env.channel(alert["id"].as_str().unwrap(), "http://127.0.0.1:9/hook", None);

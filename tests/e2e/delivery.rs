@@ -84,13 +84,9 @@ async fn retries_resend_the_identical_body_with_a_fresh_signature() {
     let codes: Vec<_> = detail["attempts"].as_array().unwrap().iter().map(|a| a["statusCode"].clone()).collect();
     assert_eq!(codes, vec![500, 502, 204]);
     // `since` and `before` bound when a delivery was created (on dead letters: when each died).
-    let running = &serve;
-    let count =
-        |q: &'static str| async move { running.get(&format!("/v1/deliveries?{q}")).await.as_array().unwrap().len() };
-    assert_eq!(count("since=2020-01-01T00:00:00Z").await, 1);
-    assert_eq!(count("before=2020-01-01T00:00:00Z").await, 0);
-    assert_eq!(count("since=2020-01-01T00:00:00Z&before=2999-01-01T00:00:00Z").await, 1);
-    assert_eq!(serve.get("/v1/dead-letters?since=2020-01-01T00:00:00Z").await.as_array().unwrap().len(), 0);
+    assert_eq!(listed(&serve, "/v1/deliveries?since=2020-01-01T00:00:00Z").await, 1);
+    assert_eq!(listed(&serve, "/v1/deliveries?before=2020-01-01T00:00:00Z").await, 0);
+    assert_eq!(listed(&serve, "/v1/deliveries?since=2020-01-01T00:00:00Z&before=2999-01-01T00:00:00Z").await, 1);
     serve.terminate().await;
 }
 
@@ -107,6 +103,17 @@ async fn dead_letters_after_max_attempts_and_replay_keeps_the_cloudevent_id() {
     assert_eq!(dead[0]["reason"], "max_attempts");
     assert_eq!(dead[0]["lastStatusCode"], 500);
     assert_eq!(dead[0]["attemptCount"], 3);
+    // `since` bounds when a dead letter died on /v1/dead-letters, and when a delivery was
+    // created on /v1/deliveries: from the moment it died, only the first still lists it.
+    let detail = serve.get(&format!("/v1/deliveries/{}", dead[0]["id"].as_str().unwrap())).await;
+    let created = dead[0]["createdAt"].as_str().unwrap().to_string();
+    // It died once its last attempt was answered.
+    let died = detail["attempts"][2]["startedAt"].as_str().unwrap().to_string();
+    assert!(died > created, "retries take time: {detail}");
+    assert_eq!(listed(&serve, &format!("/v1/dead-letters?since={died}")).await, 1);
+    assert_eq!(listed(&serve, &format!("/v1/deliveries?since={died}")).await, 0);
+    assert_eq!(listed(&serve, &format!("/v1/deliveries?since={created}")).await, 1);
+    assert_eq!(listed(&serve, &format!("/v1/dead-letters?before={died}")).await, 0);
     // An operator reading serve's log at the default level sees each retry and the dead
     // letter, by result class, without the destination.
     let log = serve.log_tail(400);
@@ -344,4 +351,9 @@ async fn sealed_secrets_still_sign_and_serve_refuses_a_missing_key() {
     assert_eq!(waiting[0]["attemptCount"], 0, "parked, no attempt counted");
     assert_eq!(other.received().len(), 0);
     serve.terminate().await;
+}
+
+/// How many items a list route answers.
+async fn listed(serve: &Serve, path: &str) -> usize {
+    serve.get(path).await.as_array().unwrap().len()
 }

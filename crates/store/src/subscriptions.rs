@@ -6,6 +6,7 @@ use std::time::Duration;
 use certhook_core::destination::redact_url;
 use certhook_core::event::{ChannelState, DeadReason, DeliveryState, DeliveryType};
 use certhook_core::lifecycle::ChannelAction;
+use certhook_core::validate::ValidationError;
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -22,8 +23,15 @@ use crate::rows::{
 const SEALED_COLUMNS: [&str; 4] = ["secret", "previous_secret", "routing_key", "client_key"];
 
 impl<D: Driver> Backend<D> {
-    /// Creates an application.
+    /// Creates an application: its name trimmed, not empty, and not another live one's.
     pub async fn create_application(&self, name: &str) -> Result<Application> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(StoreError::Invalid(ValidationError::InvalidField {
+                field: "name".into(),
+                reason: "must not be empty".into(),
+            }));
+        }
         let id = Uuid::now_v7();
         let (_writer, mut tx) = self.begin_write().await?;
         D::statement(self.q.serialize_application_names).execute(&mut *tx).await?;

@@ -67,11 +67,9 @@ pub(crate) async fn deliver_one(
     };
     let kind = channel.kind;
     metrics.attempts.with_label_values(&[response.result.label()]).inc();
-    metrics
-        .recent
-        .record(response.started_at, matches!(response.result, crate::classify::AttemptResult::Status(200..=299)));
     metrics.delivery_duration.with_label_values(&[kind.as_str()]).observe(response.duration.as_secs_f64());
     let verdict = classify(response.result, response.retry_after);
+    metrics.recent.record(response.started_at, matches!(verdict, Verdict::Delivered));
     let disposition = dispose(verdict, retry, lease.attempts_before + 1, rand::random::<f64>());
     let outcome = match &disposition {
         Disposition::Delivered => {

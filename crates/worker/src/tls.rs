@@ -181,7 +181,7 @@ impl Clients {
             (state.bundle.as_ref().map(|b| b.certs.clone()).unwrap_or_default(), state.generation)
         };
         let client = build_client(&self.options, &roots, tls)?;
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.write();
         if state.generation == generation {
             // Another send may have built one meanwhile; either is as good.
             state.per_channel.insert(id, (print, client.clone()));
@@ -193,38 +193,47 @@ impl Clients {
     /// file changed, rebuilding every client with it. A bundle that became unreadable or
     /// empty is logged and the one last read is kept: deliveries go on as before.
     pub fn refresh(&self, live: impl Fn(&Uuid) -> bool) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.per_channel.retain(|id, _| live(id));
-        let Some(bundle) = &state.bundle else { return };
+        let (path, known) = {
+            let mut state = self.write();
+            state.per_channel.retain(|id, _| live(id));
+            let Some(bundle) = &state.bundle else { return };
+            (bundle.path.clone(), bundle.stamp)
+        };
         // Taken before reading: a file rewritten while it is read (truncated, then filled)
         // changes its stamp again and is read again at the next refresh.
-        let seen = stamp(&bundle.path);
-        if seen == bundle.stamp {
+        let seen = stamp(&path);
+        if seen == known {
             return;
         }
-        let fresh = match read_bundle(&bundle.path) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "ca_bundle changed but cannot be used; keeping the certificates read before");
-                // Not read again until it changes once more.
-                if let Some(b) = state.bundle.as_mut() {
-                    b.stamp = seen;
-                }
-                return;
-            }
-        };
-        match build_client(&self.options, &fresh.certs, &ChannelTls::default()) {
-            Ok(shared) => {
+        // Read and built with no lock held: sends go on with the old clients meanwhile.
+        let built = read_bundle(&path).map(|fresh| {
+            let shared = build_client(&self.options, &fresh.certs, &ChannelTls::default());
+            (fresh, shared)
+        });
+        let mut state = self.write();
+        match built {
+            Ok((fresh, Ok(shared))) => {
                 tracing::info!(path = %fresh.path.display(), certificates = fresh.certs.len(), "ca_bundle reloaded");
                 state.shared = shared;
                 state.per_channel.clear();
                 state.generation += 1;
                 state.bundle = Some(fresh);
             }
-            Err(e) => {
+            Ok((_, Err(e))) => {
                 tracing::warn!(error = %e, "ca_bundle changed but the client cannot be built; keeping the old one")
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "ca_bundle changed but cannot be used; keeping the certificates read before");
+                // Not read again until it changes once more.
+                if let Some(b) = state.bundle.as_mut() {
+                    b.stamp = seen;
+                }
+            }
         }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

@@ -229,7 +229,11 @@ impl Worker {
         // channel keeps only a few claimed (see `claim_plan`), and counted, enough of them
         // would stop the refills that feed every other channel.
         let limited = p.targets.limited();
-        let held_back = p.buffer.iter().filter(|b| limited.contains_key(&b.lease.channel_id)).count();
+        let held_back = if limited.is_empty() {
+            0
+        } else {
+            p.buffer.iter().filter(|b| limited.contains_key(&b.lease.channel_id)).count()
+        };
         let limit = refill_size(self.config.concurrency, p.tasks.len(), p.buffer.len() - held_back)?;
         let (exclude, channel_limits) = self.claim_plan(p);
         p.excluded = exclude.clone();
@@ -346,6 +350,9 @@ impl Worker {
         }
         let mut kept = VecDeque::with_capacity(p.buffer.len());
         let mut rate_wait: Option<Duration> = None;
+        // Channels whose rate limit refused a token this pass: their other leases wait
+        // without a lock or another try.
+        let mut denied: Vec<Uuid> = Vec::new();
         while let Some(b) = p.buffer.pop_front() {
             let target = p.targets.get(&b.lease.channel_id);
             let slot = p.slots.entry(b.lease.channel_id).or_default();
@@ -367,6 +374,10 @@ impl Worker {
                 kept.push_back(b);
                 continue;
             }
+            if send && !give_back && gone_kind.is_none() && denied.contains(&b.lease.channel_id) {
+                kept.push_back(b);
+                continue;
+            }
             // Only a lease about to leave the buffer (or to spend a rate-limit token) is
             // looked up, so one waiting its turn costs no lock per pass.
             if !self.held.holds(b.lease.delivery_id, b.lease.token) {
@@ -380,6 +391,7 @@ impl Worker {
             {
                 send = false;
                 rate_wait = Some(rate_wait.map_or(wait, |w| w.min(wait)));
+                denied.push(b.lease.channel_id);
                 if !give_back {
                     kept.push_back(b);
                     continue;

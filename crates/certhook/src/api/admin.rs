@@ -64,11 +64,7 @@ async fn list_applications(State(s): State<ApiState>) -> Result<Json<Vec<Applica
     responses((status = 201, body = Application), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_application(State(s): State<ApiState>, body: axum::body::Bytes) -> Result<Response, ApiError> {
     let body: NewApplicationBody = json_body(&body)?;
-    let name = body.name.trim();
-    if name.is_empty() {
-        return Err(ApiError::invalid("name", "name: must not be empty"));
-    }
-    Ok((StatusCode::CREATED, Json(s.store.create_application(name).await?)).into_response())
+    Ok((StatusCode::CREATED, Json(s.store.create_application(&body.name).await?)).into_response())
 }
 
 /// Get an application.

@@ -4,12 +4,12 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use certhook_core::event::DeliveryState;
-use certhook_store::{DeadLetterSelector, DeliveryFilter};
+use certhook_store::{DeadLetterSelector, DeliveryFilter, Replayed, StoreError};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::deliveries::DeliveryQuery;
-use super::input::{json_body, matching, parse_uuid};
+use super::input::{Bound, json_body, matching, parse_uuid};
 use super::{ApiError, ApiState, ErrorBody};
 use crate::shapes::Counted;
 
@@ -21,7 +21,7 @@ pub(super) async fn list_dead_letters(
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..q.dead_letter_filter()? };
+    let filter = DeliveryFilter { state: Some(DeliveryState::Dead), ..q.filter(Bound::DeadLettered)? };
     let list = state.store.list_deliveries(&filter).await?;
     Ok(super::page::respond(list, filter.limit.unwrap_or(super::page::DEFAULT_PAGE), &uri, |d| d.id.to_string()))
 }
@@ -51,6 +51,7 @@ impl DeadLetterAction {
                 self.delivery_type.as_deref(),
                 self.since.as_deref(),
                 self.before.as_deref(),
+                Bound::DeadLettered,
             )?)),
             _ => Err(ApiError {
                 field: Some("id".into()),
@@ -67,11 +68,23 @@ impl DeadLetterAction {
     responses((status = 200, body = Counted), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn replay(State(state): State<ApiState>, body: axum::body::Bytes) -> Result<Json<Counted>, ApiError> {
     let action: DeadLetterAction = json_body(&body)?;
-    let replayed = state.store.replay(&action.selector()?, action.dry_run).await?;
-    if !action.dry_run {
-        state.metrics.replays.inc_by(replayed.ids.len() as u64);
+    Ok(Json(state.replay_dead_letters(&action.selector()?, action.dry_run).await?.into()))
+}
+
+impl ApiState {
+    /// Replays dead letters and counts the replays in `certhook_dead_letter_replays_total`:
+    /// the one way the API and the console replay.
+    pub(crate) async fn replay_dead_letters(
+        &self,
+        selector: &DeadLetterSelector,
+        dry_run: bool,
+    ) -> Result<Replayed, StoreError> {
+        let replayed = self.store.replay(selector, dry_run).await?;
+        if !dry_run {
+            self.metrics.replays.inc_by(replayed.ids.len() as u64);
+        }
+        Ok(replayed)
     }
-    Ok(Json(replayed.into()))
 }
 
 /// Delete dead letters: the only way they are ever deleted.

@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use axum::extract::OriginalUri;
 use axum::response::Response;
 
-use super::input::{matching, parse_state, parse_uuid};
+use super::input::{Bound, matching, parse_state, parse_uuid};
 use super::page;
 use super::{ApiError, ApiState, ErrorBody};
 
@@ -38,22 +38,9 @@ pub(super) struct DeliveryQuery {
 }
 
 impl DeliveryQuery {
-    /// The store filter these parameters ask for, of all deliveries: `since` and `before`
-    /// bound when a delivery was created.
-    fn filter(&self) -> Result<DeliveryFilter, ApiError> {
-        let dead = self.dead_letter_filter()?;
-        Ok(DeliveryFilter {
-            created_since: dead.dead_since,
-            created_before: dead.dead_before,
-            dead_since: None,
-            dead_before: None,
-            ..dead
-        })
-    }
-
-    /// The store filter of the dead-letter listing: `since` and `before` bound when a
-    /// delivery was dead-lettered.
-    pub(super) fn dead_letter_filter(&self) -> Result<DeliveryFilter, ApiError> {
+    /// The store filter these parameters ask for; `bound` says which time `since` and
+    /// `before` bound.
+    pub(super) fn filter(&self, bound: Bound) -> Result<DeliveryFilter, ApiError> {
         Ok(DeliveryFilter {
             state: self.status.as_deref().map(|s| parse_state("status", s)).transpose()?,
             limit: Some(page::limit(self.limit)?),
@@ -63,6 +50,7 @@ impl DeliveryQuery {
                 self.delivery_type.as_deref(),
                 self.since.as_deref(),
                 self.before.as_deref(),
+                bound,
             )?
         })
     }
@@ -76,7 +64,7 @@ pub(super) async fn list_deliveries(
     OriginalUri(uri): OriginalUri,
     Query(q): Query<DeliveryQuery>,
 ) -> Result<Response, ApiError> {
-    let filter = q.filter()?;
+    let filter = q.filter(Bound::Created)?;
     let list = state.store.list_deliveries(&filter).await?;
     Ok(page::respond(list, filter.limit.unwrap_or(page::DEFAULT_PAGE), &uri, |d| d.id.to_string()))
 }

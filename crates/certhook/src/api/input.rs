@@ -26,18 +26,36 @@ pub fn parse_state(field: &str, text: &str) -> Result<certhook_core::event::Deli
     text.parse().map_err(|e: certhook_core::event::UnknownValue| bad_field(field, e.to_string()))
 }
 
-/// The filters deliveries and dead letters share: channel, type, and when dead-lettered.
+/// Which time `since` and `before` bound.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// When a delivery was created (the delivery listing).
+    Created,
+    /// When it was dead-lettered (dead-letter listings and actions).
+    DeadLettered,
+}
+
+/// The filters deliveries and dead letters share: channel, type, and a time range.
 pub fn matching(
     channel: Option<&str>,
     delivery_type: Option<&str>,
     since: Option<&str>,
     before: Option<&str>,
+    bound: Bound,
 ) -> Result<certhook_store::DeliveryFilter, ApiError> {
+    let since = since.map(|t| parse_time("since", t)).transpose()?;
+    let before = before.map(|t| parse_time("before", t)).transpose()?;
+    let (created, dead) = match bound {
+        Bound::Created => ((since, before), (None, None)),
+        Bound::DeadLettered => ((None, None), (since, before)),
+    };
     Ok(certhook_store::DeliveryFilter {
         channel_id: channel.map(|c| parse_uuid("channel", c)).transpose()?,
         delivery_type: delivery_type.map(|t| parse_delivery_type("type", t)).transpose()?,
-        dead_since: since.map(|t| parse_time("since", t)).transpose()?,
-        dead_before: before.map(|t| parse_time("before", t)).transpose()?,
+        created_since: created.0,
+        created_before: created.1,
+        dead_since: dead.0,
+        dead_before: dead.1,
         ..Default::default()
     })
 }

@@ -156,10 +156,6 @@ fn pem_file(path: Option<&std::path::Path>, flag: &str) -> Result<Option<String>
 pub async fn app(store: &Store, cmd: &AppCommand, out: &Output) -> anyhow::Result<()> {
     match cmd {
         AppCommand::Create { name } => {
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(BadInput("--name: must not be empty".into()).into());
-            }
             let app = store.create_application(name).await.map_err(in_flag_terms)?;
             out.emit(&app, app_fields)
         }

@@ -96,10 +96,9 @@ pub async fn replay(
     let confirmed = form.confirm == "yes";
     // Taken before the count: a dead letter that dies after it is not in the confirmed replay.
     let counted_at = chrono::Utc::now();
-    let replayed = s.store.replay(&selector, !confirmed).await?;
+    let replayed = s.replay_dead_letters(&selector, !confirmed).await?;
     let n = replayed.ids.len();
     if confirmed {
-        s.metrics.replays.inc_by(n as u64);
         return Ok(Redirect::to(&format!("/dead-letters?replayed={n}")).into_response());
     }
     let skipped: Vec<String> = crate::shapes::Counted::from(replayed).skipped.iter().map(|k| k.explain()).collect();

@@ -261,10 +261,15 @@ async fn an_application_with_alerts_is_deleted_only_with_cascade(store: Store) {
 }
 
 async fn application_names_are_unique_among_live_applications(store: Store) {
+    for blank in ["", "  \t"] {
+        let e = store.create_application(blank).await.unwrap_err();
+        assert!(matches!(&e, StoreError::Invalid(v) if v.field().as_deref() == Some("name")), "{e}");
+    }
+    assert_eq!(store.create_application("  spaced ").await.unwrap().name, "spaced", "trimmed");
     let first = app(&store).await;
     let e = store.create_application(&first.name).await.unwrap_err();
     assert!(matches!(&e, StoreError::Conflict(m) if m.contains(&first.id.to_string())), "{e}");
-    assert_eq!(store.list_applications().await.unwrap().len(), 1, "nothing stored");
+    assert_eq!(store.list_applications().await.unwrap().len(), 2, "nothing stored");
     store.create_application("pki-staging").await.unwrap();
     store.delete_application(first.id, false).await.unwrap();
     let again = store.create_application(&first.name).await.unwrap();
