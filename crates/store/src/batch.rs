@@ -70,6 +70,20 @@ pub(crate) struct CertificateRow<'a> {
     pub status: &'static str,
 }
 
+/// One new outbox row as a row of `insert_events`.
+#[derive(serde::Serialize)]
+pub(crate) struct EventRow<'a> {
+    /// Its place in the batch: rows are inserted (and numbered by `seq`) in this order.
+    pub n: usize,
+    pub id: String,
+    pub app: String,
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    pub key: Option<&'a str>,
+    /// The certificate as JSON text (the column's format).
+    pub certificate: String,
+}
+
 /// One rendered message as a row of `insert_messages`.
 #[derive(serde::Serialize)]
 pub(crate) struct MessageRow<'a> {

@@ -25,7 +25,7 @@ pub(crate) const FAN_OUT_CHUNK: usize = 2_000;
 const MAX_CERTIFICATES_PER_ROW: usize = 1_000;
 
 /// Payload bytes bound per batch statement, about.
-const CHUNK_BYTES: usize = 8 << 20;
+pub(crate) const CHUNK_BYTES: usize = 8 << 20;
 
 /// Where a new delivery for a channel in `state` starts, and why it is dead if it is.
 fn initial_delivery_state(state: ChannelState) -> (DeliveryState, Option<&'static str>) {

@@ -1,13 +1,20 @@
 //! The outbox's producing side: events stored all or nothing, on the store's own
 //! transaction or on one the caller (a PKI) holds, with idempotency keys honoured.
 
+use std::collections::HashSet;
+
 use certhook_core::event::NewEvent;
 use uuid::Uuid;
 
 use crate::backend::Backend;
+use crate::batch::{EventRow, byte_chunks, json_array};
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
+use crate::fan_out::CHUNK_BYTES;
 use crate::sql::Queries;
+
+/// Events written per statement at most.
+const ENQUEUE_CHUNK: usize = 1_000;
 
 impl<D: Driver> Backend<D> {
     /// Enqueues a batch of events, all or nothing, and returns their ids in input order.
@@ -24,48 +31,66 @@ impl<D: Driver> Backend<D> {
 
 /// Enqueues `events` on an open connection or transaction (the transactional outbox):
 /// checks each application, honours idempotency keys, and returns the ids in input order.
-/// `progress` hears how many are written so far (before the commit that makes them count).
+/// The rows are written a chunk at a time, one statement per chunk; `progress` hears how
+/// many are written so far (before the commit that makes them count).
 pub(crate) async fn enqueue_on<D: Driver>(
     conn: &mut D::Conn,
     q: &Queries,
     events: &[NewEvent],
     progress: &mut (dyn FnMut(usize) + Send),
 ) -> Result<Vec<Uuid>> {
-    let mut ids = Vec::with_capacity(events.len());
     let mut known_apps: Vec<Uuid> = Vec::new();
     for (index, ev) in events.iter().enumerate() {
-        let app = ev.application_id.to_string();
         if !known_apps.contains(&ev.application_id) {
+            let app = ev.application_id.to_string();
             if D::statement(q.application_exists).bind(&app).fetch_optional(&mut *conn).await?.is_none() {
                 return Err(StoreError::UnknownApplication { index, id: ev.application_id });
             }
             known_apps.push(ev.application_id);
         }
-        let certificate = serde_json::to_string(&ev.certificate)
-            .map_err(|e| StoreError::Corrupt(format!("certificate does not serialize: {e}")))?;
-        let id = Uuid::now_v7();
-        let inserted = D::statement(q.insert_event)
-            .bind(id.to_string())
-            .bind(&app)
-            .bind(ev.event_type.as_str())
-            .bind(&ev.idempotency_key)
-            .bind(certificate)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let id = match inserted {
-            Some(_) => id,
-            None => {
-                // The idempotency key was seen before: answer with the first event's id.
-                let first: String = D::statement(q.find_idempotent)
-                    .bind(&app)
-                    .bind(&ev.idempotency_key)
-                    .fetch_one(&mut *conn)
-                    .await?
-                    .try_get(0)?;
-                Uuid::parse_str(&first).map_err(|_| StoreError::Corrupt(format!("event id '{first}' is not a UUID")))?
+    }
+    let rows = events
+        .iter()
+        .enumerate()
+        .map(|(n, ev)| {
+            let certificate = serde_json::to_string(&ev.certificate)
+                .map_err(|e| StoreError::Corrupt(format!("certificate does not serialize: {e}")))?;
+            Ok(EventRow {
+                n,
+                id: Uuid::now_v7().to_string(),
+                app: ev.application_id.to_string(),
+                event_type: ev.event_type.as_str(),
+                key: ev.idempotency_key.as_deref(),
+                certificate,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut ids = Vec::with_capacity(events.len());
+    for chunk in byte_chunks(&rows, ENQUEUE_CHUNK, CHUNK_BYTES, |r| r.certificate.len()) {
+        let inserted: HashSet<String> = D::statement(q.insert_events)
+            .bind(json_array(chunk))
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        for row in chunk {
+            if inserted.contains(&row.id) {
+                ids.push(Uuid::parse_str(&row.id).expect("generated as a UUID"));
+                continue;
             }
-        };
-        ids.push(id);
+            // The idempotency key was seen before: answer with the first event's id.
+            let first: String = D::statement(q.find_idempotent)
+                .bind(row.app.clone())
+                .bind(row.key.map(str::to_owned))
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+            ids.push(
+                Uuid::parse_str(&first)
+                    .map_err(|_| StoreError::Corrupt(format!("event id '{first}' is not a UUID")))?,
+            );
+        }
         progress(ids.len());
     }
     Ok(ids)

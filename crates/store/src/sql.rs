@@ -183,8 +183,11 @@ queries! {
     // Taken by what adds to or deletes an application, so the two cannot interleave.
     lock_application = "SELECT 1 FROM certhook_applications WHERE id = ? AND deleted_at IS NULL LOCK_ROWS";
     find_idempotent = "SELECT id FROM certhook_events WHERE application_id = ? AND idempotency_key = ?";
-    insert_event = "INSERT INTO certhook_events (id, application_id, type, idempotency_key, certificate, occurred_at, created_at) \
-        VALUES (?, ?, ?, ?, ?, NOW_MS, NOW_MS) \
+    // A batch of events in one statement, in batch order (so `seq` follows it); a row whose
+    // idempotency key is taken (earlier, or earlier in the batch) is skipped and not returned.
+    insert_events = "INSERT INTO certhook_events (id, application_id, type, idempotency_key, certificate, occurred_at, created_at) \
+        SELECT value ->> 'id', value ->> 'app', value ->> 'type', value ->> 'key', value ->> 'certificate', NOW_MS, NOW_MS \
+        FROM JSON_ELEMENTS(?) WHERE true ORDER BY CAST(value ->> 'n' AS BIGINT) \
         ON CONFLICT (application_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
     count_events = "SELECT COUNT(*) FROM certhook_events";
 

@@ -65,9 +65,8 @@ impl Driver for PostgresDriver {
     /// events with 34,000 waiting, and growing with the backlog). `SET LOCAL` keeps the
     /// setting inside this transaction, so poolers and other queries see nothing of it.
     async fn begin_hot(&self) -> Result<WriteTx<Postgres>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::raw_sql("SET LOCAL enable_bitmapscan = off").execute(&mut *tx).await?;
-        Ok((None, tx))
+        // One round trip: the simple query protocol takes both statements at once.
+        Ok((None, self.pool.begin_with("BEGIN; SET LOCAL enable_bitmapscan = off").await?))
     }
 }
 
@@ -95,6 +94,10 @@ impl Backend<PostgresDriver> {
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)
+            // No ping before each transaction: it is a round trip, and hot transactions are a
+            // few round trips each. A connection that broke meanwhile fails its first
+            // statement instead, is dropped, and the caller retries as after any error.
+            .test_before_acquire(false)
             .after_release(crate::driver::discard_if_in_transaction)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)

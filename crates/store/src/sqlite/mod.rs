@@ -87,12 +87,16 @@ impl Backend<SqliteDriver> {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A ping is a hop to the connection's thread while the writer is held; a file
+            // connection does not break the way a socket does.
+            .test_before_acquire(false)
             .after_release(crate::driver::discard_if_in_transaction)
             .connect_with(options.clone())
             .await?;
         crate::migrate::sqlite().run(&pool).await?;
         let durable = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .after_release(crate::driver::discard_if_in_transaction)
             .connect_with(options.synchronous(SqliteSynchronous::Full))
             .await?;

@@ -20,6 +20,7 @@ crate::both_backends!(
     rate_limits_and_tls_settings_are_stored_changed_and_removed,
     a_delivered_verification_keeps_its_body_but_not_its_token,
     enqueue_is_idempotent_on_key,
+    a_large_batch_is_stored_in_order_with_each_id_in_its_place,
     batch_with_one_bad_event_stores_nothing,
     fan_out_creates_one_delivery_per_channel_of_each_matching_alert,
     paused_and_unverified_channels_hold_deliveries_until_active,
@@ -353,6 +354,45 @@ async fn enqueue_is_idempotent_on_key(store: Store) {
     )
     .await;
     assert_eq!(serial, 1);
+}
+
+/// A batch written a chunk at a time: the ids come back in input order, a key repeated in a
+/// later chunk answers with the first id, and the outbox keeps the batch's order.
+async fn a_large_batch_is_stored_in_order_with_each_id_in_its_place(store: Store) {
+    let app = app(&store).await;
+    let events: Vec<_> = (0..2_500)
+        .map(|n| {
+            let key = match n {
+                7 | 2_100 => Some("same"),
+                _ => None,
+            };
+            event(app.id, AlertType::Issuance, &n.to_string(), key)
+        })
+        .collect();
+    let ids = store.enqueue(&events).await.unwrap();
+    assert_eq!(ids.len(), 2_500);
+    assert_eq!(ids[2_100], ids[7], "a key repeated two chunks later answers with the first id");
+    assert_eq!(store.status().await.unwrap().events.total, 2_499);
+    let mut last_seq = 0;
+    for (n, id) in ids.iter().enumerate() {
+        if n == 2_100 {
+            continue;
+        }
+        let seq = scalar(&store, &format!("SELECT seq FROM certhook_events WHERE id = '{id}'")).await;
+        assert!(seq > last_seq, "event {n} is stored after the one before it");
+        last_seq = seq;
+        if n % 97 == 0 {
+            let own = scalar(
+                &store,
+                &format!(
+                    "SELECT COUNT(*) FROM certhook_events WHERE id = '{id}' \
+                     AND certificate LIKE '%\"serialNumber\":\"{n}\"%'"
+                ),
+            )
+            .await;
+            assert_eq!(own, 1, "id {n} names the event sent in place {n}");
+        }
+    }
 }
 
 async fn batch_with_one_bad_event_stores_nothing(store: Store) {
