@@ -38,6 +38,11 @@ pub fn sqlite() -> Migrator {
         (4, "alert types and filters", include_str!("../../../migrations/sqlite/0004_alert_types_filters.sql")),
         (5, "channel tls rate limit", include_str!("../../../migrations/sqlite/0005_channel_tls_rate_limit.sql")),
         (6, "channel last failure", include_str!("../../../migrations/sqlite/0006_channel_last_failure.sql")),
+        (
+            7,
+            "drop unused lease token index",
+            include_str!("../../../migrations/sqlite/0007_drop_unused_lease_token_index.sql"),
+        ),
     ])
 }
 
@@ -50,5 +55,10 @@ pub fn postgres() -> Migrator {
         (4, "alert types and filters", include_str!("../../../migrations/postgres/0004_alert_types_filters.sql")),
         (5, "channel tls rate limit", include_str!("../../../migrations/postgres/0005_channel_tls_rate_limit.sql")),
         (6, "channel last failure", include_str!("../../../migrations/postgres/0006_channel_last_failure.sql")),
+        (
+            7,
+            "drop unused lease token index",
+            include_str!("../../../migrations/postgres/0007_drop_unused_lease_token_index.sql"),
+        ),
     ])
 }
