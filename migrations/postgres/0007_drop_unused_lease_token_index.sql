@@ -1,5 +1,5 @@
 -- No statement looks a delivery up by its lease token (outcome writes find the row by id
--- and then compare the token), so the index only cost every claim and every outcome an
--- index write: on PostgreSQL, whose updates of an indexed row write all of its indexes,
--- one more per claim.
+-- and then compare the token), so the index only cost writes: every update of a
+-- delivery that is not HOT writes all of its indexes. No version of certhook reads it,
+-- so older processes run without it.
 DROP INDEX IF EXISTS certhook_deliveries_token;

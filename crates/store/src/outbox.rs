@@ -49,49 +49,62 @@ pub(crate) async fn enqueue_on<D: Driver>(
             known_apps.push(ev.application_id);
         }
     }
-    let rows = events
-        .iter()
-        .enumerate()
-        .map(|(n, ev)| {
-            let certificate = serde_json::to_string(&ev.certificate)
-                .map_err(|e| StoreError::Corrupt(format!("certificate does not serialize: {e}")))?;
-            Ok(EventRow {
-                n,
-                id: Uuid::now_v7().to_string(),
-                app: ev.application_id.to_string(),
-                event_type: ev.event_type.as_str(),
-                key: ev.idempotency_key.as_deref(),
-                certificate,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
     let mut ids = Vec::with_capacity(events.len());
-    for chunk in byte_chunks(&rows, ENQUEUE_CHUNK, CHUNK_BYTES, |r| r.certificate.len()) {
-        let inserted: HashSet<String> = D::statement(q.insert_events)
-            .bind(json_array(chunk))
-            .fetch_all(&mut *conn)
-            .await?
+    // Rows are built a chunk at a time, so a large file is not held twice over.
+    for (first, group) in events.chunks(ENQUEUE_CHUNK).enumerate().map(|(i, g)| (i * ENQUEUE_CHUNK, g)) {
+        let rows = group
             .iter()
-            .map(|r| r.try_get::<String, _>("id"))
-            .collect::<std::result::Result<_, _>>()?;
-        for row in chunk {
-            if inserted.contains(&row.id) {
-                ids.push(Uuid::parse_str(&row.id).expect("generated as a UUID"));
-                continue;
-            }
-            // The idempotency key was seen before: answer with the first event's id.
-            let first: String = D::statement(q.find_idempotent)
-                .bind(row.app.clone())
-                .bind(row.key.map(str::to_owned))
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)?;
-            ids.push(
-                Uuid::parse_str(&first)
-                    .map_err(|_| StoreError::Corrupt(format!("event id '{first}' is not a UUID")))?,
-            );
+            .enumerate()
+            .map(|(i, ev)| {
+                let certificate = serde_json::to_string(&ev.certificate)
+                    .map_err(|e| StoreError::Corrupt(format!("certificate does not serialize: {e}")))?;
+                Ok(EventRow {
+                    n: first + i,
+                    id: Uuid::now_v7().to_string(),
+                    app: ev.application_id.to_string(),
+                    event_type: ev.event_type.as_str(),
+                    key: ev.idempotency_key.as_deref(),
+                    certificate,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for chunk in byte_chunks(&rows, ENQUEUE_CHUNK, CHUNK_BYTES, |r| r.certificate.len()) {
+            write_chunk::<D>(conn, q, chunk, &mut ids).await?;
+            progress(ids.len());
         }
-        progress(ids.len());
     }
     Ok(ids)
+}
+
+/// Inserts one chunk of events and appends their ids in order: each one's own, or, where
+/// its idempotency key was taken, the first event's.
+async fn write_chunk<D: Driver>(
+    conn: &mut D::Conn,
+    q: &Queries,
+    chunk: &[EventRow<'_>],
+    ids: &mut Vec<Uuid>,
+) -> Result<()> {
+    let inserted: HashSet<String> = D::statement(q.insert_events)
+        .bind(json_array(chunk))
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("id"))
+        .collect::<std::result::Result<_, _>>()?;
+    for row in chunk {
+        if inserted.contains(&row.id) {
+            ids.push(Uuid::parse_str(&row.id).expect("generated as a UUID"));
+            continue;
+        }
+        let first: String = D::statement(q.find_idempotent)
+            .bind(row.app.clone())
+            .bind(row.key.map(str::to_owned))
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        ids.push(
+            Uuid::parse_str(&first).map_err(|_| StoreError::Corrupt(format!("event id '{first}' is not a UUID")))?,
+        );
+    }
+    Ok(())
 }

@@ -22,6 +22,9 @@ use crate::sql::Queries;
 /// The NOTIFY channel the outbox trigger signals.
 pub const WORK_CHANNEL: &str = "certhook_work";
 
+/// How long a pooled connection may sit idle before it is pinged on its way out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(2);
+
 /// The driver for a PostgreSQL database.
 #[derive(Debug, Clone)]
 pub struct PostgresDriver {
@@ -65,7 +68,10 @@ impl Driver for PostgresDriver {
     /// events with 34,000 waiting, and growing with the backlog). `SET LOCAL` keeps the
     /// setting inside this transaction, so poolers and other queries see nothing of it.
     async fn begin_hot(&self) -> Result<WriteTx<Postgres>> {
-        // One round trip: the simple query protocol takes both statements at once.
+        // One round trip: the simple query protocol takes both statements at once. (Should
+        // the SET fail after the BEGIN, sqlx would not count the transaction and the pool
+        // could keep the connection in an aborted one; a `SET LOCAL` of a planner setting
+        // that every role may change does not fail short of the connection breaking.)
         Ok((None, self.pool.begin_with("BEGIN; SET LOCAL enable_bitmapscan = off").await?))
     }
 }
@@ -94,10 +100,19 @@ impl Backend<PostgresDriver> {
         }
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            // No ping before each transaction: it is a round trip, and hot transactions are a
-            // few round trips each. A connection that broke meanwhile fails its first
-            // statement instead, is dropped, and the caller retries as after any error.
+            // No ping before each transaction of a busy pool: it is a round trip, and hot
+            // transactions are a few round trips each. A connection idle for a while is
+            // pinged first, so one that a restart, a failover or a firewall dropped meanwhile
+            // is replaced rather than failing (or hanging) the caller's first statement.
             .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE_FOR {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .after_release(crate::driver::discard_if_in_transaction)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
