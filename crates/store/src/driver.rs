@@ -34,6 +34,11 @@ pub trait Driver: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// A statement with its bound arguments.
     type Stmt: Statement<Conn = Self::Conn, Row = Self::Row>;
 
+    /// Whether transactions lock rows (`LOCK_ROWS`, `SKIP_LOCKED`), so that processes
+    /// sharing the database can split work by locking it; SQLite's one writer excludes
+    /// every other writer instead.
+    const LOCKS_ROWS: bool;
+
     /// A statement of this backend's [`Queries`], to bind and run.
     fn statement(sql: &'static str) -> Self::Stmt;
 

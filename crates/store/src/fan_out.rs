@@ -48,16 +48,12 @@ struct FanOutCache {
 
 impl FanOutCache {
     /// Whether the application exists and was not deleted.
-    async fn app_live<D: Driver>(
-        &mut self,
-        b: &Backend<D>,
-        tx: &mut sqlx::Transaction<'static, D::Db>,
-        application_id: &str,
-    ) -> Result<bool> {
+    async fn app_live<D: Driver>(&mut self, b: &Backend<D>, conn: &mut D::Conn, application_id: &str) -> Result<bool> {
         if let Some(&hit) = self.live_apps.get(application_id) {
             return Ok(hit);
         }
-        let live = D::statement(b.q.application_exists).bind(application_id).fetch_optional(&mut **tx).await?.is_some();
+        let live =
+            D::statement(b.q.application_exists).bind(application_id).fetch_optional(&mut *conn).await?.is_some();
         self.live_apps.insert(application_id.to_string(), live);
         Ok(live)
     }
@@ -65,7 +61,7 @@ impl FanOutCache {
     async fn alerts_for<D: Driver>(
         &mut self,
         b: &Backend<D>,
-        tx: &mut sqlx::Transaction<'static, D::Db>,
+        conn: &mut D::Conn,
         application_id: &str,
         alert_type: AlertType,
     ) -> Result<Vec<Alert>> {
@@ -76,23 +72,18 @@ impl FanOutCache {
         let rows = D::statement(b.q.alerts_for_event)
             .bind(application_id)
             .bind(alert_type.as_str())
-            .fetch_all(&mut **tx)
+            .fetch_all(&mut *conn)
             .await?;
         let alerts = rows.iter().map(alert_from).collect::<Result<Vec<_>>>()?;
         self.alerts.insert(key, alerts.clone());
         Ok(alerts)
     }
 
-    async fn alert_by_id<D: Driver>(
-        &mut self,
-        b: &Backend<D>,
-        tx: &mut sqlx::Transaction<'static, D::Db>,
-        id: &str,
-    ) -> Result<Vec<Alert>> {
+    async fn alert_by_id<D: Driver>(&mut self, b: &Backend<D>, conn: &mut D::Conn, id: &str) -> Result<Vec<Alert>> {
         if let Some(hit) = self.alerts_by_id.get(id) {
             return Ok(hit.clone());
         }
-        let rows = D::statement(b.q.get_alert).bind(id).fetch_all(&mut **tx).await?;
+        let rows = D::statement(b.q.get_alert).bind(id).fetch_all(&mut *conn).await?;
         let alerts = rows.iter().map(alert_from).collect::<Result<Vec<_>>>()?;
         self.alerts_by_id.insert(id.to_string(), alerts.clone());
         Ok(alerts)
@@ -102,13 +93,13 @@ impl FanOutCache {
     async fn channels_of<D: Driver>(
         &mut self,
         b: &Backend<D>,
-        tx: &mut sqlx::Transaction<'static, D::Db>,
+        conn: &mut D::Conn,
         alert_id: Uuid,
     ) -> Result<Vec<LiveChannel>> {
         if let Some(hit) = self.channels.get(&alert_id) {
             return Ok(hit.clone());
         }
-        let rows = D::statement(b.q.channels_of_alert).bind(alert_id.to_string()).fetch_all(&mut **tx).await?;
+        let rows = D::statement(b.q.channels_of_alert).bind(alert_id.to_string()).fetch_all(&mut *conn).await?;
         let channels = rows
             .iter()
             .map(|r| {
@@ -307,14 +298,16 @@ fn alert_fits(alert_id: &str, found: &[Alert], event: &ParsedEvent) -> std::resu
     Ok(())
 }
 
-impl<D: Driver> Backend<D> {
-    /// Marks an outbox row as fanned out to nothing, keeping why in its `error` column.
-    async fn refuse(&self, tx: &mut sqlx::Transaction<'static, D::Db>, ev: &PendingEvent, error: String) -> Result<()> {
-        tracing::warn!(event_id = %ev.id, %error, "outbox row refused at fan-out");
-        D::statement(self.q.mark_fanned_out).bind(Some(error)).bind(&ev.id).execute(&mut **tx).await?;
-        Ok(())
-    }
+/// Outbox rows that parse, and the ids of those refused with why.
+type Parsed<'a> = (Vec<(&'a PendingEvent, ParsedEvent)>, Vec<(&'a str, String)>);
 
+/// What a batch of outbox rows becomes: the rows to write, and the rows refused with why.
+struct Planned<'a> {
+    batch: FanOutBatch<'a>,
+    refused: Vec<(&'a str, String)>,
+}
+
+impl<D: Driver> Backend<D> {
     /// Fans out up to `limit` new outbox rows into deliveries; returns how many rows it read.
     ///
     /// Each row: the inventory is updated, one message is rendered per matching alert, and
@@ -326,54 +319,106 @@ impl<D: Driver> Backend<D> {
         if D::statement(self.q.any_unfanned).fetch_optional(&mut *self.conn().await?).await?.is_none() {
             return Ok(0);
         }
+        if D::LOCKS_ROWS {
+            self.fan_out_locked(settings, limit).await
+        } else {
+            self.fan_out_then_write(settings, limit).await
+        }
+    }
+
+    /// Where rows can be locked (PostgreSQL, several processes): the rows are read with
+    /// `SKIP LOCKED` inside the transaction that writes them, so processes split the work.
+    async fn fan_out_locked(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
         let (_writer, mut tx) = self.begin_hot().await?;
         let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
         if rows.is_empty() {
             tx.rollback().await?;
             return Ok(0);
         }
-        let events = rows
-            .iter()
-            .map(|row| {
-                Ok(PendingEvent {
-                    id: row.try_get("id")?,
-                    application_id: row.try_get("application_id")?,
-                    event_type: row.try_get("type")?,
-                    certificate: row.try_get("certificate")?,
-                    certificates: row.try_get("certificates")?,
-                    alert_id: row.try_get("alert_id")?,
-                    occurred_at: row.try_get("occurred_at")?,
-                    created_at: row.try_get("created_at")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let mut cache = FanOutCache::default();
-        let mut batch = FanOutBatch::default();
-        let mut parsed_events = Vec::with_capacity(events.len());
-        for ev in &events {
+        let events = rows.iter().map(pending_from).collect::<Result<Vec<_>>>()?;
+        let (parsed, refused) = self.parse_all(&events);
+        let planned = self.plan(&mut tx, settings, &parsed, refused).await?;
+        let created = self.write_planned(&mut tx, planned, true).await?;
+        tx.commit().await?;
+        if created > 0 {
+            self.wake();
+        }
+        Ok(rows.len())
+    }
+
+    /// With one writer (SQLite): everything but the writes (reading the rows, their
+    /// alerts and channels, rendering) happens before the writer is taken, which every
+    /// claim and outcome write waits for. The rows are then taken with a check that they
+    /// are still unfanned; if another process fanned any out meanwhile, nothing is
+    /// written and the next pass reads again.
+    async fn fan_out_then_write(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
+        let events = {
+            let mut conn = self.conn().await?;
+            let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *conn).await?;
+            rows.iter().map(pending_from).collect::<Result<Vec<_>>>()?
+        };
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let (parsed, refused) = self.parse_all(&events);
+        let planned = self.plan(&mut *self.conn().await?, settings, &parsed, refused).await?;
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let (_writer, mut tx) = self.begin_hot().await?;
+        let taken = D::statement(self.q.take_unfanned).bind(json_array(&ids)).fetch_all(&mut *tx).await?.len();
+        if taken != ids.len() {
+            tx.rollback().await?;
+            return Ok(events.len());
+        }
+        let created = self.write_planned(&mut tx, planned, false).await?;
+        tx.commit().await?;
+        if created > 0 {
+            self.wake();
+        }
+        Ok(events.len())
+    }
+
+    /// Reads each outbox row: those that parse, and those refused with why.
+    fn parse_all<'a>(&self, events: &'a [PendingEvent]) -> Parsed<'a> {
+        let mut parsed = Vec::with_capacity(events.len());
+        let mut refused = Vec::new();
+        for ev in events {
             match parse_pending(ev, self.max_event_bytes) {
-                Ok(p) => parsed_events.push((ev, p)),
-                Err(error) => self.refuse(&mut tx, ev, error).await?,
+                Ok(p) => parsed.push((ev, p)),
+                Err(error) => refused.push((ev.id.as_str(), error)),
             }
         }
-        for (ev, parsed) in &parsed_events {
+        (parsed, refused)
+    }
+
+    /// Reads what the parsed rows go to and renders them: the rows to write, and the
+    /// refusals (`refused` and those found here).
+    async fn plan<'a>(
+        &self,
+        conn: &mut D::Conn,
+        settings: &RenderSettings,
+        parsed_events: &'a [(&'a PendingEvent, ParsedEvent)],
+        mut refused: Vec<(&'a str, String)>,
+    ) -> Result<Planned<'a>> {
+        let mut cache = FanOutCache::default();
+        let mut batch = FanOutBatch::default();
+        for (ev, parsed) in parsed_events {
             // The outbox's foreign key admits a deleted application's id: a plain-SQL row
             // (or an event accepted just before the delete) goes nowhere, with why.
-            if !cache.app_live(self, &mut tx, &ev.application_id).await? {
+            if !cache.app_live(self, conn, &ev.application_id).await? {
                 let error = format!("applicationId: application '{}' was deleted", ev.application_id);
-                self.refuse(&mut tx, ev, error).await?;
+                refused.push((ev.id.as_str(), error));
                 continue;
             }
             let alerts = match &ev.alert_id {
                 Some(alert) => {
-                    let alerts = cache.alert_by_id(self, &mut tx, alert).await?;
+                    let alerts = cache.alert_by_id(self, conn, alert).await?;
                     if let Err(error) = alert_fits(alert, &alerts, parsed) {
-                        self.refuse(&mut tx, ev, error).await?;
+                        refused.push((ev.id.as_str(), error));
                         continue;
                     }
                     alerts
                 }
-                None => cache.alerts_for(self, &mut tx, &ev.application_id, parsed.alert_type).await?,
+                None => cache.alerts_for(self, conn, &ev.application_id, parsed.alert_type).await?,
             };
             if parsed.upsert {
                 for c in &parsed.certificates {
@@ -384,7 +429,7 @@ impl<D: Driver> Backend<D> {
             // (PagerDuty) of the application's expiration alerts.
             let mut targets = alerts;
             if parsed.alert_type == AlertType::Renewal && ev.alert_id.is_none() {
-                for alert in cache.alerts_for(self, &mut tx, &ev.application_id, AlertType::Expiration).await? {
+                for alert in cache.alerts_for(self, conn, &ev.application_id, AlertType::Expiration).await? {
                     if !targets.iter().any(|a| a.id == alert.id) {
                         targets.push(alert);
                     }
@@ -396,7 +441,7 @@ impl<D: Driver> Backend<D> {
                 } else {
                     parsed.certificates.iter().filter(|c| alert.filter.passes(c)).cloned().collect()
                 };
-                let channels = cache.channels_of(self, &mut tx, alert.id).await?;
+                let channels = cache.channels_of(self, conn, alert.id).await?;
                 for (delivery_type, takers) in routes(alert, parsed.alert_type, &channels) {
                     batch.add(
                         settings,
@@ -408,22 +453,48 @@ impl<D: Driver> Backend<D> {
             }
             batch.done.push(&ev.id);
         }
+        Ok(Planned { batch, refused })
+    }
+
+    /// Writes a planned batch: refusals with their reasons, the inventory, messages before
+    /// their deliveries (foreign key), each in bounded statements, and, with `mark_done`,
+    /// the rows as fanned out. Returns how many deliveries it created.
+    async fn write_planned(
+        &self,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        planned: Planned<'_>,
+        mark_done: bool,
+    ) -> Result<usize> {
+        let Planned { batch, refused } = planned;
+        for (id, error) in refused {
+            tracing::warn!(event_id = %id, %error, "outbox row refused at fan-out");
+            D::statement(self.q.mark_fanned_out).bind(Some(error)).bind(id.to_string()).execute(&mut **tx).await?;
+        }
         let created = batch.deliveries.len();
-        self.write_certificates(&mut tx, batch.certificates).await?;
-        // Messages before their deliveries (foreign key), each in bounded statements.
+        self.write_certificates(tx, batch.certificates).await?;
         for chunk in byte_chunks(&batch.messages, FAN_OUT_CHUNK, CHUNK_BYTES, |m| m.body.len()) {
-            D::statement(self.q.insert_messages).bind(json_array(chunk)).execute(&mut *tx).await?;
+            D::statement(self.q.insert_messages).bind(json_array(chunk)).execute(&mut **tx).await?;
         }
         for chunk in batch.deliveries.chunks(FAN_OUT_CHUNK) {
-            D::statement(self.q.insert_deliveries).bind(json_array(chunk)).execute(&mut *tx).await?;
+            D::statement(self.q.insert_deliveries).bind(json_array(chunk)).execute(&mut **tx).await?;
         }
-        if !batch.done.is_empty() {
-            D::statement(self.q.mark_all_fanned_out).bind(json_array(&batch.done)).execute(&mut *tx).await?;
+        if mark_done && !batch.done.is_empty() {
+            D::statement(self.q.mark_all_fanned_out).bind(json_array(&batch.done)).execute(&mut **tx).await?;
         }
-        tx.commit().await?;
-        if created > 0 {
-            self.wake();
-        }
-        Ok(rows.len())
+        Ok(created)
     }
+}
+
+/// An outbox row as `unfanned_events` reads it.
+fn pending_from(row: &impl Record) -> Result<PendingEvent> {
+    Ok(PendingEvent {
+        id: row.try_get("id")?,
+        application_id: row.try_get("application_id")?,
+        event_type: row.try_get("type")?,
+        certificate: row.try_get("certificate")?,
+        certificates: row.try_get("certificates")?,
+        alert_id: row.try_get("alert_id")?,
+        occurred_at: row.try_get("occurred_at")?,
+        created_at: row.try_get("created_at")?,
+    })
 }

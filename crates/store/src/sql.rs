@@ -196,6 +196,10 @@ queries! {
         FROM certhook_events WHERE fanned_out_at IS NULL ORDER BY seq LIMIT ? SKIP_LOCKED";
     mark_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = ? WHERE id = ?";
     mark_all_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = NULL WHERE id IN JSON_LIST(?)";
+    // Fan-out planned outside the write transaction takes its rows only if they are still
+    // unfanned (another process may have fanned them out meanwhile).
+    take_unfanned = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = NULL \
+        WHERE id IN JSON_LIST(?) AND fanned_out_at IS NULL RETURNING id";
     // Fan-out writes a batch of events with one statement per table, each over a JSON
     // array; `WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint.
     upsert_certificates = "INSERT INTO certhook_certificates (application_id, id, serial_number, common_name, san, \

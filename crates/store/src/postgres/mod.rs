@@ -37,6 +37,8 @@ impl Driver for PostgresDriver {
     type Row = PgRow;
     type Stmt = sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>;
 
+    const LOCKS_ROWS: bool = true;
+
     fn statement(sql: &'static str) -> Self::Stmt {
         sqlx::query(sql)
     }

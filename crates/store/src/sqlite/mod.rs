@@ -44,6 +44,8 @@ impl Driver for SqliteDriver {
     type Row = SqliteRow;
     type Stmt = sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments>;
 
+    const LOCKS_ROWS: bool = false;
+
     fn statement(sql: &'static str) -> Self::Stmt {
         sqlx::query(sql)
     }

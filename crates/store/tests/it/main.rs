@@ -3,6 +3,7 @@
 
 mod alerts;
 mod crash;
+mod fan_out_race;
 mod fixtures;
 mod harness;
 mod postgres_concurrency;

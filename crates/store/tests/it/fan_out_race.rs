@@ -1,0 +1,57 @@
+//! Two processes fanning out the same outbox at once: each event becomes its deliveries
+//! exactly once, whether rows are split by locks (PostgreSQL) or planned outside the
+//! writer and taken only if still unfanned (SQLite).
+
+use certhook_core::event::{AlertType, ChannelState};
+use certhook_store::Store;
+
+use crate::fixtures::*;
+use crate::harness::{TestDb, scalar};
+
+const EVENTS: usize = 600;
+
+/// Fans out in small batches until nothing is left.
+async fn fan_out_in_small_batches(store: &Store) -> usize {
+    let mut read = 0;
+    loop {
+        let n = store.fan_out(&settings(), 40).await.expect("fan out");
+        if n == 0 {
+            return read;
+        }
+        read += n;
+    }
+}
+
+async fn each_event_is_fanned_out_once(db: TestDb) {
+    let (a, b) = (db.store().await, db.store().await);
+    let app = app(&a).await;
+    let alert = alert(&a, &app, AlertType::Issuance, "issued").await;
+    channel(&a, &alert, ChannelState::Active).await;
+    channel(&a, &alert, ChannelState::Active).await;
+    let events: Vec<_> = (0..EVENTS).map(|n| event(app.id, AlertType::Issuance, &n.to_string(), None)).collect();
+    a.enqueue(&events).await.unwrap();
+    let (read_a, read_b) = tokio::join!(fan_out_in_small_batches(&a), fan_out_in_small_batches(&b));
+    assert!(read_a + read_b >= EVENTS, "{read_a} + {read_b}");
+    let count = |sql: &'static str| {
+        let a = a.clone();
+        async move { scalar(&a, sql).await }
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM certhook_events WHERE fanned_out_at IS NULL").await, 0);
+    assert_eq!(count("SELECT COUNT(*) FROM certhook_messages").await, EVENTS as i64, "one message per event");
+    assert_eq!(count("SELECT COUNT(*) FROM certhook_deliveries").await, 2 * EVENTS as i64, "one per channel");
+    assert_eq!(count("SELECT COUNT(DISTINCT event_id) FROM certhook_deliveries").await, EVENTS as i64);
+    a.close().await;
+    b.close().await;
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sqlite_processes_fan_out_each_event_once() {
+    each_event_is_fanned_out_once(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_postgres_processes_fan_out_each_event_once() {
+    let Some(db) = TestDb::postgres().await else { return };
+    each_event_is_fanned_out_once(db).await;
+}
