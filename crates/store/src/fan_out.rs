@@ -111,8 +111,38 @@ impl FanOutCache {
     }
 }
 
+impl FanOutCache {
+    /// Whether everything this cache read (applications, alerts, channels and their
+    /// states) still reads the same on `conn`: a plan made from it is still what fan-out
+    /// would make now.
+    async fn still_holds<D: Driver>(&self, b: &Backend<D>, conn: &mut D::Conn) -> Result<bool> {
+        let mut now = FanOutCache::default();
+        for (app, live) in &self.live_apps {
+            if now.app_live(b, conn, app).await? != *live {
+                return Ok(false);
+            }
+        }
+        for ((app, alert_type), alerts) in &self.alerts {
+            if &now.alerts_for(b, conn, app, *alert_type).await? != alerts {
+                return Ok(false);
+            }
+        }
+        for (id, alerts) in &self.alerts_by_id {
+            if &now.alert_by_id(b, conn, id).await? != alerts {
+                return Ok(false);
+            }
+        }
+        for (alert, channels) in &self.channels {
+            if &now.channels_of(b, conn, *alert).await? != channels {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// A channel of an alert, as fan-out needs it.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct LiveChannel {
     id: String,
     state: ChannelState,
@@ -328,6 +358,8 @@ impl<D: Driver> Backend<D> {
 
     /// Where rows can be locked (PostgreSQL, several processes): the rows are read with
     /// `SKIP LOCKED` inside the transaction that writes them, so processes split the work.
+    /// On SQLite, where the writer excludes every other, this is the fallback for a plan
+    /// that no longer holds.
     async fn fan_out_locked(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
         let (_writer, mut tx) = self.begin_hot().await?;
         let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
@@ -337,7 +369,7 @@ impl<D: Driver> Backend<D> {
         }
         let events = rows.iter().map(pending_from).collect::<Result<Vec<_>>>()?;
         let (parsed, refused) = self.parse_all(&events);
-        let planned = self.plan(&mut tx, settings, &parsed, refused).await?;
+        let planned = self.plan(&mut tx, settings, &parsed, refused, &mut FanOutCache::default()).await?;
         let created = self.write_planned(&mut tx, planned, true).await?;
         tx.commit().await?;
         if created > 0 {
@@ -348,9 +380,11 @@ impl<D: Driver> Backend<D> {
 
     /// With one writer (SQLite): everything but the writes (reading the rows, their
     /// alerts and channels, rendering) happens before the writer is taken, which every
-    /// claim and outcome write waits for. The rows are then taken with a check that they
-    /// are still unfanned; if another process fanned any out meanwhile, nothing is
-    /// written and the next pass reads again.
+    /// claim and outcome write waits for. Under the writer the plan is checked: the
+    /// applications, alerts and channels it read must read the same (a channel paused or
+    /// resumed meanwhile changes the state its deliveries start in) and its rows must be
+    /// still unfanned (another process may have fanned some out). If not, the batch is
+    /// planned again with the writer held, as `fan_out_locked` does.
     async fn fan_out_then_write(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
         let events = {
             let mut conn = self.conn().await?;
@@ -361,20 +395,25 @@ impl<D: Driver> Backend<D> {
             return Ok(0);
         }
         let (parsed, refused) = self.parse_all(&events);
-        let planned = self.plan(&mut *self.conn().await?, settings, &parsed, refused).await?;
+        let mut cache = FanOutCache::default();
+        let planned = self.plan(&mut *self.conn().await?, settings, &parsed, refused, &mut cache).await?;
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-        let (_writer, mut tx) = self.begin_hot().await?;
-        let taken = D::statement(self.q.take_unfanned).bind(json_array(&ids)).fetch_all(&mut *tx).await?.len();
-        if taken != ids.len() {
+        {
+            let (_writer, mut tx) = self.begin_hot().await?;
+            if cache.still_holds(self, &mut tx).await? {
+                let taken = D::statement(self.q.take_unfanned).bind(json_array(&ids)).fetch_all(&mut *tx).await?.len();
+                if taken == ids.len() {
+                    let created = self.write_planned(&mut tx, planned, false).await?;
+                    tx.commit().await?;
+                    if created > 0 {
+                        self.wake();
+                    }
+                    return Ok(events.len());
+                }
+            }
             tx.rollback().await?;
-            return Ok(events.len());
         }
-        let created = self.write_planned(&mut tx, planned, false).await?;
-        tx.commit().await?;
-        if created > 0 {
-            self.wake();
-        }
-        Ok(events.len())
+        self.fan_out_locked(settings, limit).await
     }
 
     /// Reads each outbox row: those that parse, and those refused with why.
@@ -398,8 +437,8 @@ impl<D: Driver> Backend<D> {
         settings: &RenderSettings,
         parsed_events: &'a [(&'a PendingEvent, ParsedEvent)],
         mut refused: Vec<(&'a str, String)>,
+        cache: &mut FanOutCache,
     ) -> Result<Planned<'a>> {
-        let mut cache = FanOutCache::default();
         let mut batch = FanOutBatch::default();
         for (ev, parsed) in parsed_events {
             // The outbox's foreign key admits a deleted application's id: a plain-SQL row

@@ -11,7 +11,8 @@ pub(crate) static SQL: LazyLock<Queries> = LazyLock::new(|| Queries::build(trans
 fn translate(sql: &str) -> String {
     let sql = sql
         .replace("NOW_MS", "CAST(unixepoch('subsec') * 1000 AS INTEGER)")
-        // One `BEGIN IMMEDIATE` writer at a time: nothing to skip or lock.
+        // One `BEGIN IMMEDIATE` writer at a time: nothing to skip or lock. (Fan-out reads
+        // its rows before it takes the writer, and takes them only if still unfanned.)
         .replace("SKIP_LOCKED", "")
         .replace("LOCK_ROWS", "")
         .replace("JSON_LIST(?)", "(SELECT value FROM json_each(?))")

@@ -55,3 +55,36 @@ async fn two_postgres_processes_fan_out_each_event_once() {
     let Some(db) = TestDb::postgres().await else { return };
     each_event_is_fanned_out_once(db).await;
 }
+
+/// SQLite plans a fan-out before it takes the writer: a channel resumed in between (here
+/// by another process holding the writer while fan-out plans) must not leave the new
+/// deliveries `held` on an active channel, where nothing would release them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_resumed_while_fan_out_waits_for_the_writer_gets_its_deliveries_pending() {
+    let db = TestDb::sqlite();
+    let a = db.store().await;
+    let app = app(&a).await;
+    let alert = alert(&a, &app, AlertType::Issuance, "issued").await;
+    let paused = channel(&a, &alert, ChannelState::Paused).await;
+    a.enqueue(&[event(app.id, AlertType::Issuance, "1", None)]).await.unwrap();
+    let Store::Sqlite(other) = db.store().await else { unreachable!("a SQLite database") };
+    let mut holder = other.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let fanning = tokio::spawn({
+        let a = a.clone();
+        async move { a.fan_out(&settings(), 100).await.unwrap() }
+    });
+    // Fan-out has read and planned by now, and waits for the write lock this holds.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::query("UPDATE certhook_channels SET state = 'active' WHERE id = ?")
+        .bind(paused.id.to_string())
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    holder.commit().await.unwrap();
+    assert_eq!(fanning.await.unwrap(), 1);
+    assert_eq!(scalar(&a, "SELECT COUNT(*) FROM certhook_deliveries WHERE state = 'pending'").await, 1);
+    assert_eq!(scalar(&a, "SELECT COUNT(*) FROM certhook_deliveries").await, 1);
+    a.close().await;
+    other.close().await;
+    db.finish().await;
+}
