@@ -1,6 +1,7 @@
-//! Two processes fanning out the same outbox at once: each event becomes its deliveries
-//! exactly once, whether rows are split by locks (PostgreSQL) or planned outside the
-//! writer and taken only if still unfanned (SQLite).
+//! Fan-out beside other writers. Two processes fanning out the same outbox at once: each
+//! event becomes its deliveries exactly once, whether rows are split by locks
+//! (PostgreSQL) or planned outside the writer and taken only if still unfanned (SQLite).
+//! And a channel changed while a SQLite fan-out waits for the writer: the plan is redone.
 
 use certhook_core::event::{AlertType, ChannelState};
 use certhook_store::Store;
@@ -10,18 +11,6 @@ use crate::harness::{TestDb, scalar};
 
 const EVENTS: usize = 600;
 
-/// Fans out in small batches until nothing is left.
-async fn fan_out_in_small_batches(store: &Store) -> usize {
-    let mut read = 0;
-    loop {
-        let n = store.fan_out(&settings(), 40).await.expect("fan out");
-        if n == 0 {
-            return read;
-        }
-        read += n;
-    }
-}
-
 async fn each_event_is_fanned_out_once(db: TestDb) {
     let (a, b) = (db.store().await, db.store().await);
     let app = app(&a).await;
@@ -30,7 +19,7 @@ async fn each_event_is_fanned_out_once(db: TestDb) {
     channel(&a, &alert, ChannelState::Active).await;
     let events: Vec<_> = (0..EVENTS).map(|n| event(app.id, AlertType::Issuance, &n.to_string(), None)).collect();
     a.enqueue(&events).await.unwrap();
-    let (read_a, read_b) = tokio::join!(fan_out_in_small_batches(&a), fan_out_in_small_batches(&b));
+    let (read_a, read_b) = tokio::join!(fan_out_in_batches(&a, 40), fan_out_in_batches(&b, 40));
     assert!(read_a + read_b >= EVENTS, "{read_a} + {read_b}");
     let count = |sql: &'static str| {
         let a = a.clone();

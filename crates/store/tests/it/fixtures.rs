@@ -52,9 +52,14 @@ pub fn event(app: Uuid, event_type: AlertType, serial: &str, key: Option<&str>) 
 
 /// Fans out until nothing is left.
 pub async fn fan_out_all(store: &Store) -> usize {
+    fan_out_in_batches(store, 500).await
+}
+
+/// Fans out `batch` rows at a time until nothing is left; how many rows were read.
+pub async fn fan_out_in_batches(store: &Store, batch: usize) -> usize {
     let mut total = 0;
     loop {
-        let n = store.fan_out(&settings(), 500).await.expect("fan out");
+        let n = store.fan_out(&settings(), batch).await.expect("fan out");
         if n == 0 {
             return total;
         }
