@@ -75,8 +75,8 @@ pub(crate) struct CertificateRow<'a> {
 pub(crate) struct EventRow<'a> {
     /// Its place in the batch: rows are inserted (and numbered by `seq`) in this order.
     pub n: usize,
-    pub id: String,
-    pub app: String,
+    pub id: uuid::Uuid,
+    pub app: uuid::Uuid,
     #[serde(rename = "type")]
     pub event_type: &'a str,
     pub key: Option<&'a str>,

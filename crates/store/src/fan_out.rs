@@ -109,9 +109,7 @@ impl FanOutCache {
         self.channels.insert(alert_id, channels.clone());
         Ok(channels)
     }
-}
 
-impl FanOutCache {
     /// Whether everything this cache read (applications, alerts, channels and their
     /// states) still reads the same on `conn`: a plan made from it is still what fan-out
     /// would make now.
@@ -185,7 +183,6 @@ struct FanOutBatch<'a> {
     certificates: Vec<CertificateRow<'a>>,
     messages: Vec<MessageRow<'a>>,
     deliveries: Vec<DeliveryRow<'a>>,
-    done: Vec<&'a str>,
 }
 
 impl<'a> FanOutBatch<'a> {
@@ -344,11 +341,6 @@ impl<D: Driver> Backend<D> {
     /// one delivery is created per channel of that alert, in the state the channel allows.
     /// The batch is written set-based: one statement per table over a JSON array of rows.
     pub async fn fan_out(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
-        // A read first: the worker calls this every pass, and a write transaction that
-        // finds nothing would still take the writer's turn.
-        if D::statement(self.q.any_unfanned).fetch_optional(&mut *self.conn().await?).await?.is_none() {
-            return Ok(0);
-        }
         if D::LOCKS_ROWS {
             self.fan_out_locked(settings, limit).await
         } else {
@@ -361,6 +353,11 @@ impl<D: Driver> Backend<D> {
     /// On SQLite, where the writer excludes every other, this is the fallback for a plan
     /// that no longer holds.
     async fn fan_out_locked(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
+        // A read first: the worker calls this every pass, and a write transaction that
+        // finds nothing would still take the writer's turn.
+        if D::statement(self.q.any_unfanned).fetch_optional(&mut *self.conn().await?).await?.is_none() {
+            return Ok(0);
+        }
         let (_writer, mut tx) = self.begin_hot().await?;
         let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *tx).await?;
         if rows.is_empty() {
@@ -370,12 +367,14 @@ impl<D: Driver> Backend<D> {
         let events = rows.iter().map(pending_from).collect::<Result<Vec<_>>>()?;
         let (parsed, refused) = self.parse_all(&events);
         let planned = self.plan(&mut tx, settings, &parsed, refused, &mut FanOutCache::default()).await?;
-        let created = self.write_planned(&mut tx, planned, true).await?;
+        // Read unfanned and locked in this transaction: every row is taken.
+        self.take_unfanned(&mut tx, &events).await?;
+        let created = self.write_planned(&mut tx, planned).await?;
         tx.commit().await?;
         if created > 0 {
             self.wake();
         }
-        Ok(rows.len())
+        Ok(events.len())
     }
 
     /// With one writer (SQLite): everything but the writes (reading the rows, their
@@ -386,34 +385,39 @@ impl<D: Driver> Backend<D> {
     /// still unfanned (another process may have fanned some out). If not, the batch is
     /// planned again with the writer held, as `fan_out_locked` does.
     async fn fan_out_then_write(&self, settings: &RenderSettings, limit: usize) -> Result<usize> {
-        let events = {
-            let mut conn = self.conn().await?;
-            let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *conn).await?;
-            rows.iter().map(pending_from).collect::<Result<Vec<_>>>()?
-        };
+        let mut conn = self.conn().await?;
+        let rows = D::statement(self.q.unfanned_events).bind(limit as i64).fetch_all(&mut *conn).await?;
+        let events = rows.iter().map(pending_from).collect::<Result<Vec<_>>>()?;
         if events.is_empty() {
             return Ok(0);
         }
         let (parsed, refused) = self.parse_all(&events);
         let mut cache = FanOutCache::default();
-        let planned = self.plan(&mut *self.conn().await?, settings, &parsed, refused, &mut cache).await?;
-        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let planned = self.plan(&mut conn, settings, &parsed, refused, &mut cache).await?;
+        drop(conn);
         {
             let (_writer, mut tx) = self.begin_hot().await?;
-            if cache.still_holds(self, &mut tx).await? {
-                let taken = D::statement(self.q.take_unfanned).bind(json_array(&ids)).fetch_all(&mut *tx).await?.len();
-                if taken == ids.len() {
-                    let created = self.write_planned(&mut tx, planned, false).await?;
-                    tx.commit().await?;
-                    if created > 0 {
-                        self.wake();
-                    }
-                    return Ok(events.len());
+            if cache.still_holds(self, &mut tx).await? && self.take_unfanned(&mut tx, &events).await? == events.len() {
+                let created = self.write_planned(&mut tx, planned).await?;
+                tx.commit().await?;
+                if created > 0 {
+                    self.wake();
                 }
+                return Ok(events.len());
             }
             tx.rollback().await?;
         }
         self.fan_out_locked(settings, limit).await
+    }
+
+    /// Marks those of `events` still unfanned as fanned out; how many that was.
+    async fn take_unfanned(
+        &self,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        events: &[PendingEvent],
+    ) -> Result<usize> {
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        Ok(D::statement(self.q.take_unfanned).bind(json_array(&ids)).fetch_all(&mut **tx).await?.len())
     }
 
     /// Reads each outbox row: those that parse, and those refused with why.
@@ -490,20 +494,14 @@ impl<D: Driver> Backend<D> {
                     );
                 }
             }
-            batch.done.push(&ev.id);
         }
         Ok(Planned { batch, refused })
     }
 
-    /// Writes a planned batch: refusals with their reasons, the inventory, messages before
-    /// their deliveries (foreign key), each in bounded statements, and, with `mark_done`,
-    /// the rows as fanned out. Returns how many deliveries it created.
-    async fn write_planned(
-        &self,
-        tx: &mut sqlx::Transaction<'static, D::Db>,
-        planned: Planned<'_>,
-        mark_done: bool,
-    ) -> Result<usize> {
+    /// Writes a planned batch, its rows already taken: the refusals' reasons, the
+    /// inventory, and messages before their deliveries (foreign key), each in bounded
+    /// statements. Returns how many deliveries it created.
+    async fn write_planned(&self, tx: &mut sqlx::Transaction<'static, D::Db>, planned: Planned<'_>) -> Result<usize> {
         let Planned { batch, refused } = planned;
         for (id, error) in refused {
             tracing::warn!(event_id = %id, %error, "outbox row refused at fan-out");
@@ -516,9 +514,6 @@ impl<D: Driver> Backend<D> {
         }
         for chunk in batch.deliveries.chunks(FAN_OUT_CHUNK) {
             D::statement(self.q.insert_deliveries).bind(json_array(chunk)).execute(&mut **tx).await?;
-        }
-        if mark_done && !batch.done.is_empty() {
-            D::statement(self.q.mark_all_fanned_out).bind(json_array(&batch.done)).execute(&mut **tx).await?;
         }
         Ok(created)
     }

@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::batch::{EventRow, byte_chunks, json_array};
-use crate::driver::{Driver, Record, Statement};
+use crate::driver::{Driver, Statement};
 use crate::error::{Result, StoreError};
 use crate::fan_out::CHUNK_BYTES;
+use crate::rows::uuid_col;
 use crate::sql::Queries;
 
 /// Events written per statement at most.
@@ -60,8 +61,8 @@ pub(crate) async fn enqueue_on<D: Driver>(
                     .map_err(|e| StoreError::Corrupt(format!("certificate does not serialize: {e}")))?;
                 Ok(EventRow {
                     n: first + i,
-                    id: Uuid::now_v7().to_string(),
-                    app: ev.application_id.to_string(),
+                    id: Uuid::now_v7(),
+                    app: ev.application_id,
                     event_type: ev.event_type.as_str(),
                     key: ev.idempotency_key.as_deref(),
                     certificate,
@@ -84,27 +85,24 @@ async fn write_chunk<D: Driver>(
     chunk: &[EventRow<'_>],
     ids: &mut Vec<Uuid>,
 ) -> Result<()> {
-    let inserted: HashSet<String> = D::statement(q.insert_events)
+    let inserted: HashSet<Uuid> = D::statement(q.insert_events)
         .bind(json_array(chunk))
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>("id"))
-        .collect::<std::result::Result<_, _>>()?;
+        .map(|r| uuid_col(r, "id"))
+        .collect::<Result<_>>()?;
     for row in chunk {
         if inserted.contains(&row.id) {
-            ids.push(Uuid::parse_str(&row.id).expect("generated as a UUID"));
+            ids.push(row.id);
             continue;
         }
-        let first: String = D::statement(q.find_idempotent)
-            .bind(row.app.clone())
+        let first = D::statement(q.find_idempotent)
+            .bind(row.app.to_string())
             .bind(row.key.map(str::to_owned))
             .fetch_one(&mut *conn)
-            .await?
-            .try_get(0)?;
-        ids.push(
-            Uuid::parse_str(&first).map_err(|_| StoreError::Corrupt(format!("event id '{first}' is not a UUID")))?,
-        );
+            .await?;
+        ids.push(uuid_col(&first, "id")?);
     }
     Ok(())
 }

@@ -195,9 +195,8 @@ queries! {
     unfanned_events = "SELECT id, application_id, type, certificate, certificates, alert_id, occurred_at, created_at \
         FROM certhook_events WHERE fanned_out_at IS NULL ORDER BY seq LIMIT ? SKIP_LOCKED";
     mark_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = ? WHERE id = ?";
-    mark_all_fanned_out = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = NULL WHERE id IN JSON_LIST(?)";
-    // Fan-out planned outside the write transaction takes its rows only if they are still
-    // unfanned (another process may have fanned them out meanwhile).
+    // Fan-out takes its rows only if they are still unfanned: one planned outside the write
+    // transaction may find that another process fanned some out meanwhile.
     take_unfanned = "UPDATE certhook_events SET fanned_out_at = NOW_MS, error = NULL \
         WHERE id IN JSON_LIST(?) AND fanned_out_at IS NULL RETURNING id";
     // Fan-out writes a batch of events with one statement per table, each over a JSON
