@@ -265,6 +265,33 @@ async fn a_fast_channel_that_starts_hanging_does_not_starve_the_others() {
     serve.kill9().await;
 }
 
+/// The only channel a worker sends to is full and hangs: the worker looks for other
+/// channels' work once per poll interval, and a new channel's delivery goes out then, not
+/// when a hanging request ends (a minute here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_for_another_channel_goes_out_while_the_only_busy_one_hangs() {
+    let black_hole = Receiver::start(Reply::Hang).await;
+    let healthy = Receiver::start(Reply::Status(204)).await;
+    let (env, app) = two_channels_that_may_hang(8, &black_hole.url("/void"), &black_hole.url("/void2"));
+    let revoked = env.json(&["alert", "create", "--app", &app, "--type", "revocation", "--name", "revoked"]);
+    env.channel(revoked["id"].as_str().unwrap(), &healthy.url("/ok"), None);
+    let serve = Serve::start(&env).await;
+    for i in 0..20 {
+        serve.enqueue(&event(&app, &i.to_string())).await;
+    }
+    // Both issuance channels hold their two slots, hanging, and have more claimed.
+    black_hole.wait_for(4, WAIT).await;
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(130)).await;
+        let mut e = event(&app, &format!("r{i}"));
+        e["type"] = "revocation".into();
+        serve.enqueue(&e).await;
+    }
+    let got = healthy.wait_for(5, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 5, "the revocations went out while the other requests hung");
+    serve.kill9().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_destinations_are_blocked_unless_allowed() {
     let receiver = Receiver::start(Reply::Status(204)).await;
