@@ -265,11 +265,11 @@ async fn a_fast_channel_that_starts_hanging_does_not_starve_the_others() {
     serve.kill9().await;
 }
 
-/// The only channel a worker sends to is full and hangs: the worker looks for other
-/// channels' work once per poll interval, and a new channel's delivery goes out then, not
-/// when a hanging request ends (a minute here).
+/// Every channel a worker sends to is full and hangs: another alert's channel still gets
+/// its new deliveries within a few poll intervals, not when a hanging request ends (a
+/// minute here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn work_for_another_channel_goes_out_while_the_only_busy_one_hangs() {
+async fn work_for_another_channel_goes_out_while_every_busy_one_hangs() {
     let black_hole = Receiver::start(Reply::Hang).await;
     let healthy = Receiver::start(Reply::Status(204)).await;
     let (env, app) = two_channels_that_may_hang(8, &black_hole.url("/void"), &black_hole.url("/void2"));

@@ -64,13 +64,4 @@ async fn killed_worker_loses_nothing(db: TestDb) {
     db.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_killed_worker_loses_nothing() {
-    killed_worker_loses_nothing(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_killed_worker_loses_nothing() {
-    let Some(db) = TestDb::postgres().await else { return };
-    killed_worker_loses_nothing(db).await;
-}
+crate::both_databases!(killed_worker_loses_nothing);

@@ -11,7 +11,7 @@ use crate::harness::{TestDb, scalar};
 
 const EVENTS: usize = 600;
 
-async fn each_event_is_fanned_out_once(db: TestDb) {
+async fn two_processes_fan_out_each_event_once(db: TestDb) {
     let (a, b) = (db.store().await, db.store().await);
     let app = app(&a).await;
     let alert = alert(&a, &app, AlertType::Issuance, "issued").await;
@@ -34,16 +34,7 @@ async fn each_event_is_fanned_out_once(db: TestDb) {
     db.finish().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_sqlite_processes_fan_out_each_event_once() {
-    each_event_is_fanned_out_once(TestDb::sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_postgres_processes_fan_out_each_event_once() {
-    let Some(db) = TestDb::postgres().await else { return };
-    each_event_is_fanned_out_once(db).await;
-}
+crate::both_databases!(two_processes_fan_out_each_event_once);
 
 /// SQLite plans a fan-out before it takes the writer: a channel resumed in between (here
 /// by another process holding the writer while fan-out plans) must not leave the new

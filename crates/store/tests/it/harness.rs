@@ -71,6 +71,31 @@ pub async fn scalar(store: &Store, sql: &str) -> i64 {
     .expect("scalar query")
 }
 
+/// Declares one test per backend for each async `fn name(db: TestDb)` listed: for tests
+/// that open stores (processes) of their own on the database.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::harness::TestDb::sqlite()).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::harness::TestDb::postgres().await else { return };
+                    super::$name(db).await;
+                }
+            )+
+        }
+    };
+}
+
 /// Declares one test per backend for each async `fn name(store: Store)` listed.
 #[macro_export]
 macro_rules! both_backends {
