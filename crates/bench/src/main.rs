@@ -56,7 +56,8 @@ pub struct Options {
     pub postgres_url: String,
     /// Where to write the report (besides stdout).
     pub output: Option<String>,
-    /// Only the sections whose names start with one of these (ceiling always runs).
+    /// Only the sections whose names start with one of these (the 32-in-flight ceiling
+    /// always runs; the one-channel ceiling with the pipeline sections).
     pub only: Vec<String>,
 }
 
@@ -162,6 +163,17 @@ async fn main() -> anyhow::Result<()> {
         "1.00".into(),
     ));
     let ratio = |f: &Figure| format!("{:.2}", f.median / ceiling.median);
+    if ["pipeline-sqlite", "pipeline-postgres", "pipeline-processes"].iter().any(|s| o.wants(s)) {
+        // The most one channel can get at the default `channel_concurrency` if sending took
+        // nothing but the request: an upper bound for the 1-channel rows.
+        let cap = certhook_core::config::DeliveryConfig::default().channel_concurrency;
+        let one_channel = scenarios::repeat(o.runs, || scenarios::ceiling_at(&o, cap)).await?;
+        rows.push((
+            format!("raw HTTP ceiling (keep-alive client, {cap} in flight: one channel's default cap)"),
+            one_channel.show("req/s"),
+            ratio(&one_channel),
+        ));
+    }
 
     // The headline: the release serve at its defaults, enqueue to last delivery.
     use pipeline::{Case, Feed};

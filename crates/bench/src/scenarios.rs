@@ -66,13 +66,20 @@ fn certificate(i: usize, not_after: chrono::DateTime<chrono::Utc>) -> Certificat
 /// The raw ceiling: a plain keep-alive client loop against the receiver, same payload,
 /// same number of requests in flight.
 pub async fn ceiling(o: &Options) -> anyhow::Result<f64> {
+    ceiling_at(o, o.concurrency).await
+}
+
+/// The raw ceiling with `in_flight` requests in flight (with a channel's
+/// `channel_concurrency`: what one channel could send if nothing but the request took time).
+pub async fn ceiling_at(o: &Options, in_flight: usize) -> anyhow::Result<f64> {
+    let per_task = o.events.checked_div(in_flight).unwrap_or(0);
+    anyhow::ensure!(per_task > 0, "ceiling: {} events cannot keep {in_flight} requests in flight", o.events);
     let (url, counter) = receiver::start().await;
     let client = reqwest::Client::new();
     let body = bytes::Bytes::from(sample_body());
-    let per_task = o.events / o.concurrency;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..o.concurrency {
+    for _ in 0..in_flight {
         let (client, url, body) = (client.clone(), url.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..per_task {
