@@ -163,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
         "1.00".into(),
     ));
     let ratio = |f: &Figure| format!("{:.2}", f.median / ceiling.median);
-    if ["pipeline-sqlite", "pipeline-postgres", "pipeline-processes"].iter().any(|s| o.wants(s)) {
+    if SECTIONS.iter().any(|s| s.starts_with("pipeline") && o.wants(s)) {
         // The most one channel can get at the default `channel_concurrency` if sending took
         // nothing but the request: an upper bound for the 1-channel rows.
         let cap = certhook_core::config::DeliveryConfig::default().channel_concurrency;

@@ -71,44 +71,46 @@ pub async fn scalar(store: &Store, sql: &str) -> i64 {
     .expect("scalar query")
 }
 
-/// Declares one test per backend for each async `fn name(db: TestDb)` listed: for tests
-/// that open stores (processes) of their own on the database.
-#[macro_export]
-macro_rules! both_databases {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name($crate::harness::TestDb::sqlite()).await;
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(db) = $crate::harness::TestDb::postgres().await else { return };
-                    super::$name(db).await;
-                }
-            )+
-        }
-    };
+/// Runs a test that opens stores (processes) of its own on `db`.
+pub async fn with_db<F: std::future::Future<Output = ()>>(db: TestDb, test: impl FnOnce(TestDb) -> F) {
+    test(db).await;
+}
+
+/// Runs a test on one store over `db`, then closes it and drops the database.
+pub async fn with_store<F: std::future::Future<Output = ()>>(db: TestDb, test: impl FnOnce(Store) -> F) {
+    let store = db.store().await;
+    test(store.clone()).await;
+    store.close().await;
+    db.finish().await;
 }
 
 /// Declares one test per backend for each async `fn name(store: Store)` listed.
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
+        $crate::per_backend!(with_store; $($name),+);
+    };
+}
+
+/// Declares one test per backend for each async `fn name(db: TestDb)` listed: for tests
+/// that open stores (processes) of their own on the database.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),+ $(,)?) => {
+        $crate::per_backend!(with_db; $($name),+);
+    };
+}
+
+/// The two macros above: a `sqlite` and a `postgres` test per name, each run by the
+/// harness's `run` (`with_store` or `with_db`); PostgreSQL tests skip when it is away.
+#[macro_export]
+macro_rules! per_backend {
+    ($run:ident; $($name:ident),+) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let db = $crate::harness::TestDb::sqlite();
-                    let store = db.store().await;
-                    super::$name(store.clone()).await;
-                    store.close().await;
-                    db.finish().await;
+                    $crate::harness::$run($crate::harness::TestDb::sqlite(), super::$name).await;
                 }
             )+
         }
@@ -117,10 +119,7 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(db) = $crate::harness::TestDb::postgres().await else { return };
-                    let store = db.store().await;
-                    super::$name(store.clone()).await;
-                    store.close().await;
-                    db.finish().await;
+                    $crate::harness::$run(db, super::$name).await;
                 }
             )+
         }
