@@ -129,6 +129,24 @@ fn not_measured(o: &Options, rows: &mut Vec<Row>, figure: &str, e: anyhow::Error
     Ok(())
 }
 
+/// `o.runs` runs of a pipeline case: its rate and serve's CPU per delivery.
+async fn pipeline_runs(o: &Options, case: pipeline::Case) -> anyhow::Result<(Figure, Figure)> {
+    let (mut rates, mut cpus) = (Vec::with_capacity(o.runs), Vec::with_capacity(o.runs));
+    for _ in 0..o.runs {
+        let m = pipeline::run(o, case).await?;
+        rates.push(m.rate);
+        cpus.push(m.cpu_us);
+    }
+    Ok((Figure::of(rates), Figure::of(cpus)))
+}
+
+/// A pipeline case's row, and below it serve's CPU per delivery in the same runs.
+fn push_pipeline(rows: &mut Vec<Row>, label: String, rate: &Figure, cpu: &Figure, ratio: String) {
+    let cpu_label = format!("serve's CPU per delivery (user + system, same runs): {label}");
+    rows.push((label, rate.show("deliveries/s"), ratio));
+    rows.push((cpu_label, cpu.show("µs"), "-".into()));
+}
+
 /// Median, min and max of a set of measurements.
 pub struct Figure {
     pub median: f64,
@@ -188,8 +206,8 @@ async fn main() -> anyhow::Result<()> {
         for (channels, feed) in [(1, Feed::File), (10, Feed::File), (1, Feed::Api), (10, Feed::Api)] {
             let case = Case { db, channels, feed, processes: 1 };
             let label = case.label(o.pipeline_events);
-            match scenarios::repeat(o.runs, || pipeline::run(&o, case)).await {
-                Ok(f) => rows.push((label, f.show("deliveries/s"), ratio(&f))),
+            match pipeline_runs(&o, case).await {
+                Ok((rate, cpu)) => push_pipeline(&mut rows, label, &rate, &cpu, ratio(&rate)),
                 Err(e) if matches!(db, scenarios::Db::Postgres) => not_measured(&o, &mut rows, &label, e)?,
                 Err(e) => return Err(e.context(label)),
             }
@@ -199,8 +217,8 @@ async fn main() -> anyhow::Result<()> {
         for processes in [1, 2, 4] {
             let case = Case { db: scenarios::Db::Postgres, channels: 1, feed: Feed::File, processes };
             let label = case.label(o.pipeline_events);
-            match scenarios::repeat(o.runs, || pipeline::run(&o, case)).await {
-                Ok(f) => rows.push((label, f.show("deliveries/s"), ratio(&f))),
+            match pipeline_runs(&o, case).await {
+                Ok((rate, cpu)) => push_pipeline(&mut rows, label, &rate, &cpu, ratio(&rate)),
                 Err(e) => not_measured(&o, &mut rows, &label, e)?,
             }
         }

@@ -55,14 +55,24 @@ impl Case {
     }
 }
 
-/// Runs one case: deliveries per second from serve's start to the last delivery.
-pub async fn run(o: &Options, case: Case) -> anyhow::Result<f64> {
+/// What one run of a case measured.
+pub struct Measured {
+    /// Deliveries per second, serve's start to the last delivery.
+    pub rate: f64,
+    /// serve's CPU time (user and system, all processes) per delivery, in µs. Unlike the
+    /// rate it hardly moves with what else loads the machine, so a change too small to
+    /// show through the rate's noise still shows here.
+    pub cpu_us: f64,
+}
+
+/// Runs one case.
+pub async fn run(o: &Options, case: Case) -> anyhow::Result<Measured> {
     let fresh = FreshDb::new(o, case.db).await?;
     let measured = run_in(o, &fresh, case).await;
     fresh.finish(measured).await
 }
 
-async fn run_in(o: &Options, fresh: &FreshDb, case: Case) -> anyhow::Result<f64> {
+async fn run_in(o: &Options, fresh: &FreshDb, case: Case) -> anyhow::Result<Measured> {
     let store = Store::connect(&fresh.url).await?;
     let (url, counter) = receiver::start().await;
     let app = subscribe(&store, &url, case.channels).await?;
@@ -112,8 +122,12 @@ async fn run_in(o: &Options, fresh: &FreshDb, case: Case) -> anyhow::Result<f64>
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let mut cpu = 0.0;
+    for serve in &mut serves {
+        cpu += serve.cpu_secs()?;
+    }
     drop(serves);
-    Ok(total as f64 / elapsed)
+    Ok(Measured { rate: total as f64 / elapsed, cpu_us: cpu * 1e6 / total as f64 })
 }
 
 /// Posts `events` events in batches of 100 from 16 clients, spread over the serve processes.

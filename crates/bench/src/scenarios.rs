@@ -152,11 +152,11 @@ impl FreshDb {
 
     /// Drops the database whether the measurement worked or not, then gives the
     /// measurement; a failed drop is an error too (it would leave databases behind).
-    pub(crate) async fn finish(self, measured: anyhow::Result<f64>) -> anyhow::Result<f64> {
+    pub(crate) async fn finish<T>(self, measured: anyhow::Result<T>) -> anyhow::Result<T> {
         let dropped = self.drop_pg().await;
-        let rate = measured?;
+        let figure = measured?;
         dropped?;
-        Ok(rate)
+        Ok(figure)
     }
 
     /// Drops the PostgreSQL scratch database (a no-op for SQLite).
@@ -342,6 +342,17 @@ impl Serve {
         Ok(())
     }
 
+    /// CPU time serve has used so far, user and system, in seconds.
+    pub(crate) fn cpu_secs(&mut self) -> anyhow::Result<f64> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("serve exited ({status}) while its CPU time was being read");
+        }
+        let pid = self.child.id().context("serve has no pid")?;
+        let path = format!("/proc/{pid}/stat");
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        cpu_secs_of(&stat).with_context(|| format!("no utime and stime in {path}: {stat:?}"))
+    }
+
     /// Peak RSS so far (VmHWM), in MB.
     pub(crate) fn rss_mb(&mut self) -> anyhow::Result<f64> {
         if let Some(status) = self.child.try_wait()? {
@@ -465,4 +476,30 @@ async fn latency(o: &Options) -> anyhow::Result<(f64, f64)> {
     let p = |q: f64| ms[((ms.len() as f64 * q) as usize).min(ms.len() - 1)];
     drop(serve);
     Ok((p(0.50), p(0.99)))
+}
+
+/// User plus system CPU seconds from a `/proc/<pid>/stat` line. The command name in
+/// parentheses may hold spaces, so fields are counted from its closing parenthesis:
+/// utime and stime are the 14th and 15th fields, in clock ticks of 1/100 s (`USER_HZ`,
+/// 100 on every architecture Linux exports it for).
+fn cpu_secs_of(stat: &str) -> Option<f64> {
+    const USER_HZ: f64 = 100.0;
+    let mut after_name = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    // The first field after the name is the 3rd (state): utime is 11 further on.
+    let utime: u64 = after_name.nth(11)?.parse().ok()?;
+    let stime: u64 = after_name.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / USER_HZ)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_utime_and_stime_past_a_name_with_spaces() {
+        let stat = "4242 (cert hook) S 1 4242 4242 0 -1 4194560 2100 0 0 0 1234 566 0 0 20 0 9 0 77 1 2 3";
+        assert_eq!(cpu_secs_of(stat), Some(18.0));
+        assert_eq!(cpu_secs_of("4242 (certhook) S 1"), None, "too short");
+        assert_eq!(cpu_secs_of("no name here"), None);
+    }
 }
