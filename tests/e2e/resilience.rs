@@ -34,7 +34,16 @@ async fn kill_9_during_a_stream_then_restart_delivers_every_event() {
     env.set("CERTHOOK_DELIVERY__LEASE_DURATION", "3s");
     env.set("CERTHOOK_DELIVERY__REQUEST_TIMEOUT", "1s");
     env.set("CERTHOOK_DELIVERY__MAX_ATTEMPTS", "20");
-    let serve = serve_with_events(&env, &receiver, EVENTS).await;
+    // Enqueued before serve starts, so its first claim takes a channel's whole allowance
+    // (twice the 8 it may have in flight): leased-but-unsent deliveries exist at the kill
+    // however fast or slow the machine is (events posted one by one while serving can be
+    // claimed as they trickle in, leaving nothing unsent).
+    let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
+    let file = env.path("events.ndjson");
+    let ndjson: Vec<String> = (0..EVENTS).map(|i| event(&app, &i.to_string()).to_string()).collect();
+    std::fs::write(&file, ndjson.join("\n")).unwrap();
+    env.json(&["enqueue", "--file", file.to_str().unwrap()]);
+    let serve = Serve::start(&env).await;
     receiver.wait_for(3, Duration::from_secs(20)).await;
     serve.kill9().await;
     let at_kill = env.json(&["status"]);

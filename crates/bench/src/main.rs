@@ -5,7 +5,8 @@
 //! `--quick` runs a seconds-long smoke version (CI runs it so the harness cannot rot): any
 //! figure that cannot be measured fails it. A full run reports such a figure as "not
 //! measured" (and prints the error to stderr) where the figure depends on what the machine
-//! offers (a PostgreSQL server; /proc for the RSS); every other error fails it too.
+//! offers (a PostgreSQL server; /proc for the RSS and serve's CPU time); every other
+//! error fails it too.
 
 mod claims;
 mod pipeline;
@@ -129,22 +130,38 @@ fn not_measured(o: &Options, rows: &mut Vec<Row>, figure: &str, e: anyhow::Error
     Ok(())
 }
 
-/// `o.runs` runs of a pipeline case: its rate and serve's CPU per delivery.
-async fn pipeline_runs(o: &Options, case: pipeline::Case) -> anyhow::Result<(Figure, Figure)> {
-    let (mut rates, mut cpus) = (Vec::with_capacity(o.runs), Vec::with_capacity(o.runs));
+/// `o.runs` runs of a pipeline case: its rate, and serve's CPU per delivery unless a run
+/// could not read it.
+async fn pipeline_runs(o: &Options, case: pipeline::Case) -> anyhow::Result<(Figure, anyhow::Result<Figure>)> {
+    let (mut rates, mut cpus) = (Vec::with_capacity(o.runs), Ok(Vec::with_capacity(o.runs)));
     for _ in 0..o.runs {
         let m = pipeline::run(o, case).await?;
         rates.push(m.rate);
-        cpus.push(m.cpu_us);
+        match (&mut cpus, m.cpu_us) {
+            (Ok(xs), Ok(x)) => xs.push(x),
+            (Ok(_), Err(e)) => cpus = Err(e),
+            (Err(_), _) => {}
+        }
     }
-    Ok((Figure::of(rates), Figure::of(cpus)))
+    Ok((Figure::of(rates), cpus.map(Figure::of)))
 }
 
-/// A pipeline case's row, and below it serve's CPU per delivery in the same runs.
-fn push_pipeline(rows: &mut Vec<Row>, label: String, rate: &Figure, cpu: &Figure, ratio: String) {
+/// A pipeline case's row, and below it serve's CPU per delivery in the same runs (or why
+/// that was not measured: the rate stands either way).
+fn push_pipeline(
+    o: &Options,
+    rows: &mut Vec<Row>,
+    label: String,
+    (rate, cpu): (Figure, anyhow::Result<Figure>),
+    ratio: String,
+) -> anyhow::Result<()> {
     let cpu_label = format!("serve's CPU per delivery (user + system, same runs): {label}");
     rows.push((label, rate.show("deliveries/s"), ratio));
-    rows.push((cpu_label, cpu.show("µs"), "-".into()));
+    match cpu {
+        Ok(cpu) => rows.push((cpu_label, cpu.show("µs"), "-".into())),
+        Err(e) => not_measured(o, rows, &cpu_label, e)?,
+    }
+    Ok(())
 }
 
 /// Median, min and max of a set of measurements.
@@ -207,7 +224,10 @@ async fn main() -> anyhow::Result<()> {
             let case = Case { db, channels, feed, processes: 1 };
             let label = case.label(o.pipeline_events);
             match pipeline_runs(&o, case).await {
-                Ok((rate, cpu)) => push_pipeline(&mut rows, label, &rate, &cpu, ratio(&rate)),
+                Ok(figures) => {
+                    let r = ratio(&figures.0);
+                    push_pipeline(&o, &mut rows, label, figures, r)?
+                }
                 Err(e) if matches!(db, scenarios::Db::Postgres) => not_measured(&o, &mut rows, &label, e)?,
                 Err(e) => return Err(e.context(label)),
             }
@@ -218,7 +238,10 @@ async fn main() -> anyhow::Result<()> {
             let case = Case { db: scenarios::Db::Postgres, channels: 1, feed: Feed::File, processes };
             let label = case.label(o.pipeline_events);
             match pipeline_runs(&o, case).await {
-                Ok((rate, cpu)) => push_pipeline(&mut rows, label, &rate, &cpu, ratio(&rate)),
+                Ok(figures) => {
+                    let r = ratio(&figures.0);
+                    push_pipeline(&o, &mut rows, label, figures, r)?
+                }
                 Err(e) => not_measured(&o, &mut rows, &label, e)?,
             }
         }

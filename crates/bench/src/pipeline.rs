@@ -59,10 +59,9 @@ impl Case {
 pub struct Measured {
     /// Deliveries per second, serve's start to the last delivery.
     pub rate: f64,
-    /// serve's CPU time (user and system, all processes) per delivery, in µs. Unlike the
-    /// rate it hardly moves with what else loads the machine, so a change too small to
-    /// show through the rate's noise still shows here.
-    pub cpu_us: f64,
+    /// serve's CPU time (user and system, all processes) per delivery, in µs: what a
+    /// change meant to save CPU has to lower. An error if /proc could not be read.
+    pub cpu_us: anyhow::Result<f64>,
 }
 
 /// Runs one case.
@@ -79,6 +78,7 @@ async fn run_in(o: &Options, fresh: &FreshDb, case: Case) -> anyhow::Result<Meas
     store.close().await;
     let events = o.pipeline_events / case.channels;
     let total = (events * case.channels) as u64;
+    anyhow::ensure!(total > 0, "--pipeline-events {} is fewer than one event per channel", o.pipeline_events);
 
     if case.feed == Feed::File {
         let dir = tempfile_dir()?;
@@ -122,12 +122,9 @@ async fn run_in(o: &Options, fresh: &FreshDb, case: Case) -> anyhow::Result<Meas
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let mut cpu = 0.0;
-    for serve in &mut serves {
-        cpu += serve.cpu_secs()?;
-    }
+    let cpu: anyhow::Result<f64> = serves.iter_mut().map(Serve::cpu_secs).sum();
     drop(serves);
-    Ok(Measured { rate: total as f64 / elapsed, cpu_us: cpu * 1e6 / total as f64 })
+    Ok(Measured { rate: total as f64 / elapsed, cpu_us: cpu.map(|secs| secs * 1e6 / total as f64) })
 }
 
 /// Posts `events` events in batches of 100 from 16 clients, spread over the serve processes.
