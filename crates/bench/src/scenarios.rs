@@ -342,25 +342,27 @@ impl Serve {
         Ok(())
     }
 
-    /// CPU time serve has used so far, user and system, in seconds.
-    pub(crate) fn cpu_secs(&mut self) -> anyhow::Result<f64> {
+    /// The path and text of serve's `/proc/<pid>/<file>`, read for `what`; fails if serve
+    /// has exited (its pid may be another process's by now).
+    fn proc_file(&mut self, file: &str, what: &str) -> anyhow::Result<(String, String)> {
         if let Some(status) = self.child.try_wait()? {
-            bail!("serve exited ({status}) before its CPU time could be read");
+            bail!("serve exited ({status}) before its {what} could be read");
         }
         let pid = self.child.id().context("serve has no pid")?;
-        let path = format!("/proc/{pid}/stat");
-        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let path = format!("/proc/{pid}/{file}");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        Ok((path, text))
+    }
+
+    /// CPU time serve has used so far, user and system, in seconds.
+    pub(crate) fn cpu_secs(&mut self) -> anyhow::Result<f64> {
+        let (path, stat) = self.proc_file("stat", "CPU time")?;
         cpu_secs_of(&stat).with_context(|| format!("no utime and stime in {path}: {stat:?}"))
     }
 
     /// Peak RSS so far (VmHWM), in MB.
     pub(crate) fn rss_mb(&mut self) -> anyhow::Result<f64> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!("serve exited ({status}) while its RSS was being measured");
-        }
-        let pid = self.child.id().context("serve has no pid")?;
-        let path = format!("/proc/{pid}/status");
-        let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let (path, status) = self.proc_file("status", "RSS")?;
         let kb = status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
