@@ -39,10 +39,7 @@ async fn kill_9_during_a_stream_then_restart_delivers_every_event() {
     // however fast or slow the machine is (events posted one by one while serving can be
     // claimed as they trickle in, leaving nothing unsent).
     let (app, _) = env.webhook("issuance", &receiver.url("/hook"), None);
-    let file = env.path("events.ndjson");
-    let ndjson: Vec<String> = (0..EVENTS).map(|i| event(&app, &i.to_string()).to_string()).collect();
-    std::fs::write(&file, ndjson.join("\n")).unwrap();
-    env.json(&["enqueue", "--file", file.to_str().unwrap()]);
+    env.enqueue_file(&(0..EVENTS).map(|i| event(&app, &i.to_string())).collect::<Vec<_>>());
     let serve = Serve::start(&env).await;
     receiver.wait_for(3, Duration::from_secs(20)).await;
     serve.kill9().await;

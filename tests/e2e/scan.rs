@@ -136,9 +136,7 @@ async fn enqueue_then_scan_without_serve_and_the_alert_arrives_once_serve_runs()
     let (app, _channel) = env.webhook("expiration", &receiver.url("/hook"), None);
     let mut event = crate::support::event(&app, "4242");
     event["certificate"]["notAfter"] = (chrono::Utc::now() + chrono::Duration::days(10)).to_rfc3339().into();
-    let file = env.path("event.json");
-    std::fs::write(&file, event.to_string()).unwrap();
-    env.json(&["enqueue", "--file", file.to_str().unwrap()]);
+    env.enqueue_file(&[event]);
 
     let scan = env.json(&["scan"]);
     assert_eq!(scan["reported"], 1, "the enqueued certificate was folded into the inventory first: {scan}");

@@ -198,9 +198,7 @@ async fn inventory_and_events_page_through_cli_and_api(env: Env) {
         let mut e = event(&app, "issuance", &format!("s{i}"), &format!("h{i}.example.com"), "web");
         e["certificate"]["id"] = serde_json::json!(format!("c{i}"));
         e["certificate"]["notAfter"] = serde_json::json!(format!("209{i}-01-01T00:00:00Z"));
-        let file = env.path(&format!("e{i}.json"));
-        std::fs::write(&file, e.to_string()).unwrap();
-        env.json(&["enqueue", "--file", file.to_str().unwrap()]);
+        env.enqueue_file(&[e]);
     }
     raw_sql(
         &env,

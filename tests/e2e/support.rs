@@ -113,6 +113,15 @@ impl Env {
         serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
     }
 
+    /// Enqueues `events` with `certhook enqueue --file` (one NDJSON file), no `serve`
+    /// needed; returns what the command printed.
+    pub fn enqueue_file(&self, events: &[serde_json::Value]) -> serde_json::Value {
+        let file = self.path(&format!("events-{}.ndjson", uuid::Uuid::new_v4().simple()));
+        let ndjson: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+        std::fs::write(&file, ndjson.join("\n")).expect("write the events file");
+        self.json(&["enqueue", "--file", file.to_str().expect("a UTF-8 path")])
+    }
+
     /// Creates an application, an alert of `alert_type` and a `--no-verify` webhook channel
     /// to `url`; returns (application id, channel id).
     pub fn webhook(&self, alert_type: &str, url: &str, secret: Option<&str>) -> (String, String) {

@@ -130,20 +130,13 @@ fn not_measured(o: &Options, rows: &mut Vec<Row>, figure: &str, e: anyhow::Error
     Ok(())
 }
 
-/// `o.runs` runs of a pipeline case: its rate, and serve's CPU per delivery unless a run
-/// could not read it.
-async fn pipeline_runs(o: &Options, case: pipeline::Case) -> anyhow::Result<(Figure, anyhow::Result<Figure>)> {
-    let (mut rates, mut cpus) = (Vec::with_capacity(o.runs), Ok(Vec::with_capacity(o.runs)));
+/// `o.runs` runs of a pipeline case.
+async fn pipeline_runs(o: &Options, case: pipeline::Case) -> anyhow::Result<Vec<pipeline::Measured>> {
+    let mut runs = Vec::with_capacity(o.runs);
     for _ in 0..o.runs {
-        let m = pipeline::run(o, case).await?;
-        rates.push(m.rate);
-        match (&mut cpus, m.cpu_us) {
-            (Ok(xs), Ok(x)) => xs.push(x),
-            (Ok(_), Err(e)) => cpus = Err(e),
-            (Err(_), _) => {}
-        }
+        runs.push(pipeline::run(o, case).await?);
     }
-    Ok((Figure::of(rates), cpus.map(Figure::of)))
+    Ok(runs)
 }
 
 /// A pipeline case's row, and below it serve's CPU per delivery in the same runs (or why
@@ -152,11 +145,13 @@ fn push_pipeline(
     o: &Options,
     rows: &mut Vec<Row>,
     label: String,
-    (rate, cpu): (Figure, anyhow::Result<Figure>),
-    ratio: String,
+    runs: Vec<pipeline::Measured>,
+    ratio: impl Fn(&Figure) -> String,
 ) -> anyhow::Result<()> {
+    let rate = Figure::of(runs.iter().map(|m| m.rate).collect());
+    let cpu = runs.into_iter().map(|m| m.cpu_us).collect::<anyhow::Result<Vec<_>>>().map(Figure::of);
     let cpu_label = format!("serve's CPU per delivery (user + system, same runs): {label}");
-    rows.push((label, rate.show("deliveries/s"), ratio));
+    rows.push((label, rate.show("deliveries/s"), ratio(&rate)));
     match cpu {
         Ok(cpu) => rows.push((cpu_label, cpu.show("µs"), "-".into())),
         Err(e) => not_measured(o, rows, &cpu_label, e)?,
@@ -224,10 +219,7 @@ async fn main() -> anyhow::Result<()> {
             let case = Case { db, channels, feed, processes: 1 };
             let label = case.label(o.pipeline_events);
             match pipeline_runs(&o, case).await {
-                Ok(figures) => {
-                    let r = ratio(&figures.0);
-                    push_pipeline(&o, &mut rows, label, figures, r)?
-                }
+                Ok(runs) => push_pipeline(&o, &mut rows, label, runs, ratio)?,
                 Err(e) if matches!(db, scenarios::Db::Postgres) => not_measured(&o, &mut rows, &label, e)?,
                 Err(e) => return Err(e.context(label)),
             }
@@ -238,10 +230,7 @@ async fn main() -> anyhow::Result<()> {
             let case = Case { db: scenarios::Db::Postgres, channels: 1, feed: Feed::File, processes };
             let label = case.label(o.pipeline_events);
             match pipeline_runs(&o, case).await {
-                Ok(figures) => {
-                    let r = ratio(&figures.0);
-                    push_pipeline(&o, &mut rows, label, figures, r)?
-                }
+                Ok(runs) => push_pipeline(&o, &mut rows, label, runs, ratio)?,
                 Err(e) => not_measured(&o, &mut rows, &label, e)?,
             }
         }
