@@ -19,7 +19,13 @@ fn translate(sql: &str) -> String {
         // jsonb_each: each element comes out as JSONB, which `value ->> 'k'` reads without
         // parsing text again for every column of every row (measured in the whole pipeline:
         // fan-out 62 → 49 µs of writer time per event, outcome writes 37 → 33 µs per row).
-        .replace("JSON_ELEMENTS(?)", "jsonb_each(?)");
+        .replace("JSON_ELEMENTS(?)", "jsonb_each(?)")
+        // SQLite (3.47 on) plans a bare `LIMIT ?` with the bound value as a constant, and
+        // so marks the statement stale at every new bind: each claim and each fan-out read
+        // was parsed and planned again before it ran (seen under gdb on `sqlite3Reprepare`).
+        // A cast is an expression it does not read at plan time; the plans are pinned by
+        // `INDEXED BY`, so nothing is lost.
+        .replace("LIMIT ?", "LIMIT CAST(? AS INTEGER)");
     // `USE_INDEX(name)`: without statistics, SQLite's planner prefers the broad
     // `(state, created_at)` index and sorts, which makes a claim O(n); `INDEXED BY` pins the
     // partial index that keeps it O(log n).
@@ -43,7 +49,7 @@ mod tests {
         assert_eq!(translate("SERIALIZE(7)"), "SELECT 7");
         assert_eq!(
             translate("SELECT ? + NOW_MS FROM t USE_INDEX(t_due) WHERE NOIDX(a) = ? LIMIT ? SKIP_LOCKED"),
-            "SELECT ? + CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM t INDEXED BY t_due WHERE +a = ? LIMIT ? "
+            "SELECT ? + CAST(unixepoch('subsec') * 1000 AS INTEGER) FROM t INDEXED BY t_due WHERE +a = ? LIMIT CAST(? AS INTEGER) "
         );
         assert_eq!(
             translate("SELECT TO_BYTES(value ->> 'b') FROM JSON_ELEMENTS(?)"),
@@ -54,8 +60,16 @@ mod tests {
     #[test]
     fn every_statement_is_written_for_sqlite() {
         assert!(SQL.claim_due.contains("INDEXED BY certhook_deliveries_due"));
-        assert!(SQL.claim_due.contains("LIMIT ?"));
+        assert!(SQL.claim_due.contains("LIMIT CAST(? AS INTEGER)"));
         assert!(SQL.record_delivered.contains("+lease_token = j.o_token AND +state = 'leased'"));
         assert!(!SQL.claim_due.contains("NOW_MS") && !SQL.claim_due.contains("SKIP"));
+    }
+
+    #[test]
+    fn no_statement_binds_a_bare_limit() {
+        for sql in [SQL.claim_due, SQL.claim_expired, SQL.unfanned_events, SQL.prune_delivered] {
+            assert!(sql.contains("LIMIT CAST(? AS INTEGER)"), "{sql}");
+            assert!(!sql.contains("LIMIT ?"), "a bare bound LIMIT re-plans the statement at every bind: {sql}");
+        }
     }
 }
