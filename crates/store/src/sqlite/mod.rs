@@ -123,13 +123,46 @@ mod tests {
 
     #[tokio::test]
     async fn enqueues_commit_with_full_sync_and_the_hot_path_with_normal() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteBackend::connect(&url, Arc::new(Notify::new())).await.unwrap();
+        let (_dir, store) = fresh_store().await;
         let (_w, mut tx) = store.driver().begin_durable().await.unwrap();
         assert_eq!(synchronous(&mut tx).await, 2, "FULL");
         drop((_w, tx));
         let (_w, mut tx) = store.driver().begin_write().await.unwrap();
         assert_eq!(synchronous(&mut tx).await, 1, "NORMAL");
+    }
+
+    /// The steps of `sql`'s query plan, with `binds` bound.
+    async fn plan(store: &SqliteBackend, sql: &str, binds: &[&str]) -> Vec<String> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+        for b in binds {
+            query = query.bind(b.to_string());
+        }
+        query.fetch_all(store.pool()).await.unwrap().iter().map(|row| sqlx::Row::get(row, "detail")).collect()
+    }
+
+    /// A store on a new file, which lives as long as the returned directory.
+    async fn fresh_store() -> (tempfile::TempDir, SqliteBackend) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteBackend::connect(&url, Arc::new(Notify::new())).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn an_events_deliveries_are_found_by_index_not_by_a_scan() {
+        let (_dir, store) = fresh_store().await;
+        let plan = plan(&store, dialect::SQL.deliveries_of_event, &[&Uuid::now_v7().to_string()]).await;
+        assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{plan:?}");
+        assert!(plan.iter().any(|step| step.contains("certhook_messages_event")), "{plan:?}");
+    }
+
+    #[tokio::test]
+    async fn the_fan_out_read_walks_the_unfanned_index_in_order_with_its_limit_cast() {
+        let (_dir, store) = fresh_store().await;
+        // The limit is a cast the planner does not read: the read must still walk the
+        // partial index in `seq` order and stop at the limit, not scan and sort.
+        let plan = plan(&store, dialect::SQL.unfanned_events, &["256"]).await;
+        assert!(plan.iter().any(|step| step.contains("certhook_events_unfanned")), "{plan:?}");
+        assert!(plan.iter().all(|step| !step.contains("TEMP B-TREE")), "{plan:?}");
     }
 }
