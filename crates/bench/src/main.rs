@@ -130,15 +130,6 @@ fn not_measured(o: &Options, rows: &mut Vec<Row>, figure: &str, e: anyhow::Error
     Ok(())
 }
 
-/// `o.runs` runs of a pipeline case.
-async fn pipeline_runs(o: &Options, case: pipeline::Case) -> anyhow::Result<Vec<pipeline::Measured>> {
-    let mut runs = Vec::with_capacity(o.runs);
-    for _ in 0..o.runs {
-        runs.push(pipeline::run(o, case).await?);
-    }
-    Ok(runs)
-}
-
 /// A pipeline case's row, and below it serve's CPU per delivery in the same runs (or why
 /// that was not measured: the rate stands either way).
 fn push_pipeline(
@@ -218,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
         for (channels, feed) in [(1, Feed::File), (10, Feed::File), (1, Feed::Api), (10, Feed::Api)] {
             let case = Case { db, channels, feed, processes: 1 };
             let label = case.label(o.pipeline_events);
-            match pipeline_runs(&o, case).await {
+            match scenarios::each_run(o.runs, || pipeline::run(&o, case)).await {
                 Ok(runs) => push_pipeline(&o, &mut rows, label, runs, ratio)?,
                 Err(e) if matches!(db, scenarios::Db::Postgres) => not_measured(&o, &mut rows, &label, e)?,
                 Err(e) => return Err(e.context(label)),
@@ -229,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
         for processes in [1, 2, 4] {
             let case = Case { db: scenarios::Db::Postgres, channels: 1, feed: Feed::File, processes };
             let label = case.label(o.pipeline_events);
-            match pipeline_runs(&o, case).await {
+            match scenarios::each_run(o.runs, || pipeline::run(&o, case)).await {
                 Ok(runs) => push_pipeline(&o, &mut rows, label, runs, ratio)?,
                 Err(e) => not_measured(&o, &mut rows, &label, e)?,
             }

@@ -29,11 +29,20 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = anyhow::Result<f64>>,
 {
+    Ok(Figure::of(each_run(runs, f).await?))
+}
+
+/// What each of `runs` runs of `f` measured, in order; the first error stops them.
+pub async fn each_run<T, F, Fut>(runs: usize, f: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
     let mut xs = Vec::with_capacity(runs);
     for _ in 0..runs {
         xs.push(f().await?);
     }
-    Ok(Figure::of(xs))
+    Ok(xs)
 }
 
 /// A payload the size of a real delivery.

@@ -60,7 +60,6 @@ mod tests {
     #[test]
     fn every_statement_is_written_for_sqlite() {
         assert!(SQL.claim_due.contains("INDEXED BY certhook_deliveries_due"));
-        assert!(SQL.claim_due.contains("LIMIT CAST(? AS INTEGER)"));
         assert!(SQL.record_delivered.contains("+lease_token = j.o_token AND +state = 'leased'"));
         assert!(!SQL.claim_due.contains("NOW_MS") && !SQL.claim_due.contains("SKIP"));
     }

@@ -23,6 +23,7 @@ crate::both_backends!(
     application_names_are_unique_among_live_applications,
     certificates_page_soonest_expiry_first_with_filters,
     events_and_deliveries_page_newest_first,
+    an_events_detail_lists_the_deliveries_of_every_alert_it_matched,
 );
 
 fn filter(profiles: &[&str], patterns: &[&str]) -> CertificateFilter {
@@ -333,6 +334,32 @@ async fn certificates_page_soonest_expiry_first_with_filters(store: Store) {
     assert!(e.to_string().contains("after"), "{e}");
     let e = store.list_certificates(Uuid::now_v7(), &page(None, 2)).await.unwrap_err();
     assert!(matches!(e, StoreError::NotFound { kind: "application", .. }));
+}
+
+async fn an_events_detail_lists_the_deliveries_of_every_alert_it_matched(store: Store) {
+    // Two alerts make two messages of one event: the detail finds deliveries through the
+    // event's messages, so it must list both messages' deliveries and no other event's.
+    let app = app(&store).await;
+    let first = alert_of(&store, app.id, &[AlertType::Issuance], "first", filter(&[], &[])).await;
+    let second = alert_of(&store, app.id, &[AlertType::Issuance], "second", filter(&[], &[])).await;
+    let mut channels = vec![
+        channel(&store, &first, ChannelState::Active).await.id,
+        channel(&store, &first, ChannelState::Active).await.id,
+        channel(&store, &second, ChannelState::Active).await.id,
+    ];
+    let ids = store
+        .enqueue(&[event(app.id, AlertType::Issuance, "1", None), event(app.id, AlertType::Issuance, "2", None)])
+        .await
+        .unwrap();
+    fan_out_all(&store).await;
+    let detail = store.get_event(&ids[0].to_string()).await.unwrap();
+    let mut got: Vec<Uuid> = detail.deliveries.iter().map(|d| d.channel_id).collect();
+    got.sort();
+    channels.sort();
+    assert_eq!(got, channels, "one delivery per channel of both alerts");
+    assert!(detail.deliveries.iter().all(|d| d.event_id == Some(ids[0])), "none of the other event's");
+    let messages: std::collections::HashSet<Uuid> = detail.deliveries.iter().map(|d| d.cloud_event_id).collect();
+    assert_eq!(messages.len(), 2, "a message per alert");
 }
 
 async fn events_and_deliveries_page_newest_first(store: Store) {
