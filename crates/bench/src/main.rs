@@ -12,13 +12,14 @@ mod claims;
 mod pipeline;
 mod receiver;
 mod scenarios;
+mod store_cost;
 
 use std::fmt::Write as _;
 
 use anyhow::Context;
 
 /// The sections `--only` can name (by prefix).
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "pipeline-sqlite",
     "pipeline-postgres",
     "pipeline-processes",
@@ -28,6 +29,7 @@ const SECTIONS: [&str; 9] = [
     "ingest",
     "latency",
     "claim",
+    "store-sqlite",
 ];
 
 /// A row of the report: figure, median (min–max), ratio.
@@ -110,7 +112,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 }
             }
             other => anyhow::bail!(
-                "unknown argument {other:?} (use --quick, --runs N, --events N, --pipeline-events N, --only pipeline,pipeline-sqlite,pipeline-postgres,pipeline-processes,drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim, --output FILE)"
+                "unknown argument {other:?} (use --quick, --runs N, --events N, --pipeline-events N, --only pipeline,pipeline-sqlite,pipeline-postgres,pipeline-processes,drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim,store-sqlite, --output FILE)"
             ),
         }
     }
@@ -284,6 +286,30 @@ async fn main() -> anyhow::Result<()> {
         match claims.rss_mb {
             Ok(mb) => rows.push((rss, format!("{mb:.1} MB"), "-".into())),
             Err(e) => not_measured(&o, &mut rows, &rss, e)?,
+        }
+    }
+
+    if o.wants("store-sqlite") {
+        for channels in [1, 10] {
+            let costs = scenarios::each_run(o.runs, || store_cost::run(&o, channels)).await?;
+            let median = |f: fn(&store_cost::StoreCost) -> f64| Figure::of(costs.iter().map(f).collect()).median;
+            let hot = Figure::of(costs.iter().map(store_cost::StoreCost::hot_path).collect());
+            rows.push((
+                format!(
+                    "store's CPU per delivery, SQLite, {channels} channel{}, in-process with no HTTP: \
+                     fan-out + claim + outcome write (the enqueue apart)",
+                    if channels == 1 { "" } else { "s" }
+                ),
+                format!(
+                    "{:.0} + {:.0} + {:.0} = {} (enqueue {:.0} µs)",
+                    median(|c| c.fan_out),
+                    median(|c| c.claim),
+                    median(|c| c.record),
+                    hot.show("µs"),
+                    median(|c| c.enqueue),
+                ),
+                "-".into(),
+            ));
         }
     }
 

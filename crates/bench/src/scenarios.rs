@@ -58,7 +58,7 @@ fn sample_body() -> Vec<u8> {
     certhook_core::render::render_alert_event(&RenderSettings::default(), &alert, "id", chrono::Utc::now(), &[c])
 }
 
-fn certificate(i: usize, not_after: chrono::DateTime<chrono::Utc>) -> Certificate {
+pub(crate) fn certificate(i: usize, not_after: chrono::DateTime<chrono::Utc>) -> Certificate {
     Certificate {
         id: format!("cert-{i}"),
         serial_number: i.to_string(),
