@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use anyhow::Context;
 
 /// The sections `--only` can name (by prefix).
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "pipeline-sqlite",
     "pipeline-postgres",
     "pipeline-processes",
@@ -30,6 +30,7 @@ const SECTIONS: [&str; 10] = [
     "latency",
     "claim",
     "store-sqlite",
+    "store-postgres",
 ];
 
 /// A row of the report: figure, median (min–max), ratio.
@@ -43,7 +44,8 @@ pub struct Options {
     pub runs: usize,
     /// Events in a drain.
     pub events: usize,
-    /// Deliveries in a headline pipeline run (events = this / channels).
+    /// Deliveries in a headline pipeline run (events = this / channels), and in a run of
+    /// the store sections.
     pub pipeline_events: usize,
     /// Events for the ingest figures.
     pub ingest_events: usize,
@@ -112,7 +114,7 @@ fn parse_args() -> anyhow::Result<Options> {
                 }
             }
             other => anyhow::bail!(
-                "unknown argument {other:?} (use --quick, --runs N, --events N, --pipeline-events N, --only pipeline,pipeline-sqlite,pipeline-postgres,pipeline-processes,drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim,store-sqlite, --output FILE)"
+                "unknown argument {other:?} (use --quick, --runs N, --events N, --pipeline-events N, --only pipeline,pipeline-sqlite,pipeline-postgres,pipeline-processes,drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim,store-sqlite,store-postgres, --output FILE)"
             ),
         }
     }
@@ -289,27 +291,49 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    if o.wants("store-sqlite") {
+    for (db, section) in [(scenarios::Db::Sqlite, "store-sqlite"), (scenarios::Db::Postgres, "store-postgres")] {
+        if !o.wants(section) {
+            continue;
+        }
         for channels in [1, 10] {
-            let costs = scenarios::each_run(o.runs, || store_cost::run(&o, channels)).await?;
-            let median = |f: fn(&store_cost::StoreCost) -> f64| Figure::of(costs.iter().map(f).collect()).median;
-            let hot = Figure::of(costs.iter().map(store_cost::StoreCost::hot_path).collect());
-            rows.push((
+            let label = format!(
+                "store's CPU per delivery, {}, {channels} channel{}, no HTTP: \
+                 fan-out + claim + outcome write (the enqueue apart)",
+                db.name(),
+                if channels == 1 { "" } else { "s" }
+            );
+            let costs = match scenarios::each_run(o.runs, || store_cost::run(&o, db, channels)).await {
+                Ok(costs) => costs,
+                Err(e) if matches!(db, scenarios::Db::Postgres) => {
+                    not_measured(&o, &mut rows, &label, e)?;
+                    continue;
+                }
+                Err(e) => return Err(e.context(label)),
+            };
+            // The stages of the run whose total is the median, so that they add up to it.
+            let show = |side: fn(&store_cost::Cost) -> f64| {
+                let total = Figure::of(costs.iter().map(|c| c.hot_path(side)).collect());
+                let median = costs.iter().find(|c| c.hot_path(side) == total.median).expect("the median is a run's");
                 format!(
-                    "store's CPU per delivery, SQLite, {channels} channel{}, in-process with no HTTP: \
-                     fan-out + claim + outcome write (the enqueue apart)",
-                    if channels == 1 { "" } else { "s" }
+                    "{:.1} + {:.1} + {:.1} = {} (enqueue {:.1} µs)",
+                    side(&median.fan_out),
+                    side(&median.claim),
+                    side(&median.record),
+                    total.show("µs"),
+                    side(&median.enqueue),
+                )
+            };
+            let value = match db {
+                scenarios::Db::Sqlite => show(|c| c.process),
+                // The server's CPU is PostgreSQL's processes for this database, from /proc;
+                // each half is its own median run.
+                scenarios::Db::Postgres => format!(
+                    "bench process (store code, sqlx): {}; PostgreSQL server processes: {}",
+                    show(|c| c.process),
+                    show(|c| c.server)
                 ),
-                format!(
-                    "{:.0} + {:.0} + {:.0} = {} (enqueue {:.0} µs)",
-                    median(|c| c.fan_out),
-                    median(|c| c.claim),
-                    median(|c| c.record),
-                    hot.show("µs"),
-                    median(|c| c.enqueue),
-                ),
-                "-".into(),
-            ));
+            };
+            rows.push((label, value, "-".into()));
         }
     }
 

@@ -58,6 +58,7 @@ fn sample_body() -> Vec<u8> {
     certhook_core::render::render_alert_event(&RenderSettings::default(), &alert, "id", chrono::Utc::now(), &[c])
 }
 
+/// The `i`th certificate of a run, each with its own id and serial, valid until `not_after`.
 pub(crate) fn certificate(i: usize, not_after: chrono::DateTime<chrono::Utc>) -> Certificate {
     Certificate {
         id: format!("cert-{i}"),
@@ -493,7 +494,7 @@ async fn latency(o: &Options) -> anyhow::Result<(f64, f64)> {
 /// parentheses may hold spaces, so fields are counted from its closing parenthesis:
 /// utime and stime are the 14th and 15th fields, in clock ticks of 1/100 s (`USER_HZ`,
 /// 100 on x86-64 and arm64, the machines this bench runs on).
-fn cpu_secs_of(stat: &str) -> Option<f64> {
+pub(crate) fn cpu_secs_of(stat: &str) -> Option<f64> {
     const USER_HZ: f64 = 100.0;
     let mut after_name = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
     // The first field after the name is the 3rd (state): utime is 11 further on.

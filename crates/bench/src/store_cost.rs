@@ -1,12 +1,18 @@
-//! The store's share of a delivery on SQLite: the CPU that the hot path's database work
-//! costs per delivery (fan-out, claims, outcome writes, and apart from them the enqueue),
-//! run in this process with no HTTP at all. SQLite runs inside the process, so its CPU is
-//! all counted; set beside serve's CPU per delivery in the pipeline rows, it splits a
-//! delivery's cost into the store's part and the rest (sending, signing, the loop).
+//! The store's share of a delivery: the CPU that the hot path's database work costs per
+//! delivery (fan-out, claims, outcome writes, and apart from them the enqueue), run in
+//! this process with no HTTP at all. SQLite runs inside the process, so its CPU is all in
+//! the process's own; set beside serve's CPU per delivery in the pipeline rows, it splits
+//! a delivery's cost into the store's part and the rest (sending, signing, the loop).
+//! PostgreSQL's own CPU is read from `/proc` for the server processes serving the
+//! measured database, which works when the server runs on this machine.
 //!
-//! The stages run one after another, a batch at a time, as the worker runs them but
-//! without the sends in between: claim a batch, record it delivered, claim the next.
+//! The stages run one after another as the worker runs them, without the sends in
+//! between, and in the worker's sizes at its defaults in steady state (see
+//! [`steady_claim`]): claims as its refill makes them for busy channels, outcome writes of
+//! [`RECORD_BATCH`], the enqueue in the API cases' batches of [`ENQUEUE_BATCH`]. The
+//! store work serve does beside these (channel reloads, lease extensions) is left out.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -14,69 +20,168 @@ use anyhow::{Context, bail};
 use certhook_core::event::{AlertType, NewEvent};
 use certhook_core::render::RenderSettings;
 use certhook_store::{AttemptRecord, ClaimRequest, Disposition, Outcome, Store};
+use sqlx::Connection;
 
 use crate::Options;
-use crate::scenarios::{Db, FreshDb, certificate, subscribe};
+use crate::scenarios::{Db, FreshDb, certificate, cpu_secs_of, subscribe};
 
-/// Leases per claim: what the worker's refill asks for at the defaults (two rounds of the
-/// global concurrency, less what is in flight).
-const CLAIM_BATCH: usize = 256;
+/// Outcomes per write, assumed: the recorder writes what has arrived since its last write,
+/// which at a few thousand deliveries a second is tens of outcomes, not its maximum of 256.
+const RECORD_BATCH: usize = 64;
+
+/// Events per enqueue: what the API cases post per request.
+const ENQUEUE_BATCH: usize = 100;
+
+/// A claim as the worker's refill makes it at the defaults for `channels` busy channels,
+/// in steady state: each channel may hold its allowance (a busy channel's is
+/// `delivery.concurrency`), the loop at most twice `delivery.concurrency` in all. With many
+/// channels the loop's bound decides: it refills once half a round is free. With one, the
+/// channel's room does, and the size is assumed: half its allowance, between the quarter
+/// at which the loop claims for it and the 97–121 leases measured (BENCHMARKS,
+/// "2026-12-01"). The leases wanted, and each channel's room.
+fn steady_claim(channels: usize) -> (usize, usize) {
+    let d = certhook_core::config::DeliveryConfig::default();
+    let horizon = certhook_worker::budget::horizon(d.lease_duration);
+    let allowance = certhook_worker::budget::allowance(d.channel_concurrency, f64::MAX, horizon, d.concurrency);
+    let held = (allowance / 2).min((2 * d.concurrency - d.concurrency / 2) / channels);
+    let in_flight = d.channel_concurrency.min(held) * channels;
+    let limit = certhook_worker::refill::refill_size(d.concurrency, in_flight, held * channels - in_flight)
+        .unwrap_or(d.concurrency);
+    (limit, allowance - held)
+}
+
+/// Microseconds of CPU per delivery in one stage: this process's, and the database
+/// server's (zero for SQLite, which runs in this process).
+#[derive(Clone, Copy, Default)]
+pub struct Cost {
+    /// This process's: certhook's store code, sqlx, and SQLite itself.
+    pub process: f64,
+    /// PostgreSQL's server processes for the measured database.
+    pub server: f64,
+}
 
 /// Microseconds of CPU per delivery, by stage, in one run.
 pub struct StoreCost {
-    pub enqueue: f64,
-    pub fan_out: f64,
-    pub claim: f64,
-    pub record: f64,
+    /// Writing the events to the outbox (serve's only in the API cases).
+    pub enqueue: Cost,
+    /// Turning events into messages and deliveries.
+    pub fan_out: Cost,
+    /// Leasing due deliveries.
+    pub claim: Cost,
+    /// Writing their outcomes (delivered, with an attempt each).
+    pub record: Cost,
 }
 
 impl StoreCost {
     /// What serve's hot path costs the store: fan-out, claim and outcome write.
-    pub fn hot_path(&self) -> f64 {
-        self.fan_out + self.claim + self.record
+    pub fn hot_path(&self, side: fn(&Cost) -> f64) -> f64 {
+        side(&self.fan_out) + side(&self.claim) + side(&self.record)
     }
 }
 
-/// CPU time of this process so far, in nanoseconds: the sum over its threads of the time
-/// each has run (`/proc/self/task/*/schedstat`), which unlike `/proc/self/stat` counts to
-/// the nanosecond, so a single claim can be timed.
+/// CPU time of this process so far, in nanoseconds, every thread's (ended ones too), up
+/// to date for the calling thread.
 fn cpu_ns() -> anyhow::Result<u64> {
-    let mut total = 0;
-    for task in std::fs::read_dir("/proc/self/task").context("reading /proc/self/task")? {
-        let path = task?.path().join("schedstat");
-        // A thread that ended since the listing has no file any more; its time is gone
-        // with it either way.
-        let Ok(stat) = std::fs::read_to_string(&path) else { continue };
-        total += schedstat_ns(&stat).with_context(|| format!("{}: {stat:?}", path.display()))?;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes one timespec through the pointer, and `ts` is a
+    // valid, writable one that outlives the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    anyhow::ensure!(rc == 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID): {}", std::io::Error::last_os_error());
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// CPU in nanoseconds, this process's and the server's, summed over the timed stages.
+#[derive(Clone, Copy, Default)]
+struct Spent {
+    process: u64,
+    server: u64,
+}
+
+impl std::ops::AddAssign for Spent {
+    fn add_assign(&mut self, other: Spent) {
+        self.process += other.process;
+        self.server += other.server;
     }
-    Ok(total)
 }
 
-/// The time on CPU from a `schedstat` line: its first field, in nanoseconds.
-fn schedstat_ns(line: &str) -> anyhow::Result<u64> {
-    Ok(line.split_whitespace().next().context("an empty schedstat")?.parse()?)
+/// Reads the CPU the stages spend.
+struct Meter {
+    /// PostgreSQL: a connection of its own, which lists the server processes serving the
+    /// measured database (its own left out); none for SQLite.
+    monitor: Option<sqlx::PgConnection>,
+    /// CPU of each server process when last read, in nanoseconds: a process that
+    /// appears counts from its start, and one that ends keeps what it was counted.
+    seen: HashMap<i32, u64>,
 }
 
-/// The CPU `f` takes, in nanoseconds, and what it returns.
-async fn timed<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<(u64, T)> {
-    let before = cpu_ns()?;
-    let out = f.await?;
-    Ok((cpu_ns()?.saturating_sub(before), out))
+impl Meter {
+    async fn new(db: Db, url: &str) -> anyhow::Result<Meter> {
+        let monitor = match db {
+            Db::Sqlite => None,
+            Db::Postgres => Some(sqlx::PgConnection::connect(url).await?),
+        };
+        Ok(Meter { monitor, seen: HashMap::new() })
+    }
+
+    /// The server's CPU since the last reading, in nanoseconds (whole clock ticks of
+    /// 10 ms: a single claim is mostly 0 or 1 tick, but the ticks add up over a run).
+    async fn server_delta(&mut self) -> anyhow::Result<u64> {
+        let Some(monitor) = &mut self.monitor else { return Ok(0) };
+        let pids: Vec<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(monitor)
+        .await?;
+        let mut delta = 0;
+        let mut read = 0;
+        for pid in pids {
+            let path = format!("/proc/{pid}/stat");
+            let stat = match std::fs::read_to_string(&path) {
+                Ok(stat) => stat,
+                // A server process that ended since the listing is read no more.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("reading {path}: is the server on this machine?")),
+            };
+            // A pid of another process namespace (a server in a container) would name an
+            // unrelated process here: only PostgreSQL's own are counted.
+            anyhow::ensure!(
+                stat.contains(" (postgres) "),
+                "{path} is not a PostgreSQL server process: the server's CPU can only be read on its own machine"
+            );
+            read += 1;
+            let secs = cpu_secs_of(&stat).with_context(|| format!("no utime and stime in {path}: {stat:?}"))?;
+            let ns = (secs * 1e9) as u64;
+            delta += ns.saturating_sub(self.seen.insert(pid, ns).unwrap_or(0));
+        }
+        anyhow::ensure!(read > 0, "no PostgreSQL server process of this database could be read in /proc");
+        Ok(delta)
+    }
+
+    /// The CPU `f` takes, and what it returns.
+    async fn timed<T>(&mut self, f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<(Spent, T)> {
+        self.server_delta().await?;
+        let before = cpu_ns()?;
+        let out = f.await?;
+        let process = cpu_ns()? - before;
+        Ok((Spent { process, server: self.server_delta().await? }, out))
+    }
 }
 
 /// One run: `o.pipeline_events` deliveries over `channels` channels of one alert.
-pub async fn run(o: &Options, channels: usize) -> anyhow::Result<StoreCost> {
-    let fresh = FreshDb::new(o, Db::Sqlite).await?;
-    let measured = run_in(o, &fresh, channels).await;
+pub async fn run(o: &Options, db: Db, channels: usize) -> anyhow::Result<StoreCost> {
+    let fresh = FreshDb::new(o, db).await?;
+    let measured = run_in(o, &fresh, db, channels).await;
     fresh.finish(measured).await
 }
 
-async fn run_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Result<StoreCost> {
+async fn run_in(o: &Options, fresh: &FreshDb, db: Db, channels: usize) -> anyhow::Result<StoreCost> {
     let store = Store::connect(&fresh.url).await?;
+    let mut meter = Meter::new(db, &fresh.url).await?;
     // Nothing is sent: the channels only have to exist and be active.
     let app = subscribe(&store, "http://127.0.0.1:9/", channels).await?;
     let events = o.pipeline_events / channels;
     let total = events * channels;
+    anyhow::ensure!(total > 0, "{} deliveries cannot be spread over {channels} channels", o.pipeline_events);
     let far = chrono::Utc::now() + chrono::Duration::days(300);
     let batch: Vec<NewEvent> = (0..events)
         .map(|i| NewEvent {
@@ -86,40 +191,44 @@ async fn run_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Result
             certificate: certificate(i, far),
         })
         .collect();
-    let (enqueue, ()) = timed(async {
-        // The chunks `enqueue --file` writes.
-        for chunk in batch.chunks(1000) {
-            store.enqueue(chunk).await?;
-        }
-        Ok(())
-    })
-    .await?;
-    let settings = RenderSettings::default();
-    let (fan_out, fanned) = timed(async {
-        let mut fanned = 0;
-        loop {
-            let n = store.fan_out(&settings, certhook_worker::fan_out::FAN_OUT_BATCH).await?;
-            if n == 0 {
-                return Ok(fanned);
+    let (enqueue, ()) = meter
+        .timed(async {
+            for chunk in batch.chunks(ENQUEUE_BATCH) {
+                store.enqueue(chunk).await?;
             }
-            fanned += n;
-        }
-    })
-    .await?;
+            Ok(())
+        })
+        .await?;
+    let settings = RenderSettings::default();
+    let (fan_out, fanned) = meter
+        .timed(async {
+            let mut fanned = 0;
+            loop {
+                let n = store.fan_out(&settings, certhook_worker::fan_out::FAN_OUT_BATCH).await?;
+                if n == 0 {
+                    return Ok(fanned);
+                }
+                fanned += n;
+            }
+        })
+        .await?;
     if fanned != events {
         bail!("fanned out {fanned} of {events} events");
     }
-    let (mut claim, mut record, mut settled) = (0, 0, 0);
+    let (limit, room) = steady_claim(channels);
+    let channel_limits: Vec<(uuid::Uuid, usize)> =
+        store.list_channels(None).await?.into_iter().map(|c| (c.id, room)).collect();
+    let request = ClaimRequest {
+        limit,
+        lease: Duration::from_secs(600),
+        per_channel: 2 * certhook_core::config::DeliveryConfig::default().channel_concurrency,
+        exclude: &[],
+        channel_limits: &channel_limits,
+    };
+    let (mut claim, mut record, mut settled) = (Spent::default(), Spent::default(), 0);
     while settled < total {
-        let request = ClaimRequest {
-            limit: CLAIM_BATCH,
-            lease: Duration::from_secs(600),
-            per_channel: CLAIM_BATCH,
-            exclude: &[],
-            channel_limits: &[],
-        };
-        let (ns, claimed) = timed(async { Ok(store.claim_with(&request).await?) }).await?;
-        claim += ns;
+        let (spent, claimed) = meter.timed(async { Ok(store.claim_with(&request).await?) }).await?;
+        claim += spent;
         if claimed.leases.is_empty() {
             bail!("the queue ran dry after {settled} of {total}");
         }
@@ -139,15 +248,20 @@ async fn run_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Result
                 disposition: Disposition::Delivered,
             })
             .collect();
-        let (ns, accepted) = timed(async { Ok(store.record(&outcomes).await?) }).await?;
-        record += ns;
-        if accepted.iter().any(|a| !a) {
-            bail!("an outcome was refused with no one else claiming");
+        for chunk in outcomes.chunks(RECORD_BATCH) {
+            let (spent, accepted) = meter.timed(async { Ok(store.record(chunk).await?) }).await?;
+            record += spent;
+            if accepted.iter().any(|a| !a) {
+                bail!("an outcome was refused with no one else claiming");
+            }
         }
         settled += outcomes.len();
     }
     store.close().await;
-    let per = |ns: u64| ns as f64 / 1000.0 / total as f64;
+    let per = |s: Spent| Cost {
+        process: s.process as f64 / 1000.0 / total as f64,
+        server: s.server as f64 / 1000.0 / total as f64,
+    };
     Ok(StoreCost { enqueue: per(enqueue), fan_out: per(fan_out), claim: per(claim), record: per(record) })
 }
 
@@ -155,19 +269,36 @@ async fn run_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Result
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_the_time_on_cpu_from_schedstat() {
-        assert_eq!(schedstat_ns("123456789 2000 17\n").unwrap(), 123_456_789);
-        assert!(schedstat_ns("").is_err());
-        assert!(schedstat_ns("x 1 2").is_err());
+    /// Burns CPU on the calling thread for about `ms` milliseconds of its own CPU time.
+    fn burn(ms: u64) {
+        let until = cpu_thread_ns() + ms * 1_000_000;
+        let mut x = 0u64;
+        while cpu_thread_ns() < until {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    fn cpu_thread_ns() -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: as in `cpu_ns`.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 
     #[test]
-    fn this_process_has_used_some_cpu() {
+    fn the_process_clock_keeps_what_an_ended_thread_used() {
         let before = cpu_ns().unwrap();
-        // Work the optimiser cannot drop.
-        let sum: u64 = (0..2_000_000u64).map(std::hint::black_box).sum();
-        assert!(sum > 0);
-        assert!(cpu_ns().unwrap() > before, "time on CPU grows while this thread runs");
+        std::thread::spawn(|| burn(30)).join().unwrap();
+        let used = cpu_ns().unwrap() - before;
+        assert!(used >= 29_000_000, "a thread that ended still counts: {used} ns");
+    }
+
+    #[test]
+    fn the_steady_claims_are_the_worker_s_at_its_defaults() {
+        // One channel: it holds half of its allowance of 256, i.e. 128, 8 of them in flight;
+        // the loop may hold 512.
+        assert_eq!(steady_claim(1), (384, 128));
+        // Ten: the loop's bound (512, refilling once 128 are free) splits ten ways.
+        assert_eq!(steady_claim(10), (132, 218));
     }
 }
