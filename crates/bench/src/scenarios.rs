@@ -58,8 +58,21 @@ fn sample_body() -> Vec<u8> {
     certhook_core::render::render_alert_event(&RenderSettings::default(), &alert, "id", chrono::Utc::now(), &[c])
 }
 
+/// `n` issuance events of `app`, each for its own certificate, valid for 300 days.
+pub(crate) fn issuance_events(app: Uuid, n: usize) -> Vec<NewEvent> {
+    let far = chrono::Utc::now() + chrono::Duration::days(300);
+    (0..n)
+        .map(|i| NewEvent {
+            event_type: AlertType::Issuance,
+            application_id: app,
+            idempotency_key: None,
+            certificate: certificate(i, far),
+        })
+        .collect()
+}
+
 /// The `i`th certificate of a run, each with its own id and serial, valid until `not_after`.
-pub(crate) fn certificate(i: usize, not_after: chrono::DateTime<chrono::Utc>) -> Certificate {
+fn certificate(i: usize, not_after: chrono::DateTime<chrono::Utc>) -> Certificate {
     Certificate {
         id: format!("cert-{i}"),
         serial_number: i.to_string(),
@@ -209,15 +222,7 @@ async fn drain_in(o: &Options, fresh: &FreshDb, channels: usize) -> anyhow::Resu
     let (url, counter) = receiver::start().await;
     let app = subscribe(&store, &url, channels).await?;
     let events = o.events / channels;
-    let far = chrono::Utc::now() + chrono::Duration::days(300);
-    let batch: Vec<NewEvent> = (0..events)
-        .map(|i| NewEvent {
-            event_type: AlertType::Issuance,
-            application_id: app,
-            idempotency_key: None,
-            certificate: certificate(i, far),
-        })
-        .collect();
+    let batch = issuance_events(app, events);
     for chunk in batch.chunks(1000) {
         store.enqueue(chunk).await?;
     }

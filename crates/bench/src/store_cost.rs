@@ -17,13 +17,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use certhook_core::event::{AlertType, NewEvent};
 use certhook_core::render::RenderSettings;
 use certhook_store::{AttemptRecord, ClaimRequest, Disposition, Outcome, Store};
 use sqlx::Connection;
 
 use crate::Options;
-use crate::scenarios::{Db, FreshDb, certificate, cpu_secs_of, subscribe};
+use crate::scenarios::{Db, FreshDb, cpu_secs_of, issuance_events, subscribe};
 
 /// Outcomes per write, assumed: the recorder writes what has arrived since its last write,
 /// which at a few thousand deliveries a second is tens of outcomes, not its maximum of 256.
@@ -182,15 +181,7 @@ async fn run_in(o: &Options, fresh: &FreshDb, db: Db, channels: usize) -> anyhow
     let events = o.pipeline_events / channels;
     let total = events * channels;
     anyhow::ensure!(total > 0, "{} deliveries cannot be spread over {channels} channels", o.pipeline_events);
-    let far = chrono::Utc::now() + chrono::Duration::days(300);
-    let batch: Vec<NewEvent> = (0..events)
-        .map(|i| NewEvent {
-            event_type: AlertType::Issuance,
-            application_id: app,
-            idempotency_key: None,
-            certificate: certificate(i, far),
-        })
-        .collect();
+    let batch = issuance_events(app, events);
     let (enqueue, ()) = meter
         .timed(async {
             for chunk in batch.chunks(ENQUEUE_BATCH) {
