@@ -114,7 +114,9 @@ fn parse_args() -> anyhow::Result<Options> {
                 }
             }
             other => anyhow::bail!(
-                "unknown argument {other:?} (use --quick, --runs N, --events N, --pipeline-events N, --only pipeline,pipeline-sqlite,pipeline-postgres,pipeline-processes,drain,drain-sqlite,drain-postgres,drain-fanout,ingest,latency,claim,store-sqlite,store-postgres, --output FILE)"
+                "unknown argument {other:?} (use --quick, --runs N, --events N, --pipeline-events N, \
+                 --only NAME,… with sections or prefixes of them: {}, --output FILE)",
+                SECTIONS.join(",")
             ),
         }
     }

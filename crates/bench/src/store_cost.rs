@@ -37,8 +37,9 @@ const ENQUEUE_BATCH: usize = 100;
 /// channels the loop's bound decides: it refills once half a round is free. With one, the
 /// channel's room does, and the size is assumed: half its allowance, between the quarter
 /// at which the loop claims for it and the 97–121 leases measured (BENCHMARKS,
-/// "2026-12-01"). The leases wanted, and each channel's room.
-fn steady_claim(channels: usize) -> (usize, usize) {
+/// "2026-12-01"). The leases wanted, each channel's room, and the limit for a channel the
+/// claim does not name (the refill's: two rounds of `delivery.channel_concurrency`).
+fn steady_claim(channels: usize) -> (usize, usize, usize) {
     let d = certhook_core::config::DeliveryConfig::default();
     let horizon = certhook_worker::budget::horizon(d.lease_duration);
     let allowance = certhook_worker::budget::allowance(d.channel_concurrency, f64::MAX, horizon, d.concurrency);
@@ -46,7 +47,7 @@ fn steady_claim(channels: usize) -> (usize, usize) {
     let in_flight = d.channel_concurrency.min(held) * channels;
     let limit = certhook_worker::refill::refill_size(d.concurrency, in_flight, held * channels - in_flight)
         .unwrap_or(d.concurrency);
-    (limit, allowance - held)
+    (limit, allowance - held, 2 * d.channel_concurrency)
 }
 
 /// Microseconds of CPU per delivery in one stage: this process's, and the database
@@ -81,11 +82,16 @@ impl StoreCost {
 /// CPU time of this process so far, in nanoseconds, every thread's (ended ones too), up
 /// to date for the calling thread.
 fn cpu_ns() -> anyhow::Result<u64> {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// A CPU clock's reading, in nanoseconds.
+fn clock_ns(clock: libc::clockid_t) -> anyhow::Result<u64> {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime only writes one timespec through the pointer, and `ts` is a
     // valid, writable one that outlives the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    anyhow::ensure!(rc == 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID): {}", std::io::Error::last_os_error());
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    anyhow::ensure!(rc == 0, "clock_gettime({clock}): {}", std::io::Error::last_os_error());
     Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
@@ -206,13 +212,13 @@ async fn run_in(o: &Options, fresh: &FreshDb, db: Db, channels: usize) -> anyhow
     if fanned != events {
         bail!("fanned out {fanned} of {events} events");
     }
-    let (limit, room) = steady_claim(channels);
+    let (limit, room, per_channel) = steady_claim(channels);
     let channel_limits: Vec<(uuid::Uuid, usize)> =
         store.list_channels(None).await?.into_iter().map(|c| (c.id, room)).collect();
     let request = ClaimRequest {
         limit,
         lease: Duration::from_secs(600),
-        per_channel: 2 * certhook_core::config::DeliveryConfig::default().channel_concurrency,
+        per_channel,
         exclude: &[],
         channel_limits: &channel_limits,
     };
@@ -262,18 +268,12 @@ mod tests {
 
     /// Burns CPU on the calling thread for about `ms` milliseconds of its own CPU time.
     fn burn(ms: u64) {
-        let until = cpu_thread_ns() + ms * 1_000_000;
+        let thread_ns = || clock_ns(libc::CLOCK_THREAD_CPUTIME_ID).unwrap();
+        let until = thread_ns() + ms * 1_000_000;
         let mut x = 0u64;
-        while cpu_thread_ns() < until {
+        while thread_ns() < until {
             x = std::hint::black_box(x.wrapping_add(1));
         }
-    }
-
-    fn cpu_thread_ns() -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: as in `cpu_ns`.
-        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) }, 0);
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
 
     #[test]
@@ -288,8 +288,8 @@ mod tests {
     fn the_steady_claims_are_the_worker_s_at_its_defaults() {
         // One channel: it holds half of its allowance of 256, i.e. 128, 8 of them in flight;
         // the loop may hold 512.
-        assert_eq!(steady_claim(1), (384, 128));
+        assert_eq!(steady_claim(1), (384, 128, 16));
         // Ten: the loop's bound (512, refilling once 128 are free) splits ten ways.
-        assert_eq!(steady_claim(10), (132, 218));
+        assert_eq!(steady_claim(10), (132, 218, 16));
     }
 }
