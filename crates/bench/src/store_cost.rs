@@ -201,7 +201,7 @@ async fn run_in(o: &Options, fresh: &FreshDb, db: Db, channels: usize) -> anyhow
         .timed(async {
             let mut fanned = 0;
             loop {
-                let n = store.fan_out(&settings, certhook_worker::fan_out::FAN_OUT_BATCH).await?;
+                let n = store.fan_out(&settings, certhook_worker::fan_out::fan_out_batch(store.kind())).await?;
                 if n == 0 {
                     return Ok(fanned);
                 }

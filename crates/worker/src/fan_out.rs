@@ -7,13 +7,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certhook_core::render::RenderSettings;
-use certhook_store::Store;
+use certhook_store::{BackendKind, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Events fanned out per transaction: large enough that a backlog costs few transactions
 /// (each pays for finding the oldest unfanned rows), small enough to stay a short write.
-pub const FAN_OUT_BATCH: usize = 1_000;
+///
+/// SQLite has one writer, and a batch holds it from its first insert to its commit: at
+/// 1,000 events that was 50–140 ms, while one busy channel's claimed leases last ~20 ms,
+/// so its sends and the API's enqueues waited on fan-out. At 250 the one-channel API run
+/// was 21–43 % faster and no case measurably slower (BENCHMARKS.md, 2026-12-01). On
+/// PostgreSQL batches do not exclude claims, and 250 made one channel 18–56 % slower
+/// (more transactions, each finding the oldest unfanned rows).
+pub fn fan_out_batch(kind: BackendKind) -> usize {
+    match kind {
+        BackendKind::Sqlite => 250,
+        BackendKind::Postgres => 1_000,
+    }
+}
 
 /// Fans out until `shutdown`: again at once while batches come back full, otherwise when
 /// `kick` is notified (new events) or after `poll_interval` (rows a plain-SQL producer or
@@ -26,11 +38,12 @@ pub async fn run_fan_out(
     shutdown: CancellationToken,
 ) {
     let mut failures = 0u32;
+    let batch = fan_out_batch(store.kind());
     while !shutdown.is_cancelled() {
-        let full = match store.fan_out(&render, FAN_OUT_BATCH).await {
+        let full = match store.fan_out(&render, batch).await {
             Ok(n) => {
                 failures = 0;
-                n == FAN_OUT_BATCH
+                n == batch
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
