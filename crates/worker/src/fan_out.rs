@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 ///
 /// SQLite has one writer, and a batch holds it from its first insert to its commit: at
 /// 1,000 events that was 50–140 ms, while one busy channel's claimed leases last ~20 ms,
-/// so its sends and the API's enqueues waited on fan-out. At 250 the one-channel API run
-/// was 21–43 % faster and no case measurably slower (BENCHMARKS.md, 2026-12-01). On
+/// so its sends and the API's enqueues waited on fan-out. At 250 one channel was 33–45 %
+/// faster and no case measurably slower (BENCHMARKS.md, "2026-12-01, evening"). On
 /// PostgreSQL batches do not exclude claims, and 250 made one channel 18–56 % slower
 /// (more transactions, each finding the oldest unfanned rows).
 pub fn fan_out_batch(kind: BackendKind) -> usize {

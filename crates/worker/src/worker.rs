@@ -93,11 +93,18 @@ const GONE_HOLD: Duration = Duration::from_secs(2);
 enum NextRefill {
     /// As soon as there is room: the last one found work.
     Now,
-    /// After a delivery completes: the last one came back short while some channels were
-    /// excluded as full, and a completion may free one of them.
+    /// After a delivery completes: the last one came back empty while some channels were
+    /// excluded as full, none of them has had room since, and a completion may free one.
     AfterCompletion,
     /// After a wake-up or the poll interval: the last one found nothing, or failed.
     AfterWake,
+}
+
+/// Whether a channel that a claim left out (`excluded`, sorted) has room now
+/// (`excluded_now`, sorted): only then can claiming again find more than that claim did.
+/// A channel newly full (rates only fall without completions) is no reason to claim.
+fn freed_any(excluded: &[Uuid], excluded_now: &[Uuid]) -> bool {
+    excluded.iter().any(|c| excluded_now.binary_search(c).is_err())
 }
 
 /// What the loop holds between turns.
@@ -186,8 +193,11 @@ impl Worker {
                     // A completion matters only if it took a channel out of the exclusion
                     // the last claim was made with; otherwise that claim would find nothing
                     // again.
-                    if next == NextRefill::AfterCompletion && self.claim_plan(&mut p).0 != p.excluded {
-                        next = NextRefill::Now;
+                    if next == NextRefill::AfterCompletion {
+                        let excluded_now = self.claim_plan(&mut p).0;
+                        if freed_any(&p.excluded, &excluded_now) {
+                            next = NextRefill::Now;
+                        }
                     }
                 }
                 // A rate-limited channel may send again: dispatch, below, sends it.
@@ -326,12 +336,16 @@ impl Worker {
         let now = Instant::now();
         p.buffer.extend(claim.leases.into_iter().map(|lease| Buffered { lease, claimed_at: now }));
         if claimed > 0 {
-            NextRefill::Now
-        } else if !p.excluded.is_empty() {
-            NextRefill::AfterCompletion
-        } else {
-            NextRefill::AfterWake
+            return NextRefill::Now;
         }
+        if p.excluded.is_empty() {
+            return NextRefill::AfterWake;
+        }
+        // Sends that completed while the claim ran may have freed a channel it left out.
+        // Waiting for a completion to say so stalled the loop: with nothing left in flight
+        // none comes, and it slept until the poll interval or a wake-up.
+        let excluded_now = self.claim_plan(p).0;
+        if freed_any(&p.excluded, &excluded_now) { NextRefill::Now } else { NextRefill::AfterCompletion }
     }
 
     /// Sends buffered leases while there are free slots, globally and per channel, and

@@ -1,4 +1,5 @@
-//! The loop's bookkeeping when a send task panics or the recorder is gone (issue 13).
+//! The loop's bookkeeping: when a send task panics or the recorder is gone (issue 13), and
+//! when it claims again after a claim that found nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,4 +157,34 @@ async fn rate_limited_channels_hold_little_and_never_block_refills() {
     assert!(!exclude.contains(&unlimited) && !limits.iter().any(|(c, _)| *c == unlimited));
     let refill = w.start_refill(&mut p).expect("held-back leases do not fill the buffer");
     refill.await.unwrap();
+}
+
+#[test]
+fn only_a_left_out_channel_with_room_again_is_a_reason_to_claim() {
+    let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+    assert!(!freed_any(&[a, b], &[a, b]), "still full");
+    assert!(freed_any(&[a, b], &[b]), "a has room again");
+    assert!(freed_any(&[a], &[]), "every channel has room");
+    assert!(!freed_any(&[a], &[a, b]), "b newly full: the claim would find nothing more");
+    assert!(!freed_any(&[], &[a]), "nothing was left out");
+}
+
+/// A claim made while a channel was full comes back empty after that channel's sends all
+/// finished: `take_refill` says to claim again at once. The loop used to wait for a
+/// completion that could no longer come, and sat idle until the poll interval.
+#[tokio::test]
+async fn an_empty_claim_that_left_out_a_channel_freed_meanwhile_claims_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = worker(&dir).await;
+    let mut p = Pipeline::default();
+    let channel = Uuid::from_u128(7);
+    // The claim was planned while the channel was full, and its sends finished meanwhile.
+    p.excluded = vec![channel];
+    p.slots.entry(channel).or_default();
+    let empty = crate::refill::Refilled { claim: Ok(certhook_store::Claim::default()), targets: None };
+    assert_eq!(w.take_refill(Ok(empty), &mut p), NextRefill::Now);
+    // Still full: a completion is what can change that.
+    p.slots.get_mut(&channel).unwrap().in_flight = 4;
+    let empty = crate::refill::Refilled { claim: Ok(certhook_store::Claim::default()), targets: None };
+    assert_eq!(w.take_refill(Ok(empty), &mut p), NextRefill::AfterCompletion);
 }

@@ -49,6 +49,7 @@ crate::both_backends!(
     a_body_survives_the_batch_write_byte_for_byte,
     status_counts_every_state,
     channels_failing_without_success_for_disable_after_are_disabled,
+    a_batch_of_successes_is_fenced_per_outcome_and_sets_the_channels_health,
 );
 
 fn attempt(status: Option<u16>, error: Option<&str>) -> Option<AttemptRecord> {
@@ -1179,4 +1180,37 @@ async fn channels_failing_without_success_for_disable_after_are_disabled(store: 
     assert_eq!(shown.state, ChannelState::Active);
     assert!(shown.failing_since.is_none(), "the success stopped the failure clock");
     assert!(shown.last_failure_at.is_some() && shown.last_success_at.is_some(), "both are kept for people: {shown:?}");
+}
+
+/// A batch of nothing but successes, one under a token that no longer holds its row: each
+/// outcome is accepted or refused on its own, only the accepted ones log their attempt,
+/// whole, and the channel's success clock is set.
+async fn a_batch_of_successes_is_fenced_per_outcome_and_sets_the_channels_health(store: Store) {
+    let (_, ch) = queue_with(&store, 3).await;
+    let mut leases = store.claim(10, Duration::from_secs(60)).await.unwrap().leases;
+    leases.sort_by_key(|l| l.delivery_id);
+    let c = leases.pop().unwrap();
+    let (b, a) = (leases.pop().unwrap(), leases.pop().unwrap());
+    let (a_id, b_id, c_id) = (a.delivery_id, b.delivery_id, c.delivery_id);
+    let stale = Lease { token: uuid::Uuid::new_v4(), ..c };
+    let batch = [
+        outcome(a, Disposition::Delivered, Some(204)),
+        outcome(stale, Disposition::Delivered, Some(200)),
+        outcome(b, Disposition::Delivered, Some(201)),
+    ];
+    assert_eq!(store.record(&batch).await.unwrap(), vec![true, false, true]);
+    for (id, status) in [(a_id, 204), (b_id, 201)] {
+        let detail = store.get_delivery(id).await.unwrap();
+        assert_eq!(detail.delivery.state, DeliveryState::Delivered);
+        assert_eq!((detail.delivery.attempt_count, detail.delivery.last_status_code), (1, Some(status)));
+        assert!(detail.delivery.delivered_at.is_some());
+        let [attempt] = detail.attempts.as_slice() else { panic!("one attempt: {:?}", detail.attempts) };
+        assert_eq!((attempt.number, attempt.status_code, attempt.duration_ms), (1, Some(status), 12));
+        assert_eq!((attempt.error.as_deref(), attempt.response_snippet.as_deref()), (None, Some("ok")));
+    }
+    let refused = store.get_delivery(c_id).await.unwrap();
+    assert_eq!(refused.delivery.state, DeliveryState::Leased, "the stale token changed nothing");
+    assert!(refused.attempts.is_empty(), "the refused outcome logged nothing");
+    let shown = store.get_channel(ch.id).await.unwrap();
+    assert!(shown.last_success_at.is_some() && shown.failing_since.is_none(), "{shown:?}");
 }
