@@ -98,12 +98,16 @@ async fn an_outcome_the_stopped_recorder_cannot_take_lets_its_lease_go_and_stops
     assert!(w.held.is_empty(), "not kept alive for ever");
 }
 
-#[tokio::test]
-async fn a_buffered_lease_no_longer_held_is_not_sent() {
+/// A worker with an empty loop, and the channel (7) a test works with.
+async fn empty_loop() -> (tempfile::TempDir, Worker, Pipeline, Uuid) {
     let dir = tempfile::tempdir().unwrap();
     let w = worker(&dir).await;
-    let mut p = Pipeline::default();
-    let channel = Uuid::from_u128(7);
+    (dir, w, Pipeline::default(), Uuid::from_u128(7))
+}
+
+#[tokio::test]
+async fn a_buffered_lease_no_longer_held_is_not_sent() {
+    let (_dir, w, mut p, channel) = empty_loop().await;
     let stale = lease(1, channel);
     let mut newer = lease(1, channel);
     newer.token = Uuid::from_u128(4242);
@@ -174,17 +178,13 @@ fn only_a_left_out_channel_with_room_again_is_a_reason_to_claim() {
 /// completion that could no longer come, and sat idle until the poll interval.
 #[tokio::test]
 async fn an_empty_claim_that_left_out_a_channel_freed_meanwhile_claims_again_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let w = worker(&dir).await;
-    let mut p = Pipeline::default();
-    let channel = Uuid::from_u128(7);
+    let (_dir, w, mut p, channel) = empty_loop().await;
+    let empty = || Ok(crate::refill::Refilled { claim: Ok(certhook_store::Claim::default()), targets: None });
     // The claim was planned while the channel was full, and its sends finished meanwhile.
     p.excluded = vec![channel];
     p.slots.entry(channel).or_default();
-    let empty = crate::refill::Refilled { claim: Ok(certhook_store::Claim::default()), targets: None };
-    assert_eq!(w.take_refill(Ok(empty), &mut p), NextRefill::Now);
+    assert_eq!(w.take_refill(empty(), &mut p), NextRefill::Now);
     // Still full: a completion is what can change that.
     p.slots.get_mut(&channel).unwrap().in_flight = 4;
-    let empty = crate::refill::Refilled { claim: Ok(certhook_store::Claim::default()), targets: None };
-    assert_eq!(w.take_refill(Ok(empty), &mut p), NextRefill::AfterCompletion);
+    assert_eq!(w.take_refill(empty(), &mut p), NextRefill::AfterCompletion);
 }
