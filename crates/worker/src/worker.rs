@@ -193,11 +193,8 @@ impl Worker {
                     // A completion matters only if it took a channel out of the exclusion
                     // the last claim was made with; otherwise that claim would find nothing
                     // again.
-                    if next == NextRefill::AfterCompletion {
-                        let excluded_now = self.claim_plan(&mut p).0;
-                        if freed_any(&p.excluded, &excluded_now) {
-                            next = NextRefill::Now;
-                        }
+                    if next == NextRefill::AfterCompletion && self.freed_since_claim(&mut p) {
+                        next = NextRefill::Now;
                     }
                 }
                 // A rate-limited channel may send again: dispatch, below, sends it.
@@ -344,8 +341,14 @@ impl Worker {
         // Sends that completed while the claim ran may have freed a channel it left out.
         // Waiting for a completion to say so stalled the loop: with nothing left in flight
         // none comes, and it slept until the poll interval or a wake-up.
+        if self.freed_since_claim(p) { NextRefill::Now } else { NextRefill::AfterCompletion }
+    }
+
+    /// Whether a channel the last claim left out as full has room now: only then can
+    /// claiming again find more than that claim did.
+    fn freed_since_claim(&self, p: &mut Pipeline) -> bool {
         let excluded_now = self.claim_plan(p).0;
-        if freed_any(&p.excluded, &excluded_now) { NextRefill::Now } else { NextRefill::AfterCompletion }
+        freed_any(&p.excluded, &excluded_now)
     }
 
     /// Sends buffered leases while there are free slots, globally and per channel, and
