@@ -6,6 +6,15 @@
 
 use std::time::{Duration, Instant};
 
+/// What one channel may hold at most (in flight plus claimed), given the worker's
+/// `concurrency`: three quarters of the `2 × concurrency` the worker holds in all. A fast
+/// channel then claims well ahead of its sends (with half, one busy channel's buffer ran dry
+/// while its next claim waited for the writer, hundreds of times a second), and a quarter of
+/// the buffer stays for the other channels if it stops answering before its breaker opens.
+pub fn channel_ceiling(concurrency: usize) -> usize {
+    concurrency.max(1) * 3 / 2
+}
+
 /// How long a window of completions is before it becomes a rate sample.
 const WINDOW: Duration = Duration::from_millis(250);
 
@@ -100,6 +109,19 @@ mod tests {
         assert_eq!(allowance(8, 50_000.0, Duration::from_secs(1), 512), 512);
         assert_eq!(allowance(8, f64::NAN, Duration::from_secs(1), 512), 16);
         assert_eq!(allowance(8, f64::INFINITY, Duration::from_secs(1), 512), 512);
+    }
+
+    #[test]
+    fn one_channel_may_hold_three_quarters_of_the_workers_buffer() {
+        assert_eq!(channel_ceiling(256), 384);
+        assert_eq!(allowance(8, 10_000.0, Duration::from_secs(1), channel_ceiling(256)), 384);
+        assert_eq!(channel_ceiling(1), 1, "a worker of one sends one at a time");
+        for concurrency in [2, 3, 4, 64, 256, 1000] {
+            let buffer = 2 * concurrency;
+            let ceiling = channel_ceiling(concurrency);
+            assert!(ceiling > concurrency, "{concurrency}: more than half");
+            assert!(buffer - ceiling >= buffer / 4, "{concurrency}: a quarter left for the others");
+        }
     }
 
     #[test]
