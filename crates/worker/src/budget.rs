@@ -7,12 +7,14 @@
 use std::time::{Duration, Instant};
 
 /// What one channel may hold at most (in flight plus claimed), given the worker's
-/// `concurrency`: three quarters of the `2 × concurrency` the worker holds in all. A fast
-/// channel then claims well ahead of its sends (with half, one busy channel's buffer ran dry
-/// while its next claim waited for the writer, hundreds of times a second), and a quarter of
-/// the buffer stays for the other channels if it stops answering before its breaker opens.
+/// `concurrency`: five eighths of the `2 × concurrency` the worker holds in all. A fast
+/// channel then claims further ahead of its sends (at half, one busy channel's buffer ran
+/// dry hundreds of times a second while its next claim waited for the writer). The other
+/// channels keep three eighths: with one channel at its ceiling they still hold up to an
+/// eighth and get a refill (which needs a quarter free, `refill_size`), so one fast channel
+/// that stops answering does not stop the others' claims until its breaker opens.
 pub fn channel_ceiling(concurrency: usize) -> usize {
-    concurrency.max(1) * 3 / 2
+    concurrency.max(1) * 5 / 4
 }
 
 /// How long a window of completions is before it becomes a rate sample.
@@ -112,15 +114,20 @@ mod tests {
     }
 
     #[test]
-    fn one_channel_may_hold_three_quarters_of_the_workers_buffer() {
-        assert_eq!(channel_ceiling(256), 384);
-        assert_eq!(allowance(8, 10_000.0, Duration::from_secs(1), channel_ceiling(256)), 384);
-        assert_eq!(channel_ceiling(1), 1, "a worker of one sends one at a time");
-        for concurrency in [2, 3, 4, 64, 256, 1000] {
-            let buffer = 2 * concurrency;
-            let ceiling = channel_ceiling(concurrency);
-            assert!(ceiling > concurrency, "{concurrency}: more than half");
-            assert!(buffer - ceiling >= buffer / 4, "{concurrency}: a quarter left for the others");
+    fn one_channel_at_its_ceiling_leaves_the_others_room_to_refill() {
+        assert_eq!(channel_ceiling(256), 320);
+        assert_eq!(allowance(8, 10_000.0, Duration::from_secs(1), channel_ceiling(256)), 320);
+        for concurrency in [4, 64, 256, 1000] {
+            assert!(channel_ceiling(concurrency) > concurrency, "{concurrency}: more than half the buffer");
+        }
+        for concurrency in [2, 3, 4, 8, 64, 256, 1000] {
+            let busy = channel_ceiling(concurrency);
+            // The other channels still hold something (a slow request in flight) and claim.
+            let others = concurrency.div_ceil(8).max(1);
+            assert!(
+                crate::refill::refill_size(concurrency, others, busy).is_some(),
+                "{concurrency}: a channel at {busy} and others holding {others} must still refill"
+            );
         }
     }
 

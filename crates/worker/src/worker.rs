@@ -265,8 +265,8 @@ impl Worker {
         let cap = self.config.channel_concurrency;
         let now = Instant::now();
         let horizon = budget::horizon(self.config.lease);
-        // Less than the worker may hold in all: a channel that was fast and then stops
-        // answering cannot fill the whole buffer and starve the others until its breaker opens.
+        // Well short of what the worker may hold in all: a channel that was fast and then
+        // stops answering cannot take the room the others' refills need until its breaker opens.
         let ceiling = budget::channel_ceiling(self.config.concurrency);
         let mut held: HashMap<Uuid, usize> = p.slots.iter().map(|(id, s)| (*id, s.in_flight)).collect();
         for b in &p.buffer {
