@@ -5,6 +5,7 @@
 //! - [`worker`]: the loop: send from the buffer within free slots, settle.
 //! - [`fan_out`]: new outbox rows into deliveries, in a task of its own.
 //! - [`refill`]: the background claim that keeps the buffer full.
+//! - [`queue`]: the buffer: claimed leases waiting for a slot, one queue per channel.
 //! - [`lease`]: the leases this process holds, extended until their outcomes are written.
 //! - `attempt`: one delivery start to finish: channel checks, the send, its outcome.
 //! - [`deliver`]: the shared HTTP client; `send_now` builds a channel's requests and
@@ -35,6 +36,7 @@ pub mod history;
 pub mod housekeeping;
 pub mod lease;
 pub mod metrics;
+pub mod queue;
 pub mod rate;
 pub mod record;
 pub mod refill;

@@ -2,7 +2,7 @@
 //! of claimed leases that a background refill tops up, send each in its own task, and
 //! hand outcomes to the recorder, which writes them in batches.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,7 @@ use crate::deliver::Sender;
 use crate::fan_out::run_fan_out;
 use crate::lease::{HeldLeases, run_keeper};
 use crate::metrics::Metrics;
+use crate::queue::Queue;
 use crate::rate::RateLimits;
 use crate::record::{ChannelSignal, Settled, run_recorder};
 use crate::refill::{Buffered, RefillRequest, Refilled, refill, refill_size};
@@ -112,7 +113,7 @@ fn freed_any(excluded: &[Uuid], excluded_now: &[Uuid]) -> bool {
 struct Pipeline {
     tasks: JoinSet<Settled>,
     slots: HashMap<Uuid, ChannelSlots>,
-    buffer: VecDeque<Buffered>,
+    buffer: Queue,
     targets: Arc<Targets>,
     targets_loaded: Option<Instant>,
     /// The channels the last claim left out, sorted.
@@ -212,7 +213,8 @@ impl Worker {
         if let Some(r) = refilling {
             self.take_refill(r.await, &mut p);
         }
-        for b in p.buffer.drain(..) {
+        let unsent: Vec<Buffered> = p.buffer.drain().collect();
+        for b in unsent {
             let _ = outcomes.send(Settled::released(b.lease)).await;
         }
         while let Some(done) = p.tasks.join_next_with_id().await {
@@ -236,11 +238,7 @@ impl Worker {
         // channel keeps only a few claimed (see `claim_plan`), and counted, enough of them
         // would stop the refills that feed every other channel.
         let limited = p.targets.limited();
-        let held_back = if limited.is_empty() {
-            0
-        } else {
-            p.buffer.iter().filter(|b| limited.contains_key(&b.lease.channel_id)).count()
-        };
+        let held_back: usize = limited.keys().map(|id| p.buffer.of_channel(id)).sum();
         let limit = refill_size(self.config.concurrency, p.tasks.len(), p.buffer.len() - held_back)?;
         let (exclude, channel_limits) = self.claim_plan(p);
         p.excluded = exclude.clone();
@@ -269,8 +267,8 @@ impl Worker {
         // stops answering cannot take the room the others' refills need until its breaker opens.
         let ceiling = budget::channel_ceiling(self.config.concurrency);
         let mut held: HashMap<Uuid, usize> = p.slots.iter().map(|(id, s)| (*id, s.in_flight)).collect();
-        for b in &p.buffer {
-            *held.entry(b.lease.channel_id).or_default() += 1;
+        for (channel, n) in p.buffer.counts() {
+            *held.entry(channel).or_default() += n;
         }
         // A rate-limited channel holds only what its limit lets it send soon, named in the
         // plan even when nothing of it is held yet (else a claim gives it the default):
@@ -331,7 +329,9 @@ impl Worker {
         self.held.hold(&claim.leases);
         let claimed = claim.leases.len();
         let now = Instant::now();
-        p.buffer.extend(claim.leases.into_iter().map(|lease| Buffered { lease, claimed_at: now }));
+        for lease in claim.leases {
+            p.buffer.push(Buffered { lease, claimed_at: now });
+        }
         if claimed > 0 {
             return NextRefill::Now;
         }
@@ -352,9 +352,10 @@ impl Worker {
     }
 
     /// Sends buffered leases while there are free slots, globally and per channel, and
-    /// their channels' rate limits allow. A lease whose channel's breaker opened, or that
-    /// waited half its length, goes back. A lease held back by its channel's rate limit
-    /// stays buffered (holding no slot) and the loop wakes when it may go.
+    /// their channels' rate limits allow, each channel's oldest first. A lease whose
+    /// channel's breaker opened, or that waited half its length, goes back. A lease held
+    /// back by its channel's rate limit stays buffered (holding no slot) and the loop wakes
+    /// when it may go.
     async fn dispatch(&self, p: &mut Pipeline, outcomes: &mpsc::Sender<Settled>) {
         let threshold = self.config.breaker_threshold;
         let cap = self.config.channel_concurrency;
@@ -365,84 +366,93 @@ impl Worker {
             // and being sent again.
             return;
         }
-        let mut kept = VecDeque::with_capacity(p.buffer.len());
+        let now = Instant::now();
         let mut rate_wait: Option<Duration> = None;
-        // Channels whose rate limit refused a token this pass: their other leases wait
-        // without a lock or another try.
-        let mut denied: Vec<Uuid> = Vec::new();
-        while let Some(b) = p.buffer.pop_front() {
-            let target = p.targets.get(&b.lease.channel_id);
-            let slot = p.slots.entry(b.lease.channel_id).or_default();
+        for channel in p.buffer.pass() {
+            let target = p.targets.get(&channel);
+            let slot = p.slots.entry(channel).or_default();
             // The endpoint said it is gone: what is claimed for it goes where the channel's
             // waiting deliveries go.
             let gone_kind = slot
                 .gone
                 .as_ref()
-                .filter(|(at, _)| at.elapsed() < GONE_HOLD)
+                .filter(|(at, _)| now.saturating_duration_since(*at) < GONE_HOLD)
                 .and_then(|(_, url)| target.as_ref().filter(|t| &t.channel.url == url))
                 .map(|t| t.channel.kind);
-            let channel_full = slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap);
-            let mut send = p.tasks.len() < self.config.concurrency && !channel_full;
-            // An open breaker sends one probe at a time; the rest wait in the table (where
-            // other workers can take them) rather than here under a lease.
-            let give_back =
-                (channel_full && slot.breaker.is_open(threshold)) || b.claimed_at.elapsed() >= give_back_after;
-            if gone_kind.is_none() && !send && !give_back {
-                kept.push_back(b);
+            if let Some(kind) = gone_kind {
+                for b in p.buffer.take_channel(&channel) {
+                    if self.held.holds(b.lease.delivery_id, b.lease.token) {
+                        let settled = dead_without_attempt(&self.metrics, kind, b.lease, DeadReason::EndpointGone);
+                        self.hand_over(settled, outcomes, &mut p.recorder_gone).await;
+                    }
+                }
                 continue;
             }
-            if send && !give_back && gone_kind.is_none() && denied.contains(&b.lease.channel_id) {
-                kept.push_back(b);
-                continue;
-            }
-            // Only a lease about to leave the buffer (or to spend a rate-limit token) is
-            // looked up, so one waiting its turn costs no lock per pass.
-            if !self.held.holds(b.lease.delivery_id, b.lease.token) {
-                // Taken over by another worker, or claimed again by this one (the newer
-                // lease is in the buffer too): this copy is not ours.
-                continue;
-            }
-            if send
-                && gone_kind.is_none()
-                && let Err(wait) = p.rates.try_acquire(&b.lease.channel_id)
+            // A queue is in claim order, so the leases that waited too long are in front.
+            while p
+                .buffer
+                .front(&channel)
+                .is_some_and(|b| now.saturating_duration_since(b.claimed_at) >= give_back_after)
             {
-                send = false;
-                rate_wait = Some(rate_wait.map_or(wait, |w| w.min(wait)));
-                denied.push(b.lease.channel_id);
-                if !give_back {
-                    kept.push_back(b);
+                let b = p.buffer.pop(&channel).expect("a front was just seen");
+                self.give_back(b, outcomes, &mut p.recorder_gone).await;
+            }
+            loop {
+                if slot.in_flight >= slot.breaker.allowed_in_flight(threshold, cap) {
+                    // An open breaker sends one probe at a time; the rest wait in the table
+                    // (where other workers can take them) rather than here under a lease.
+                    if slot.breaker.is_open(threshold) {
+                        for b in p.buffer.take_channel(&channel) {
+                            self.give_back(b, outcomes, &mut p.recorder_gone).await;
+                        }
+                    }
+                    break;
+                }
+                if p.tasks.len() >= self.config.concurrency {
+                    break;
+                }
+                let Some(b) = p.buffer.pop(&channel) else { break };
+                // Only a lease about to leave the buffer is looked up, so one waiting its
+                // turn costs no lock per pass.
+                if !self.held.holds(b.lease.delivery_id, b.lease.token) {
+                    // Taken over by another worker, or claimed again by this one (the newer
+                    // lease is in the buffer too): this copy is not ours.
                     continue;
                 }
-            }
-            if let Some(kind) = gone_kind {
-                let settled = dead_without_attempt(&self.metrics, kind, b.lease, DeadReason::EndpointGone);
-                self.hand_over(settled, outcomes, &mut p.recorder_gone).await;
-            } else if send {
+                if let Err(wait) = p.rates.try_acquire(&channel) {
+                    rate_wait = Some(rate_wait.map_or(wait, |w| w.min(wait)));
+                    p.buffer.push_front(b);
+                    break;
+                }
                 slot.in_flight += 1;
                 let sender = self.sender.clone();
                 let metrics = self.metrics.clone();
                 let retry = self.config.retry;
                 let pagerduty_url = self.config.pagerduty_url.clone();
                 let ids = (b.lease.channel_id, (b.lease.delivery_id, b.lease.token));
+                let target = target.clone();
                 let task = p.tasks.spawn(async move {
                     deliver_one(b.lease, target, &sender, &metrics, &retry, &pagerduty_url).await
                 });
                 p.sending.insert(task.id(), ids);
-            } else {
-                self.hand_over(Settled::released(b.lease), outcomes, &mut p.recorder_gone).await;
             }
         }
         // An idle channel's slot goes once its rate is stale; a busy one keeps its rate
         // across the moments it has nothing in flight.
-        let now = Instant::now();
         p.slots.retain(|_, s| {
             s.in_flight > 0
                 || s.breaker != Breaker::default()
                 || !s.sent.is_stale(now)
-                || s.gone.as_ref().is_some_and(|(at, _)| at.elapsed() < GONE_HOLD)
+                || s.gone.as_ref().is_some_and(|(at, _)| now.saturating_duration_since(*at) < GONE_HOLD)
         });
-        p.buffer = kept;
         p.rate_wake = rate_wait.map(|w| tokio::time::Instant::now() + w);
+    }
+
+    /// Gives a buffered lease back unsent, if it is still this worker's.
+    async fn give_back(&self, b: Buffered, outcomes: &mpsc::Sender<Settled>, recorder_gone: &mut bool) {
+        if self.held.holds(b.lease.delivery_id, b.lease.token) {
+            self.hand_over(Settled::released(b.lease), outcomes, recorder_gone).await;
+        }
     }
 
     /// Frees a finished send's slot and hands its outcome to the recorder (noting in

@@ -115,13 +115,43 @@ async fn a_buffered_lease_no_longer_held_is_not_sent() {
     w.held.hold([&newer]);
     let taken_over = lease(2, channel);
     let now = std::time::Instant::now();
-    p.buffer.push_back(crate::refill::Buffered { lease: stale, claimed_at: now });
-    p.buffer.push_back(crate::refill::Buffered { lease: taken_over, claimed_at: now });
+    p.buffer.push(crate::refill::Buffered { lease: stale, claimed_at: now });
+    p.buffer.push(crate::refill::Buffered { lease: taken_over, claimed_at: now });
     let (outcomes, _recorder) = mpsc::channel(4);
     w.dispatch(&mut p, &outcomes).await;
     assert!(p.tasks.is_empty(), "neither copy is sent");
     assert!(p.buffer.is_empty(), "and neither is kept");
     assert!(w.held.holds(newer.delivery_id, newer.token), "the newer lease stays held");
+}
+
+/// A pass sends each channel's oldest leases up to its cap, whatever another channel
+/// holds, and gives back what waited half a lease; a full channel's rest waits.
+#[tokio::test]
+async fn dispatch_sends_each_channels_oldest_within_its_cap_and_gives_back_what_waited_too_long() {
+    let (_dir, w, mut p, a) = empty_loop().await; // concurrency 4, 2 per channel, leases of 60 s
+    let b = Uuid::from_u128(8);
+    let now = std::time::Instant::now();
+    let long_ago = now.checked_sub(Duration::from_secs(31)).expect("the machine has been up for 31 s");
+    for (n, channel, claimed_at) in [(1, a, long_ago), (2, a, now), (3, a, now), (4, a, now), (5, b, now), (6, b, now)]
+    {
+        let l = lease(n, channel);
+        w.held.hold([&l]);
+        p.buffer.push(crate::refill::Buffered { lease: l, claimed_at });
+    }
+    let (outcomes, mut recorder) = mpsc::channel(8);
+    w.dispatch(&mut p, &outcomes).await;
+    let given_back = recorder.try_recv().expect("the lease that waited 31 s goes back");
+    assert_eq!(given_back.outcome.lease.delivery_id, Uuid::from_u128(1));
+    assert_eq!(given_back.outcome.disposition, certhook_store::Disposition::Released);
+    assert!(recorder.try_recv().is_err(), "nothing else goes back");
+    let mut sent: Vec<u128> = p.sending.values().map(|(_, (d, _))| d.as_u128()).collect();
+    sent.sort_unstable();
+    assert_eq!(sent, vec![2, 3, 5, 6], "two per channel, oldest first");
+    assert_eq!((p.slots[&a].in_flight, p.slots[&b].in_flight), (2, 2));
+    assert_eq!((p.buffer.len(), p.buffer.front(&a).map(|f| f.lease.delivery_id.as_u128())), (1, Some(4)));
+    // No slot freed: another pass changes nothing.
+    w.dispatch(&mut p, &outcomes).await;
+    assert_eq!((p.tasks.len(), p.buffer.len()), (4, 1));
 }
 
 /// Issue 16 review: deliveries waiting on rate limits once filled the buffer and stopped
@@ -151,7 +181,7 @@ async fn rate_limited_channels_hold_little_and_never_block_refills() {
     // Eight limited channels each hold the one lease their limit allows; the ninth none.
     let now = std::time::Instant::now();
     for (i, ch) in limited[..8].iter().enumerate() {
-        p.buffer.push_back(crate::refill::Buffered { lease: lease(i as u128 + 1, *ch), claimed_at: now });
+        p.buffer.push(crate::refill::Buffered { lease: lease(i as u128 + 1, *ch), claimed_at: now });
     }
     let (exclude, limits) = w.claim_plan(&mut p);
     let mut full = limited[..8].to_vec();
