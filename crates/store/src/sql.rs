@@ -5,6 +5,9 @@
 //! writes that part its own way:
 //! - `?`: a placeholder (`$1…` on PostgreSQL);
 //! - `NOW_MS`: the database's clock in unix milliseconds;
+//! - `NOW_BOUND`: the same, read once per statement, where it bounds an index range (a
+//!   claim's `next_attempt_at <= NOW_BOUND`): PostgreSQL cannot bound a range by a
+//!   volatile function, and walked the whole index past it;
 //! - `SKIP_LOCKED`: `FOR UPDATE SKIP LOCKED` where rows can be skipped (on SQLite, one
 //!   `BEGIN IMMEDIATE` writer at a time makes it moot);
 //! - `LOCK_ROWS`: `FOR NO KEY UPDATE` where rows can be locked;
@@ -238,7 +241,7 @@ queries! {
     insert_scan_event = "INSERT INTO certhook_events (id, application_id, type, certificates, alert_id, occurred_at, created_at) \
         VALUES (?, ?, 'expiration', ?, ?, ?, NOW_MS)";
     mark_expired = "UPDATE certhook_certificates SET status = 'expired', updated_at = NOW_MS \
-        WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ? AND not_after <= NOW_MS";
+        WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ? AND not_after <= NOW_BOUND";
     // Soonest expiry first; a page continues after the (notAfter, id) of the certificate
     // named by `after`; `expiring_within` keeps unrevoked certificates whose notAfter is in
     // (now, now + window].
@@ -278,7 +281,7 @@ queries! {
 
     claim_expired = const_format(&["UPDATE certhook_deliveries SET lease_token = ?, lease_expires_at = NOW_MS + ?, updated_at = NOW_MS \
         WHERE id IN (SELECT id FROM certhook_deliveries USE_INDEX(certhook_deliveries_leased) \
-        WHERE state = 'leased' AND lease_expires_at <= NOW_MS \
+        WHERE state = 'leased' AND lease_expires_at <= NOW_BOUND \
         ORDER BY lease_expires_at LIMIT ? SKIP_LOCKED) ", LEASE_RETURNING]);
     // The innermost query walks the due index (bounded by a window of rows, skipping
     // channels that have no free sending slot); the window function then gives no channel
@@ -288,7 +291,7 @@ queries! {
         ROW_NUMBER() OVER (PARTITION BY channel_id ORDER BY next_attempt_at, id) AS rn FROM \
         (SELECT id, channel_id, next_attempt_at FROM certhook_deliveries USE_INDEX(certhook_deliveries_due) \
         WHERE state IN ('pending', 'retrying') \
-        AND next_attempt_at <= NOW_MS AND channel_id NOT IN JSON_LIST(?) ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) due) ranked \
+        AND next_attempt_at <= NOW_BOUND AND channel_id NOT IN JSON_LIST(?) ORDER BY next_attempt_at LIMIT ? SKIP_LOCKED) due) ranked \
         LEFT JOIN (SELECT value ->> 'c' AS l_channel, CAST(value ->> 'n' AS BIGINT) AS l_max FROM JSON_ELEMENTS(?)) limits \
         ON limits.l_channel = ranked.channel_id \
         WHERE rn <= COALESCE(limits.l_max, ?) ORDER BY next_attempt_at LIMIT ?) ", LEASE_RETURNING]);
@@ -347,7 +350,7 @@ queries! {
     disable_gone_channel = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
         WHERE id = ? AND (url = ? OR (url IS NULL AND CAST(? AS TEXT) IS NULL)) AND deleted_at IS NULL";
     disable_failing = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
-        WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_MS - ? RETURNING id";
+        WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_BOUND - ? RETURNING id";
 
     list_deliveries = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries \
         WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR channel_id = ?) \
@@ -371,13 +374,13 @@ queries! {
     count_channels = "SELECT state, COUNT(*) FROM certhook_channels WHERE deleted_at IS NULL GROUP BY state";
 
     prune_attempts = "DELETE FROM certhook_attempts WHERE delivery_id IN (SELECT id FROM certhook_deliveries \
-        WHERE state = 'delivered' AND delivered_at < NOW_MS - ? LIMIT ?)";
+        WHERE state = 'delivered' AND delivered_at < NOW_BOUND - ? LIMIT ?)";
     prune_delivered = "DELETE FROM certhook_deliveries WHERE id IN (SELECT id FROM certhook_deliveries \
-        WHERE state = 'delivered' AND delivered_at < NOW_MS - ? LIMIT ?)";
+        WHERE state = 'delivered' AND delivered_at < NOW_BOUND - ? LIMIT ?)";
     prune_messages = "DELETE FROM certhook_messages WHERE id IN (SELECT m.id FROM certhook_messages m \
-        WHERE m.created_at < NOW_MS - ? AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.message_id = m.id) LIMIT ?)";
+        WHERE m.created_at < NOW_BOUND - ? AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.message_id = m.id) LIMIT ?)";
     prune_events = "DELETE FROM certhook_events WHERE id IN (SELECT e.id FROM certhook_events e \
-        WHERE e.fanned_out_at IS NOT NULL AND e.created_at < NOW_MS - ? \
+        WHERE e.fanned_out_at IS NOT NULL AND e.created_at < NOW_BOUND - ? \
         AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.event_id = e.id) LIMIT ?)";
 }
 

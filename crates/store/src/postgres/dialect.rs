@@ -10,6 +10,12 @@ pub(crate) static SQL: LazyLock<Queries> = LazyLock::new(|| Queries::build(trans
 /// One neutral statement as PostgreSQL runs it.
 fn translate(sql: &str) -> String {
     let sql = sql
+        // Once per statement, as an InitPlan: a volatile function call compared with a
+        // column is a filter, never an index bound, so `next_attempt_at <= now` walked the
+        // whole due index past every delivery scheduled for later (measured: 117 ms per
+        // claim with 200,000 waiting for a retry and none due, against 0.08 ms). Only
+        // where it bounds a range: written everywhere, the pipeline measured 5–8 % slower.
+        .replace("NOW_BOUND", "(SELECT certhook_now_ms())")
         .replace("NOW_MS", "certhook_now_ms()")
         .replace("SKIP_LOCKED", "FOR UPDATE SKIP LOCKED")
         .replace("LOCK_ROWS", "FOR NO KEY UPDATE")
@@ -49,8 +55,10 @@ mod tests {
     fn markers_become_postgres() {
         assert_eq!(translate("SERIALIZE(7)"), "SELECT pg_advisory_xact_lock(7)");
         assert_eq!(
-            translate("SELECT ? + NOW_MS FROM t USE_INDEX(t_due) WHERE NOIDX(a) = ? LIMIT ? SKIP_LOCKED"),
-            "SELECT $1 + certhook_now_ms() FROM t  WHERE a = $2 LIMIT $3 FOR UPDATE SKIP LOCKED"
+            translate(
+                "SELECT ? + NOW_MS FROM t USE_INDEX(t_due) WHERE NOIDX(a) = ? AND b <= NOW_BOUND LIMIT ? SKIP_LOCKED"
+            ),
+            "SELECT $1 + certhook_now_ms() FROM t  WHERE a = $2 AND b <= (SELECT certhook_now_ms()) LIMIT $3 FOR UPDATE SKIP LOCKED"
         );
         assert_eq!(
             translate("SELECT TO_BYTES(value ->> 'b') FROM JSON_ELEMENTS(?)"),
@@ -64,5 +72,9 @@ mod tests {
         assert!(!SQL.claim_due.contains("INDEXED"));
         assert!(!SQL.list_deliveries.contains('?'));
         assert!(SQL.record_delivered.contains("jsonb_array_elements(CAST($1 AS jsonb))"));
+        assert!(SQL.claim_due.contains("next_attempt_at <= (SELECT certhook_now_ms())"), "{}", SQL.claim_due);
+        for (name, sql) in SQL.all() {
+            assert!(!sql.contains("NOW_"), "{name}: a clock marker left: {sql}");
+        }
     }
 }

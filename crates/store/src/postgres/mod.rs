@@ -197,3 +197,64 @@ fn explain_connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String 
 pub async fn enqueue_in_tx(conn: &mut PgConnection, events: &[NewEvent]) -> Result<Vec<Uuid>> {
     crate::outbox::enqueue_on::<PostgresDriver>(conn, &dialect::SQL, events, &mut |_| {}).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `Rows Removed by Filter` in an `EXPLAIN (ANALYZE, FORMAT JSON)` plan, summed.
+    fn removed_by_filter(plan: &serde_json::Value) -> u64 {
+        match plan {
+            serde_json::Value::Object(node) => node
+                .iter()
+                .map(
+                    |(k, v)| if k == "Rows Removed by Filter" { v.as_u64().unwrap_or(0) } else { removed_by_filter(v) },
+                )
+                .sum(),
+            serde_json::Value::Array(nodes) => nodes.iter().map(removed_by_filter).sum(),
+            _ => 0,
+        }
+    }
+
+    /// A receiver down for hours leaves a long queue waiting for its retries. A claim that
+    /// finds nothing due must stop at the first row scheduled for later, not read them all
+    /// (it did, on every claim, while the database's clock was a per-row filter).
+    #[tokio::test]
+    async fn a_claim_with_nothing_due_reads_none_of_the_rows_scheduled_for_later() {
+        let ran = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
+        let Some(db) = crate::scratch::for_test("certhook_plan", ran).await else { return };
+        let store = PostgresBackend::connect(&db.url, Arc::new(Notify::new())).await.unwrap();
+        let setup = "INSERT INTO certhook_applications (id, name, created_at) VALUES ('a', 'a', 0); \
+            INSERT INTO certhook_alerts (id, application_id, type, types, name, created_at) \
+            VALUES ('al', 'a', 'issuance', 'issuance', 'al', 0); \
+            INSERT INTO certhook_channels (id, alert_id, kind, url, state, created_at, updated_at) \
+            VALUES ('c', 'al', 'webhook', 'https://receiver.test/', 'active', 0, 0); \
+            INSERT INTO certhook_messages (id, type, body, created_at) \
+            SELECT 'm' || i, 'issuance', '\\x7b7d'::bytea, 0 FROM generate_series(1, 5000) i; \
+            INSERT INTO certhook_deliveries (id, message_id, channel_id, type, state, next_attempt_at, \
+            lease_expires_at, enqueued_at, created_at, updated_at) \
+            SELECT 'd' || i, 'm' || i, 'c', 'issuance', CASE WHEN i % 2 = 0 THEN 'retrying' ELSE 'leased' END, \
+            9000000000000 + i, 9000000000000 + i, 0, 0, 0 FROM generate_series(1, 5000) i; \
+            ANALYZE certhook_deliveries;";
+        sqlx::raw_sql(setup).execute(store.pool()).await.unwrap();
+        let (_, mut tx) = store.driver().begin_hot().await.unwrap();
+        let explain = |sql: &str| {
+            sqlx::query_scalar::<_, serde_json::Value>(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN (ANALYZE, FORMAT JSON) {sql}"
+            )))
+            .bind("token")
+            .bind(60_000_i64)
+        };
+        // As the worker binds them: no channel left out or limited, a window of 256, 8 per
+        // channel, 64 wanted.
+        let due = explain(dialect::SQL.claim_due).bind("[]").bind(256_i64).bind("[]").bind(8_i64).bind(64_i64);
+        let due = due.fetch_one(&mut *tx).await.unwrap();
+        let expired = explain(dialect::SQL.claim_expired).bind(64_i64).fetch_one(&mut *tx).await.unwrap();
+        for (name, plan) in [("claim_due", due), ("claim_expired", expired)] {
+            assert_eq!(removed_by_filter(&plan), 0, "{name} read rows that were not due: {plan:#}");
+        }
+        drop(tx);
+        store.close().await;
+        db.drop_database().await.unwrap();
+    }
+}
