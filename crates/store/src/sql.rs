@@ -241,13 +241,13 @@ queries! {
     insert_scan_event = "INSERT INTO certhook_events (id, application_id, type, certificates, alert_id, occurred_at, created_at) \
         VALUES (?, ?, 'expiration', ?, ?, ?, NOW_MS)";
     mark_expired = "UPDATE certhook_certificates SET status = 'expired', updated_at = NOW_MS \
-        WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ? AND not_after <= NOW_BOUND";
+        WHERE status = 'active' AND revoked_at IS NULL AND not_after <= ? AND not_after <= NOW_MS";
     // Soonest expiry first; a page continues after the (notAfter, id) of the certificate
     // named by `after`; `expiring_within` keeps unrevoked certificates whose notAfter is in
     // (now, now + window].
     list_certificates = const_format(&["SELECT ", CERTIFICATE_COLUMNS, " FROM certhook_certificates \
         WHERE application_id = ? AND (CAST(? AS TEXT) IS NULL OR status = ?) \
-        AND (CAST(? AS BIGINT) IS NULL OR (revoked_at IS NULL AND not_after > NOW_MS AND not_after <= NOW_MS + ?)) \
+        AND (CAST(? AS BIGINT) IS NULL OR (revoked_at IS NULL AND not_after > NOW_BOUND AND not_after <= NOW_BOUND + ?)) \
         AND (not_after, id) > (?, ?) ORDER BY not_after, id LIMIT ?"]);
     // By the PKI's id, or else by serial number (the newest certificate with it).
     get_certificate = const_format(&["SELECT ", CERTIFICATE_COLUMNS, " FROM certhook_certificates \
@@ -350,7 +350,7 @@ queries! {
     disable_gone_channel = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
         WHERE id = ? AND (url = ? OR (url IS NULL AND CAST(? AS TEXT) IS NULL)) AND deleted_at IS NULL";
     disable_failing = "UPDATE certhook_channels SET state = 'disabled', updated_at = NOW_MS \
-        WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_BOUND - ? RETURNING id";
+        WHERE state = 'active' AND deleted_at IS NULL AND failing_since IS NOT NULL AND failing_since <= NOW_MS - ? RETURNING id";
 
     list_deliveries = const_format(&["SELECT ", DELIVERY_COLUMNS, " FROM certhook_deliveries \
         WHERE (CAST(? AS TEXT) IS NULL OR state = ?) AND (CAST(? AS TEXT) IS NULL OR channel_id = ?) \
@@ -378,9 +378,9 @@ queries! {
     prune_delivered = "DELETE FROM certhook_deliveries WHERE id IN (SELECT id FROM certhook_deliveries \
         WHERE state = 'delivered' AND delivered_at < NOW_BOUND - ? LIMIT ?)";
     prune_messages = "DELETE FROM certhook_messages WHERE id IN (SELECT m.id FROM certhook_messages m \
-        WHERE m.created_at < NOW_BOUND - ? AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.message_id = m.id) LIMIT ?)";
+        WHERE m.created_at < NOW_MS - ? AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.message_id = m.id) LIMIT ?)";
     prune_events = "DELETE FROM certhook_events WHERE id IN (SELECT e.id FROM certhook_events e \
-        WHERE e.fanned_out_at IS NOT NULL AND e.created_at < NOW_BOUND - ? \
+        WHERE e.fanned_out_at IS NOT NULL AND e.created_at < NOW_MS - ? \
         AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.event_id = e.id) LIMIT ?)";
 }
 
