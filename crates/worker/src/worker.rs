@@ -61,11 +61,21 @@ pub enum WorkerError {
 #[derive(Debug)]
 pub struct Worker {
     store: Store,
-    sender: Sender,
     config: WorkerConfig,
-    metrics: Metrics,
+    /// What each send task takes along, shared.
+    kit: Arc<SendKit>,
     /// The leases claimed and not yet recorded, kept alive by the keeper.
     held: Arc<HeldLeases>,
+}
+
+/// What every send task needs: one reference count per send, rather than a copy of each
+/// part (the metrics alone are a dozen `Arc`s, the PagerDuty address a `String`).
+#[derive(Debug)]
+struct SendKit {
+    sender: Sender,
+    metrics: Metrics,
+    retry: RetryPolicy,
+    pagerduty_url: String,
 }
 
 /// Per-channel bookkeeping of the loop.
@@ -132,7 +142,8 @@ struct Pipeline {
 impl Worker {
     /// A worker over `store`, sending with `sender`.
     pub fn new(store: Store, sender: Sender, config: WorkerConfig, metrics: Metrics) -> Self {
-        Worker { store, sender, config, metrics, held: Arc::default() }
+        let kit = SendKit { sender, metrics, retry: config.retry, pagerduty_url: config.pagerduty_url.clone() };
+        Worker { store, config, kit: Arc::new(kit), held: Arc::default() }
     }
 
     /// Runs until `shutdown` is cancelled, then stops claiming, gives buffered leases
@@ -145,7 +156,7 @@ impl Worker {
             self.store.clone(),
             rx,
             self.held.clone(),
-            self.metrics.clone(),
+            self.kit.metrics.clone(),
             self.config.lease,
             shutdown.clone(),
         ));
@@ -314,7 +325,7 @@ impl Worker {
         };
         if let Some(t) = refilled.targets {
             p.rates.sync(t.rate_limits());
-            self.sender.clients().refresh(|id| t.contains(id));
+            self.kit.sender.clients().refresh(|id| t.contains(id));
             p.targets = Arc::new(t);
             p.targets_loaded = Some(Instant::now());
         }
@@ -325,7 +336,7 @@ impl Worker {
                 return NextRefill::AfterWake;
             }
         };
-        self.metrics.leases_expired.inc_by(claim.taken_over as u64);
+        self.kit.metrics.leases_expired.inc_by(claim.taken_over as u64);
         self.held.hold(&claim.leases);
         let claimed = claim.leases.len();
         let now = Instant::now();
@@ -382,7 +393,7 @@ impl Worker {
             if let Some(kind) = gone_kind {
                 for b in p.buffer.take_channel(&channel) {
                     if self.held.holds(b.lease.delivery_id, b.lease.token) {
-                        let settled = dead_without_attempt(&self.metrics, kind, b.lease, DeadReason::EndpointGone);
+                        let settled = dead_without_attempt(&self.kit.metrics, kind, b.lease, DeadReason::EndpointGone);
                         self.hand_over(settled, outcomes, &mut p.recorder_gone).await;
                     }
                 }
@@ -425,14 +436,10 @@ impl Worker {
                     break;
                 }
                 slot.in_flight += 1;
-                let sender = self.sender.clone();
-                let metrics = self.metrics.clone();
-                let retry = self.config.retry;
-                let pagerduty_url = self.config.pagerduty_url.clone();
                 let ids = (b.lease.channel_id, (b.lease.delivery_id, b.lease.token));
-                let target = target.clone();
+                let (kit, target) = (self.kit.clone(), target.clone());
                 let task = p.tasks.spawn(async move {
-                    deliver_one(b.lease, target, &sender, &metrics, &retry, &pagerduty_url).await
+                    deliver_one(b.lease, target, &kit.sender, &kit.metrics, &kit.retry, &kit.pagerduty_url).await
                 });
                 p.sending.insert(task.id(), ids);
             }
@@ -498,7 +505,7 @@ impl Worker {
         }
         let threshold = self.config.breaker_threshold;
         let open = p.slots.values().filter(|s| s.breaker.is_open(threshold)).count();
-        self.metrics.circuit_open.set(open as i64);
+        self.kit.metrics.circuit_open.set(open as i64);
         self.hand_over(settled, outcomes, &mut p.recorder_gone).await;
     }
 
