@@ -57,7 +57,9 @@ pub trait Driver: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// event is lost).
     fn begin_durable(&self) -> impl Future<Output = Result<WriteTx<Self::Db>>> + Send;
 
-    /// A write transaction for the hot path (fan-out, claims), planned for a queue.
+    /// A write transaction for the hot path (fan-out, claims, outcomes, lease extensions),
+    /// planned for a queue, whose commit may be lost to a power loss or a database server
+    /// crash: all it writes can be written again (a re-send at worst).
     fn begin_hot(&self) -> impl Future<Output = Result<WriteTx<Self::Db>>> + Send;
 }
 

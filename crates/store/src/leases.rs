@@ -118,7 +118,7 @@ impl<D: Driver> Backend<D> {
         }
         let rows: Vec<LeaseRow> =
             leases.iter().map(|(id, token)| LeaseRow { id: id.to_string(), token: token.to_string() }).collect();
-        let (_writer, mut tx) = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_hot().await?;
         let extended = D::statement(self.q.extend_leases)
             .bind(duration_ms(lease))
             .bind(json_array(&rows))
@@ -149,7 +149,7 @@ impl<D: Driver> Backend<D> {
                 *n - 1
             })
             .collect();
-        let (_writer, mut tx) = self.begin_write().await?;
+        let (_writer, mut tx) = self.begin_hot().await?;
         // Per outcome: its attempt number if accepted (the lease still held the row).
         let mut numbers: Vec<Option<i64>> = vec![None; outcomes.len()];
         for round in 0..rounds.iter().max().map_or(0, |m| m + 1) {

@@ -13,7 +13,9 @@
 //! - `LOCK_ROWS`: `FOR NO KEY UPDATE` where rows can be locked;
 //! - `JSON_LIST(?)`: a subquery over the strings of a bound JSON array;
 //! - `JSON_ELEMENTS(?)`: a table of the objects of a bound JSON array (column `value`);
-//! - `NOIDX(column)`, `USE_INDEX(name)`: planner hints that only SQLite needs;
+//! - `NOIDX(column)`: a text column that must not be matched to an index (a batch write
+//!   that should reach its rows by primary key);
+//! - `USE_INDEX(name)`: the index SQLite must use (PostgreSQL plans from its statistics);
 //! - `TO_BYTES(text)`: UTF-8 text as the bytes of a `BLOB`/`BYTEA` column;
 //! - `SERIALIZE(key)`: a statement that makes transactions taking the same key run one
 //!   after another (a transaction-scoped advisory lock on PostgreSQL; on SQLite the one

@@ -94,8 +94,9 @@ impl Settled {
     }
 }
 
-/// Record transactions in flight at once: PostgreSQL runs them side by side (each batch
-/// touches its own rows), SQLite has one writer, so more would only queue.
+/// Record transactions in flight at once, once outcomes come faster than full batches
+/// are written: PostgreSQL runs them side by side (each batch touches its own rows),
+/// SQLite has one writer, so more would only queue.
 fn parallel_batches(store: &Store) -> usize {
     match store.kind() {
         BackendKind::Sqlite => 1,
@@ -118,7 +119,21 @@ pub async fn run_recorder(
     let parallel = parallel_batches(&store);
     let mut writing = JoinSet::new();
     let mut batch = Vec::with_capacity(RECORD_BATCH);
-    while rx.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+    loop {
+        if batch.is_empty() && rx.recv_many(&mut batch, RECORD_BATCH).await == 0 {
+            break;
+        }
+        // While earlier batches are being written, keep gathering: a batch starts once the
+        // writes before it are done, or once it is full. Started at once, batches came as
+        // small as the writes were fast, and each costs its statements and its commit
+        // whatever its size.
+        while batch.len() < RECORD_BATCH && !writing.is_empty() {
+            let room = RECORD_BATCH - batch.len();
+            tokio::select! {
+                _ = join_one(&mut writing) => {}
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+            }
+        }
         let gone: Vec<(usize, Uuid, Gone)> = batch
             .iter()
             .enumerate()

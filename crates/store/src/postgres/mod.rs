@@ -61,7 +61,14 @@ impl Driver for PostgresDriver {
         self.begin_write().await
     }
 
-    /// Planned without bitmap scans.
+    /// Planned without bitmap scans, and committed without waiting for the WAL flush.
+    ///
+    /// `synchronous_commit = off`: what the hot path writes (fan-out of stored events,
+    /// claims, outcomes, lease extensions) can be written again, so it need not wait for
+    /// the disk, as SQLite's `synchronous = NORMAL` does not. A PostgreSQL server crash
+    /// (not a restart, not a cut connection) may take back the last few hundred
+    /// milliseconds of them: those events are fanned out again, those deliveries sent
+    /// again. Enqueues and every operator's write stay synchronous (`begin_write`).
     ///
     /// Hot statements must walk their partial indexes in order and stop at the LIMIT. A
     /// queue grows faster than autovacuum re-analyzes it; with statistics that still say
@@ -74,7 +81,12 @@ impl Driver for PostgresDriver {
         // the SET fail after the BEGIN, sqlx would not count the transaction and the pool
         // could keep the connection in an aborted one; a `SET LOCAL` of a planner setting
         // that every role may change does not fail short of the connection breaking.)
-        Ok((None, self.pool.begin_with("BEGIN; SET LOCAL enable_bitmapscan = off").await?))
+        Ok((
+            None,
+            self.pool
+                .begin_with("BEGIN; SET LOCAL enable_bitmapscan = off; SET LOCAL synchronous_commit = off")
+                .await?,
+        ))
     }
 }
 
@@ -252,6 +264,101 @@ mod tests {
         let expired = explain(dialect::SQL.claim_expired).bind(64_i64).fetch_one(&mut *tx).await.unwrap();
         for (name, plan) in [("claim_due", due), ("claim_expired", expired)] {
             assert_eq!(removed_by_filter(&plan), 0, "{name} read rows that were not due: {plan:#}");
+        }
+        drop(tx);
+        store.close().await;
+        db.drop_database().await.unwrap();
+    }
+
+    /// The hot path's writes (all of which can be written again) commit without waiting
+    /// for the WAL flush; an enqueue's and an operator's wait as the server is set to, and
+    /// the hot path's setting ends with its transaction.
+    #[tokio::test]
+    async fn only_the_hot_path_commits_without_waiting_for_the_disk() {
+        let ran = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
+        let Some(db) = crate::scratch::for_test("certhook_sync", ran).await else { return };
+        let store = PostgresBackend::connect(&db.url, Arc::new(Notify::new())).await.unwrap();
+        let show = "SHOW synchronous_commit";
+        let server: String = sqlx::query_scalar(show).fetch_one(store.pool()).await.unwrap();
+        assert_ne!(server, "off", "the test server must flush on commit by default");
+        let (_, mut tx) = store.driver().begin_hot().await.unwrap();
+        let hot: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let (_, mut tx) = store.driver().begin_durable().await.unwrap();
+        let durable: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
+        drop(tx);
+        let (_, mut tx) = store.driver().begin_write().await.unwrap();
+        let write: String = sqlx::query_scalar(show).fetch_one(&mut *tx).await.unwrap();
+        drop(tx);
+        let after: String = sqlx::query_scalar(show).fetch_one(store.pool()).await.unwrap();
+        assert_eq!(
+            (hot.as_str(), durable.as_str(), write.as_str(), after.as_str()),
+            ("off", &*server, &*server, &*server)
+        );
+        store.close().await;
+        db.drop_database().await.unwrap();
+    }
+
+    /// Rows of `certhook_deliveries` the plan's scans returned, over all their loops.
+    fn deliveries_read(plan: &serde_json::Value) -> u64 {
+        match plan {
+            serde_json::Value::Object(node) => {
+                let own = match (node.get("Relation Name"), node.get("Actual Rows"), node.get("Actual Loops")) {
+                    (Some(r), Some(rows), Some(loops)) if r == "certhook_deliveries" => {
+                        rows.as_u64().unwrap_or(0) * loops.as_u64().unwrap_or(1)
+                    }
+                    _ => 0,
+                };
+                own + node.iter().map(|(_, v)| deliveries_read(v)).sum::<u64>()
+            }
+            serde_json::Value::Array(nodes) => nodes.iter().map(deliveries_read).sum(),
+            _ => 0,
+        }
+    }
+
+    /// A batch of outcomes reaches its own rows by primary key. With statistics taken
+    /// before the rows were leased (as in any run that leases faster than autovacuum
+    /// analyzes), the planner drove the join from the index on `state` and read every
+    /// leased row for each batch: O(rows in flight) per batch.
+    #[tokio::test]
+    async fn a_batch_of_outcomes_reads_its_own_rows_not_every_lease() {
+        let ran = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
+        let Some(db) = crate::scratch::for_test("certhook_plan", ran).await else { return };
+        let store = PostgresBackend::connect(&db.url, Arc::new(Notify::new())).await.unwrap();
+        let setup = "ALTER TABLE certhook_deliveries SET (autovacuum_enabled = false); \
+            INSERT INTO certhook_applications (id, name, created_at) VALUES ('a', 'a', 0); \
+            INSERT INTO certhook_alerts (id, application_id, type, types, name, created_at) \
+            VALUES ('al', 'a', 'issuance', 'issuance', 'al', 0); \
+            INSERT INTO certhook_channels (id, alert_id, kind, url, state, created_at, updated_at) \
+            VALUES ('c', 'al', 'webhook', 'https://receiver.test/', 'active', 0, 0); \
+            INSERT INTO certhook_messages (id, type, body, created_at) \
+            SELECT 'm' || i, 'issuance', '\\x7b7d'::bytea, 0 FROM generate_series(1, 5000) i; \
+            INSERT INTO certhook_deliveries (id, message_id, channel_id, type, state, next_attempt_at, \
+            enqueued_at, created_at, updated_at) \
+            SELECT 'd' || i, 'm' || i, 'c', 'issuance', 'pending', i, 0, 0, 0 FROM generate_series(1, 5000) i; \
+            ANALYZE certhook_deliveries; \
+            UPDATE certhook_deliveries SET state = 'leased', lease_token = 'token', lease_expires_at = 9000000000000;";
+        sqlx::raw_sql(setup).execute(store.pool()).await.unwrap();
+        let (_, mut tx) = store.driver().begin_hot().await.unwrap();
+        let batch = |fields: &str| {
+            let rows: Vec<String> = (1..=10).map(|i| format!(r#"{{"id":"d{i}","token":"token"{fields}}}"#)).collect();
+            format!("[{}]", rows.join(","))
+        };
+        let explain = |sql: &str| {
+            sqlx::query_scalar::<_, serde_json::Value>(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN (ANALYZE, FORMAT JSON) {sql}"
+            )))
+        };
+        let extend =
+            explain(dialect::SQL.extend_leases).bind(60_000_i64).bind(batch("")).fetch_one(&mut *tx).await.unwrap();
+        let delivered = explain(dialect::SQL.record_delivered)
+            .bind(batch(r#","added":1,"status":204,"error":null,"delay":0,"reason":null"#))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        for (name, plan) in [("extend_leases", extend), ("record_delivered", delivered)] {
+            // Its 10 rows, counted by the scan and by the update: not the 5,000 leased.
+            assert!(deliveries_read(&plan) <= 20, "{name} read more than its own rows: {plan:#}");
         }
         drop(tx);
         store.close().await;
