@@ -232,6 +232,15 @@ mod tests {
         }
     }
 
+    /// A migrated scratch database and a store on it; `None` (the test skips, and says so
+    /// in the skip log) when no PostgreSQL server answers outside CI.
+    async fn scratch_store(prefix: &str) -> Option<(crate::scratch::ScratchDatabase, PostgresBackend)> {
+        let ran = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
+        let db = crate::scratch::for_test(prefix, ran).await?;
+        let store = PostgresBackend::connect(&db.url, Arc::new(Notify::new())).await.unwrap();
+        Some((db, store))
+    }
+
     /// An application, an alert, one webhook channel `c`, and 5,000 messages `m1`… for
     /// the plan tests' deliveries.
     const SCRATCH_CHANNEL: &str = "INSERT INTO certhook_applications (id, name, created_at) VALUES ('a', 'a', 0); \
@@ -247,9 +256,7 @@ mod tests {
     /// (it did, on every claim, while the database's clock was a per-row filter).
     #[tokio::test]
     async fn a_claim_with_nothing_due_reads_none_of_the_rows_scheduled_for_later() {
-        let ran = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
-        let Some(db) = crate::scratch::for_test("certhook_plan", ran).await else { return };
-        let store = PostgresBackend::connect(&db.url, Arc::new(Notify::new())).await.unwrap();
+        let Some((db, store)) = scratch_store("certhook_plan").await else { return };
         let setup = SCRATCH_CHANNEL.to_string()
             + "INSERT INTO certhook_deliveries (id, message_id, channel_id, type, state, next_attempt_at, \
             lease_expires_at, enqueued_at, created_at, updated_at) \
@@ -283,9 +290,7 @@ mod tests {
     /// the hot path's setting ends with its transaction.
     #[tokio::test]
     async fn only_the_hot_path_commits_without_waiting_for_the_disk() {
-        let ran = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
-        let Some(db) = crate::scratch::for_test("certhook_sync", ran).await else { return };
-        let store = PostgresBackend::connect(&db.url, Arc::new(Notify::new())).await.unwrap();
+        let Some((db, store)) = scratch_store("certhook_sync").await else { return };
         let show = "SHOW synchronous_commit";
         let server: String = sqlx::query_scalar(show).fetch_one(store.pool()).await.unwrap();
         if server == "off" {
@@ -338,9 +343,7 @@ mod tests {
     /// leased row for each batch: O(rows in flight) per batch.
     #[tokio::test]
     async fn a_batch_of_outcomes_reads_its_own_rows_not_every_lease() {
-        let ran = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
-        let Some(db) = crate::scratch::for_test("certhook_plan", ran).await else { return };
-        let store = PostgresBackend::connect(&db.url, Arc::new(Notify::new())).await.unwrap();
+        let Some((db, store)) = scratch_store("certhook_plan").await else { return };
         let setup = SCRATCH_CHANNEL.to_string()
             + "ALTER TABLE certhook_deliveries SET (autovacuum_enabled = false); \
             INSERT INTO certhook_messages (id, type, body, created_at) \
