@@ -6,6 +6,7 @@ use certhook_core::event::{ChannelState, DeliveryState};
 use uuid::Uuid;
 
 use crate::backend::Backend;
+use crate::batch::json_array;
 use crate::driver::{Driver, Record, Statement};
 use crate::error::{Result, StoreError};
 use crate::model::*;
@@ -222,8 +223,9 @@ impl<D: Driver> Backend<D> {
             let (_writer, mut tx) = self.begin_write().await?;
             for &id in chunk {
                 let key = id.to_string();
-                D::statement(self.q.purge_attempts).bind(&key).execute(&mut *tx).await?;
+                // The row first: one replayed since it was selected keeps its attempts.
                 if D::statement(self.q.purge_one).bind(&key).execute(&mut *tx).await? == 1 {
+                    D::statement(self.q.purge_attempts).bind(&key).execute(&mut *tx).await?;
                     purged.push(id);
                 }
             }
@@ -275,9 +277,11 @@ impl<D: Driver> Backend<D> {
         let mut pruned = Pruned::default();
         loop {
             let (_writer, mut tx) = self.begin_write().await?;
-            D::statement(self.q.prune_attempts).bind(age).bind(PRUNE_CHUNK).execute(&mut *tx).await?;
-            let n = D::statement(self.q.prune_delivered).bind(age).bind(PRUNE_CHUNK).execute(&mut *tx).await?;
+            let gone = D::statement(self.q.prune_delivered).bind(age).bind(PRUNE_CHUNK).fetch_all(&mut *tx).await?;
+            let ids = gone.iter().map(|r| r.try_get::<String, _>(0)).collect::<std::result::Result<Vec<_>, _>>()?;
+            D::statement(self.q.prune_attempts).bind(json_array(&ids)).execute(&mut *tx).await?;
             tx.commit().await?;
+            let n = ids.len() as u64;
             pruned.deliveries += n;
             if n < PRUNE_CHUNK as u64 {
                 break;

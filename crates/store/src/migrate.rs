@@ -24,7 +24,8 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
     m.dangerous_set_table_name(MIGRATIONS_TABLE);
     // During a rolling upgrade an older process (or CLI) meets a schema that a newer one
     // has migrated. Migrations only add, or drop what no version reads (0007: an index no
-    // statement used), so it carries on rather than refusing to start;
+    // statement used; 0008: foreign keys that certhook's writes keep), so it carries on
+    // rather than refusing to start;
     // a migration it knows that was changed is still refused (checksums).
     m.set_ignore_missing(true);
     m
@@ -44,6 +45,11 @@ pub fn sqlite() -> Migrator {
             "drop unused lease token index",
             include_str!("../../../migrations/sqlite/0007_drop_unused_lease_token_index.sql"),
         ),
+        (
+            8,
+            "drop hot path foreign keys",
+            include_str!("../../../migrations/sqlite/0008_drop_hot_path_foreign_keys.sql"),
+        ),
     ])
 }
 
@@ -60,6 +66,11 @@ pub fn postgres() -> Migrator {
             7,
             "drop unused lease token index",
             include_str!("../../../migrations/postgres/0007_drop_unused_lease_token_index.sql"),
+        ),
+        (
+            8,
+            "drop hot path foreign keys",
+            include_str!("../../../migrations/postgres/0008_drop_hot_path_foreign_keys.sql"),
         ),
     ])
 }

@@ -375,10 +375,11 @@ queries! {
     oldest_waiting = "SELECT MIN(created_at) FROM certhook_deliveries WHERE state IN ('pending', 'retrying', 'leased')";
     count_channels = "SELECT state, COUNT(*) FROM certhook_channels WHERE deleted_at IS NULL GROUP BY state";
 
-    prune_attempts = "DELETE FROM certhook_attempts WHERE delivery_id IN (SELECT id FROM certhook_deliveries \
-        WHERE state = 'delivered' AND delivered_at < NOW_BOUND - ? LIMIT ?)";
+    // The attempts of exactly the deliveries deleted: on PostgreSQL no foreign key
+    // cascades them (migration 0008), and two `LIMIT` subqueries need not pick the same rows.
     prune_delivered = "DELETE FROM certhook_deliveries WHERE id IN (SELECT id FROM certhook_deliveries \
-        WHERE state = 'delivered' AND delivered_at < NOW_BOUND - ? LIMIT ?)";
+        WHERE state = 'delivered' AND delivered_at < NOW_BOUND - ? LIMIT ?) RETURNING id";
+    prune_attempts = "DELETE FROM certhook_attempts WHERE delivery_id IN JSON_LIST(?)";
     prune_messages = "DELETE FROM certhook_messages WHERE id IN (SELECT m.id FROM certhook_messages m \
         WHERE m.created_at < NOW_MS - ? AND NOT EXISTS (SELECT 1 FROM certhook_deliveries d WHERE d.message_id = m.id) LIMIT ?)";
     prune_events = "DELETE FROM certhook_events WHERE id IN (SELECT e.id FROM certhook_events e \
