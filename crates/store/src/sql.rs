@@ -375,8 +375,8 @@ queries! {
     oldest_waiting = "SELECT MIN(created_at) FROM certhook_deliveries WHERE state IN ('pending', 'retrying', 'leased')";
     count_channels = "SELECT state, COUNT(*) FROM certhook_channels WHERE deleted_at IS NULL GROUP BY state";
 
-    // The attempts of exactly the deliveries deleted: on PostgreSQL no foreign key
-    // cascades them (migration 0008), and two `LIMIT` subqueries need not pick the same rows.
+    // The attempts of exactly the deliveries deleted: a second `LIMIT` subquery need not
+    // pick the same rows (the attempts' foreign key cascades too; prune does not rely on it).
     prune_delivered = "DELETE FROM certhook_deliveries WHERE id IN (SELECT id FROM certhook_deliveries \
         WHERE state = 'delivered' AND delivered_at < NOW_BOUND - ? LIMIT ?) RETURNING id";
     prune_attempts = "DELETE FROM certhook_attempts WHERE delivery_id IN JSON_LIST(?)";
