@@ -499,8 +499,8 @@ impl<D: Driver> Backend<D> {
     }
 
     /// Writes a planned batch, its rows already taken: the refusals' reasons, the
-    /// inventory, and messages before their deliveries (a foreign key on SQLite), each in bounded
-    /// statements. Returns how many deliveries it created.
+    /// inventory, and messages before their deliveries (a foreign key on SQLite), each in
+    /// bounded statements. Returns how many deliveries it created.
     async fn write_planned(&self, tx: &mut sqlx::Transaction<'static, D::Db>, planned: Planned<'_>) -> Result<usize> {
         let Planned { batch, refused } = planned;
         for (id, error) in refused {

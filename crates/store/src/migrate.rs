@@ -24,9 +24,9 @@ fn migrator(files: &[(i64, &'static str, &'static str)]) -> Migrator {
     m.dangerous_set_table_name(MIGRATIONS_TABLE);
     // During a rolling upgrade an older process (or CLI) meets a schema that a newer one
     // has migrated. Migrations only add, or drop what no version reads or relies on (0007:
-    // an index no statement used; 0008: foreign keys that certhook's writes keep), so it carries on
-    // rather than refusing to start;
-    // a migration it knows that was changed is still refused (checksums).
+    // an index no statement used; 0008: foreign keys that certhook's writes keep), so it
+    // carries on rather than refusing to start; a migration it knows that was changed is
+    // still refused (checksums).
     m.set_ignore_missing(true);
     m
 }

@@ -315,6 +315,33 @@ mod tests {
         db.drop_database().await.unwrap();
     }
 
+    /// Migration 0008 drops the keys certhook's writes keep, and only those: the outbox's
+    /// key refuses a plain-SQL row for an unknown application, and older versions' prune,
+    /// running beside this one during a rollout, relies on the attempts' cascade.
+    #[tokio::test]
+    async fn the_migrated_schema_keeps_the_keys_that_something_relies_on() {
+        let Some((db, store)) = scratch_store("certhook_keys").await else { return };
+        let mut keys: Vec<String> = sqlx::query_scalar(
+            "SELECT conrelid::regclass::text || ' ' || pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE contype = 'f' AND connamespace = current_schema()::regnamespace",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "certhook_alerts FOREIGN KEY (application_id) REFERENCES certhook_applications(id)",
+                "certhook_attempts FOREIGN KEY (delivery_id) REFERENCES certhook_deliveries(id) ON DELETE CASCADE",
+                "certhook_channels FOREIGN KEY (alert_id) REFERENCES certhook_alerts(id)",
+                "certhook_events FOREIGN KEY (application_id) REFERENCES certhook_applications(id)",
+            ]
+        );
+        store.close().await;
+        db.drop_database().await.unwrap();
+    }
+
     /// Rows of `certhook_deliveries` the plan's scans returned or filtered out, over all
     /// their loops (the update node itself not counted).
     fn deliveries_read(plan: &serde_json::Value) -> u64 {
