@@ -25,7 +25,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let store = crate::database::open(&config).await?;
+    let store = crate::database::open_serving(&config).await?;
     // A secret that does not open would park that channel's deliveries; better to refuse
     // to start, saying which key is missing.
     if let Err(e) = store.check_secrets().await {

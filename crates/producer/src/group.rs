@@ -4,10 +4,14 @@
 //! arrive while one commit runs are gathered and written together, then each is answered
 //! with its own ids. A batch that fails (one request names an unknown application) is
 //! retried request by request, so one producer's bad input never fails another's.
+//! Requests in flight together have no order between them: two committers may commit
+//! them either way round.
+
+use std::sync::Arc;
 
 use certhook_core::event::NewEvent;
-use certhook_store::{Store, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use certhook_store::{BackendKind, Store, StoreError};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
 /// Requests gathered into one transaction at most.
@@ -17,17 +21,27 @@ const MAX_EVENTS: usize = 5_000;
 
 type Reply = oneshot::Sender<Result<Vec<Uuid>, StoreError>>;
 
-/// A handle to the group-commit task.
+/// One request's events and where its answer goes.
+type Job = (Vec<NewEvent>, Reply);
+
+/// The queue of requests, shared by the committers.
+type Jobs = Arc<Mutex<mpsc::Receiver<Job>>>;
+
+/// A handle to the group-commit tasks.
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
-    jobs: mpsc::Sender<(Vec<NewEvent>, Reply)>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl GroupCommit {
-    /// Starts the task writing to `store`; it ends when every handle is dropped.
+    /// Starts the tasks writing to `store` (see [`committers`]); they end when every
+    /// handle is dropped.
     pub fn spawn(store: Store) -> GroupCommit {
         let (jobs, rx) = mpsc::channel(4 * MAX_REQUESTS);
-        tokio::spawn(run(store, rx));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..committers(store.kind()) {
+            tokio::spawn(run(store.clone(), rx.clone()));
+        }
         GroupCommit { jobs }
     }
 
@@ -43,9 +57,22 @@ impl GroupCommit {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<(Vec<NewEvent>, Reply)>) {
-    let mut batch: Vec<(Vec<NewEvent>, Reply)> = Vec::with_capacity(MAX_REQUESTS);
-    while rx.recv_many(&mut batch, MAX_REQUESTS).await > 0 {
+/// Transactions written at once. An enqueue also fans its events out (renders them and
+/// writes their deliveries), so one transaction is mostly serve's work, then mostly the
+/// database's: on PostgreSQL two overlap those halves. SQLite's one writer would only make
+/// the second wait.
+pub fn committers(kind: BackendKind) -> usize {
+    match kind {
+        BackendKind::Sqlite => 1,
+        BackendKind::Postgres => 2,
+    }
+}
+
+/// One committer: gathers what is waiting (the others wait for the receiver meanwhile),
+/// writes it, and goes back for more.
+async fn run(store: Store, rx: Jobs) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_REQUESTS);
+    while rx.lock().await.recv_many(&mut batch, MAX_REQUESTS).await > 0 {
         // Stay under MAX_EVENTS per transaction: a huge request is written alone.
         let mut group = Vec::new();
         let mut events = 0;
@@ -63,7 +90,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(Vec<NewEvent>, Reply)>) {
     }
 }
 
-async fn commit(store: &Store, group: Vec<(Vec<NewEvent>, Reply)>) {
+async fn commit(store: &Store, group: Vec<Job>) {
     if group.len() > 1 {
         let all: Vec<NewEvent> = group.iter().flat_map(|(e, _)| e.iter().cloned()).collect();
         if let Ok(ids) = store.enqueue(&all).await {
@@ -82,7 +109,8 @@ async fn commit(store: &Store, group: Vec<(Vec<NewEvent>, Reply)>) {
 
 #[cfg(test)]
 mod tests {
-    use certhook_core::event::{AlertType, Certificate};
+    use certhook_core::event::{AlertType, Certificate, ChannelState};
+    use certhook_store::{NewAlert, NewChannel};
 
     use super::*;
 
@@ -109,7 +137,33 @@ mod tests {
     async fn concurrent_requests_share_commits_and_a_bad_one_fails_alone() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::connect(&format!("sqlite://{}", dir.path().join("g.db").display())).await.unwrap();
+        requests_share_commits_and_a_bad_one_fails_alone(store.clone()).await;
+        assert_eq!(store.status().await.unwrap().deliveries.pending, 0, "without render settings, serve fans out");
+    }
+
+    /// The same with two committers, and each event fanned out in its enqueue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_committers_on_postgresql_share_the_requests_and_a_bad_one_fails_alone() {
+        let skip_log = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tmp");
+        let Some(db) = certhook_store::scratch::for_test("certhook_group", skip_log).await else { return };
+        let render = certhook_core::render::RenderSettings::default();
+        let store = Store::connect(&db.url)
+            .await
+            .unwrap()
+            .with_settings(certhook_store::StoreSettings { render: Some(render), ..Default::default() });
+        assert_eq!(committers(store.kind()), 2);
+        requests_share_commits_and_a_bad_one_fails_alone(store.clone()).await;
+        assert_eq!(store.status().await.unwrap().deliveries.pending, 399, "each stored event fanned out once");
+        store.close().await;
+        db.drop_database().await.unwrap();
+    }
+
+    /// 199 good requests of two events and a bad one, sent at once, then a repeated key.
+    async fn requests_share_commits_and_a_bad_one_fails_alone(store: Store) {
         let app = store.create_application("a").await.unwrap().id;
+        let alert = store.create_alert(&NewAlert::single(app, AlertType::Issuance, "issued")).await.unwrap();
+        let channel = NewChannel::webhook(alert.id, "https://receiver.test/hook", ChannelState::Active);
+        store.create_channel(&channel, None).await.unwrap();
         let group = GroupCommit::spawn(store.clone());
         let mut tasks = Vec::new();
         for i in 0..200 {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certhook_core::config::DEFAULT_MAX_EVENT_BYTES;
+use certhook_core::render::RenderSettings;
 use certhook_core::seal::Keyring;
 use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
@@ -33,6 +34,9 @@ pub struct Backend<D> {
     pub(crate) keys: Arc<Keyring>,
     /// The largest outbox row fan-out accepts from a plain-SQL producer.
     pub(crate) max_event_bytes: usize,
+    /// Where set, [`Backend::enqueue`] fans its events out in the transaction that stores
+    /// them, rendered with these settings; otherwise the worker's fan-out finds them.
+    pub(crate) fan_out_on_enqueue: Option<Arc<RenderSettings>>,
 }
 
 /// What the store takes from the configuration.
@@ -42,11 +46,15 @@ pub struct StoreSettings {
     pub keys: Keyring,
     /// `max_event_bytes`, applied to outbox rows at fan-out as the API applies it to events.
     pub max_event_bytes: usize,
+    /// How messages are rendered (`event_type_prefix`, `public_url`). Where given, events
+    /// enqueued through the store are fanned out in the transaction that stores them;
+    /// without it they wait for a worker's fan-out.
+    pub render: Option<RenderSettings>,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        StoreSettings { keys: Keyring::default(), max_event_bytes: DEFAULT_MAX_EVENT_BYTES }
+        StoreSettings { keys: Keyring::default(), max_event_bytes: DEFAULT_MAX_EVENT_BYTES, render: None }
     }
 }
 
@@ -61,13 +69,15 @@ impl<D: Driver> Backend<D> {
             sweep: Arc::new(Sweep::every(SWEEP_INTERVAL)),
             keys: Arc::default(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            fan_out_on_enqueue: None,
         }
     }
 
     /// This store with `settings` from the configuration.
-    pub fn with_settings(mut self, keys: Arc<Keyring>, max_event_bytes: usize) -> Self {
-        self.keys = keys;
-        self.max_event_bytes = max_event_bytes;
+    pub fn with_settings(mut self, settings: StoreSettings) -> Self {
+        self.keys = Arc::new(settings.keys);
+        self.max_event_bytes = settings.max_event_bytes;
+        self.fan_out_on_enqueue = settings.render.map(Arc::new);
         self
     }
 

@@ -15,6 +15,7 @@ use crate::driver::{Driver, Record, Statement};
 use crate::error::Result;
 use crate::inventory::certificate_row;
 use crate::model::*;
+use crate::outbox::Inserted;
 use crate::rows::{alert_from, millis, parse_col};
 
 /// Rows bound per batch statement at most (a bound JSON array stays a few MB).
@@ -252,6 +253,20 @@ struct ParsedEvent {
     upsert: bool,
 }
 
+impl ParsedEvent {
+    /// An event of one certificate, as the API takes it.
+    fn single(alert_type: AlertType, application_id: Uuid, certificate: Certificate) -> ParsedEvent {
+        let upsert = updates_inventory(alert_type);
+        ParsedEvent { alert_type, application_id, certificates: vec![certificate], upsert }
+    }
+}
+
+/// Whether an event of one certificate updates the inventory: all but an expiration, which
+/// the inventory's own scan found.
+fn updates_inventory(alert_type: AlertType) -> bool {
+    alert_type != AlertType::Expiration
+}
+
 /// Reads an outbox row: what the producer API wrote, or what a PKI inserted by plain SQL
 /// (checked as the API checks an event, `max_event_bytes` included).
 fn parse_pending(ev: &PendingEvent, max_event_bytes: usize) -> std::result::Result<ParsedEvent, String> {
@@ -300,8 +315,7 @@ fn parse_pending(ev: &PendingEvent, max_event_bytes: usize) -> std::result::Resu
     });
     let NewEvent { event_type, application_id, certificate, .. } =
         certhook_core::validate::parse_event(&value, occurred).map_err(|e| e.to_string())?;
-    let upsert = event_type != AlertType::Expiration;
-    Ok(ParsedEvent { alert_type: event_type, application_id, certificates: vec![certificate], upsert })
+    Ok(ParsedEvent::single(event_type, application_id, certificate))
 }
 
 /// Whether an event that names its alert (`alert_id`) may go to it: an alert of the
@@ -408,6 +422,61 @@ impl<D: Driver> Backend<D> {
             tx.rollback().await?;
         }
         self.fan_out_locked(settings, limit).await
+    }
+
+    /// Fans out the events an enqueue just stored, in its transaction (`tx`), a chunk at a
+    /// time: they were checked as they came in, so they are planned as parsed. Their rows
+    /// were stored as fanned out; what the plan refuses (an application deleted since) gets
+    /// its reason as a worker's fan-out would write it.
+    pub(crate) async fn fan_out_enqueued(
+        &self,
+        tx: &mut sqlx::Transaction<'static, D::Db>,
+        settings: &RenderSettings,
+        events: &[NewEvent],
+        inserted: &[Inserted],
+    ) -> Result<()> {
+        let mut cache = FanOutCache::default();
+        // The inventory first, all of it in one key order: upserted chunk by chunk, two
+        // enqueues with overlapping certificates could lock them in opposite orders.
+        let mut certificates = Vec::new();
+        for row in inserted {
+            let ev = &events[row.index];
+            let app = ev.application_id.to_string();
+            if updates_inventory(ev.event_type) && cache.app_live(self, tx, &app).await? {
+                certificates.push((app, &ev.certificate));
+            }
+        }
+        self.write_certificates(tx, certificates.iter().map(|(app, c)| certificate_row(app, c)).collect()).await?;
+        for chunk in inserted.chunks(FAN_OUT_CHUNK) {
+            let pending: Vec<PendingEvent> = chunk
+                .iter()
+                .map(|row| {
+                    let ev = &events[row.index];
+                    PendingEvent {
+                        id: row.id.to_string(),
+                        application_id: ev.application_id.to_string(),
+                        event_type: ev.event_type.as_str().to_string(),
+                        certificate: None,
+                        certificates: None,
+                        alert_id: None,
+                        occurred_at: row.occurred_at,
+                        created_at: row.created_at,
+                    }
+                })
+                .collect();
+            let parsed: Vec<(&PendingEvent, ParsedEvent)> = pending
+                .iter()
+                .zip(chunk)
+                .map(|(p, row)| {
+                    let ev = &events[row.index];
+                    (p, ParsedEvent::single(ev.event_type, ev.application_id, ev.certificate.clone()))
+                })
+                .collect();
+            let mut planned = self.plan(tx, settings, &parsed, Vec::new(), &mut cache).await?;
+            planned.batch.certificates.clear();
+            self.write_planned(tx, planned).await?;
+        }
+        Ok(())
     }
 
     /// Marks those of `events` still unfanned as fanned out; how many that was.

@@ -31,9 +31,24 @@ pub(crate) fn certificate_row<'a>(application_id: &'a str, c: &'a Certificate) -
     }
 }
 
+/// Of several rows for one certificate the last (PostgreSQL refuses to update one row twice
+/// in a statement), in key order: transactions that upsert overlapping certificates (two
+/// processes fanning out, an enqueue beside a fan-out) then lock them in the same order and
+/// cannot deadlock.
+fn last_of_each_in_key_order<'r, 'a>(rows: &'r [CertificateRow<'a>]) -> Vec<&'r CertificateRow<'a>> {
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        last.insert((r.app, r.id), i);
+    }
+    let mut unique: Vec<&CertificateRow<'_>> =
+        rows.iter().enumerate().filter(|(i, r)| last[&(r.app, r.id)] == *i).map(|(_, r)| r).collect();
+    unique.sort_unstable_by_key(|r| (r.app, r.id));
+    unique
+}
+
 impl<D: Driver> Backend<D> {
-    /// Upserts inventory rows in one statement; of several rows for one certificate the
-    /// last wins (PostgreSQL refuses to update one row twice in a statement).
+    /// Upserts inventory rows in one statement per chunk, the last row of each certificate,
+    /// in key order (see [`last_of_each_in_key_order`]).
     pub(crate) async fn write_certificates(
         &self,
         tx: &mut sqlx::Transaction<'static, D::Db>,
@@ -42,13 +57,7 @@ impl<D: Driver> Backend<D> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            last.insert((r.app, r.id), i);
-        }
-        let unique: Vec<&CertificateRow<'_>> =
-            rows.iter().enumerate().filter(|(i, r)| last[&(r.app, r.id)] == *i).map(|(_, r)| r).collect();
-        for chunk in unique.chunks(FAN_OUT_CHUNK) {
+        for chunk in last_of_each_in_key_order(&rows).chunks(FAN_OUT_CHUNK) {
             D::statement(self.q.upsert_certificates).bind(json_array(chunk)).execute(&mut **tx).await?;
         }
         Ok(())
@@ -221,5 +230,34 @@ impl<D: Driver> Backend<D> {
             self.wake();
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(app: &'a str, id: &'a str, serial: &'a str) -> CertificateRow<'a> {
+        CertificateRow {
+            app,
+            id,
+            serial,
+            cn: "a.example",
+            san: "[]".into(),
+            profile: None,
+            not_before: 0,
+            not_after: 1,
+            revoked_at: None,
+            reason: None,
+            status: "active",
+        }
+    }
+
+    #[test]
+    fn upserts_keep_the_last_row_of_each_certificate_in_key_order() {
+        let rows = [row("b", "2", "first"), row("a", "9", "x"), row("b", "1", "y"), row("b", "2", "last")];
+        let picked: Vec<(&str, &str, &str)> =
+            last_of_each_in_key_order(&rows).iter().map(|r| (r.app, r.id, r.serial)).collect();
+        assert_eq!(picked, [("a", "9", "x"), ("b", "1", "y"), ("b", "2", "last")]);
     }
 }

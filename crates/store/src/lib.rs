@@ -108,13 +108,12 @@ impl Store {
     }
 
     /// This store with what it takes from the configuration: the keys that seal channel
-    /// secrets (see [`certhook_core::seal`]; without them secrets are stored as given) and
-    /// the size limit of outbox rows.
+    /// secrets (see [`certhook_core::seal`]; without them secrets are stored as given), the
+    /// size limit of outbox rows, and the render settings that let enqueues fan out.
     pub fn with_settings(self, settings: StoreSettings) -> Store {
-        let keys = Arc::new(settings.keys);
         match self {
-            Store::Sqlite(b) => Store::Sqlite(b.with_settings(keys, settings.max_event_bytes)),
-            Store::Postgres(b) => Store::Postgres(b.with_settings(keys, settings.max_event_bytes)),
+            Store::Sqlite(b) => Store::Sqlite(b.with_settings(settings)),
+            Store::Postgres(b) => Store::Postgres(b.with_settings(settings)),
         }
     }
 
@@ -277,7 +276,8 @@ impl Store {
         dispatch!(self, b => b.delete_channel(id).await)
     }
 
-    /// Enqueues a batch of validated events, all or nothing; ids in input order.
+    /// Enqueues a batch of validated events, all or nothing; ids in input order. With
+    /// render settings ([`StoreSettings::render`]) a batch of at most 5,000 is also fanned out.
     pub async fn enqueue(&self, events: &[NewEvent]) -> Result<Vec<Uuid>> {
         dispatch!(self, b => b.enqueue(events, &mut |_| {}).await)
     }

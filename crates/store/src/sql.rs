@@ -196,10 +196,15 @@ queries! {
     find_idempotent = "SELECT id FROM certhook_events WHERE application_id = ? AND idempotency_key = ?";
     // A batch of events in one statement, in batch order (so `seq` follows it); a row whose
     // idempotency key is taken (earlier, or earlier in the batch) is skipped and not returned.
-    insert_events = "INSERT INTO certhook_events (id, application_id, type, idempotency_key, certificate, occurred_at, created_at) \
-        SELECT value ->> 'id', value ->> 'app', value ->> 'type', value ->> 'key', value ->> 'certificate', NOW_MS, NOW_MS \
+    // The first `?` says whether the enqueue fans the rows out itself (in its transaction):
+    // then they are born fanned out, and never enter the index of unfanned rows.
+    insert_events = "INSERT INTO certhook_events (id, application_id, type, idempotency_key, certificate, occurred_at, \
+        created_at, fanned_out_at) \
+        SELECT value ->> 'id', value ->> 'app', value ->> 'type', value ->> 'key', value ->> 'certificate', NOW_MS, NOW_MS, \
+        CASE WHEN ? THEN NOW_MS END \
         FROM JSON_ELEMENTS(?) WHERE true ORDER BY CAST(value ->> 'n' AS BIGINT) \
-        ON CONFLICT (application_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING id";
+        ON CONFLICT (application_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+        RETURNING id, occurred_at, created_at";
     count_events = "SELECT COUNT(*) FROM certhook_events";
 
     any_unfanned = "SELECT 1 FROM certhook_events WHERE fanned_out_at IS NULL LIMIT 1";

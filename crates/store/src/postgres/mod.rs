@@ -207,7 +207,7 @@ fn explain_connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String 
 /// Enqueues events on the caller's own PostgreSQL connection or transaction, so the PKI's
 /// write and the events commit or roll back together.
 pub async fn enqueue_in_tx(conn: &mut PgConnection, events: &[NewEvent]) -> Result<Vec<Uuid>> {
-    crate::outbox::enqueue_on::<PostgresDriver>(conn, &dialect::SQL, events, &mut |_| {}).await
+    Ok(crate::outbox::enqueue_on::<PostgresDriver>(conn, &dialect::SQL, events, false, &mut |_| {}).await?.ids)
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ impl Backend<SqliteDriver> {
 /// Enqueues events on the caller's own SQLite connection or transaction, so the PKI's
 /// write and the events commit or roll back together.
 pub async fn enqueue_in_tx(conn: &mut SqliteConnection, events: &[NewEvent]) -> Result<Vec<Uuid>> {
-    crate::outbox::enqueue_on::<SqliteDriver>(conn, &dialect::SQL, events, &mut |_| {}).await
+    Ok(crate::outbox::enqueue_on::<SqliteDriver>(conn, &dialect::SQL, events, false, &mut |_| {}).await?.ids)
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ crate::both_backends!(
     a_large_batch_is_stored_in_order_with_each_id_in_its_place,
     batch_with_one_bad_event_stores_nothing,
     fan_out_creates_one_delivery_per_channel_of_each_matching_alert,
+    an_enqueue_with_render_settings_fans_out_in_its_own_transaction_as_the_worker_would,
+    a_large_enqueue_fans_out_across_chunks_and_a_huge_one_leaves_it_to_serve,
     paused_and_unverified_channels_hold_deliveries_until_active,
     disabled_channel_dead_letters_new_deliveries,
     claim_leases_due_rows_once,
@@ -442,6 +444,111 @@ async fn fan_out_creates_one_delivery_per_channel_of_each_matching_alert(store: 
         assert_eq!(v["data"]["certificates"][0]["serialNumber"], "42");
         assert_eq!(lease.delivery_type.as_str(), "issuance");
     }
+}
+
+/// Each event's deliveries as (channel, type, state), and the bodies of those claimable as
+/// (channel, body without its own id and time), in event order: what fan-out made of them.
+async fn what_fan_out_made(store: &Store, events: &[uuid::Uuid]) -> Vec<Vec<String>> {
+    let all = store.list_deliveries(&DeliveryFilter::default()).await.unwrap();
+    let claimed = store.claim(100, Duration::from_secs(60)).await.unwrap().leases;
+    let mut made = Vec::new();
+    for event in events {
+        let mut rows: Vec<String> = all
+            .iter()
+            .filter(|d| d.event_id == Some(*event))
+            .map(|d| {
+                let body = claimed.iter().find(|l| l.delivery_id == d.id).map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_slice(&l.body).unwrap();
+                    assert_eq!(v["id"], d.cloud_event_id.to_string(), "the body carries its CloudEvent id");
+                    v["id"] = serde_json::Value::Null;
+                    v["time"] = serde_json::Value::Null;
+                    v
+                });
+                format!("{} {} {:?} {}", d.channel_id, d.delivery_type.as_str(), d.state, body.unwrap_or_default())
+            })
+            .collect();
+        rows.sort();
+        made.push(rows);
+    }
+    made
+}
+
+async fn an_enqueue_with_render_settings_fans_out_in_its_own_transaction_as_the_worker_would(store: Store) {
+    let fanning =
+        store.clone().with_settings(certhook_store::StoreSettings { render: Some(settings()), ..Default::default() });
+    let app = app(&store).await;
+    let issued = alert(&store, &app, AlertType::Issuance, "issued").await;
+    let renewed = alert(&store, &app, AlertType::Renewal, "renewed").await;
+    channel(&store, &issued, ChannelState::Active).await;
+    let paused = channel(&store, &issued, ChannelState::Active).await;
+    store.set_channel_state(paused.id, ChannelState::Paused).await.unwrap();
+    channel(&store, &renewed, ChannelState::Active).await;
+    // The third repeats the first's idempotency key: it is the first, and not fanned out again.
+    let batch = |key: &str| {
+        vec![
+            event(app.id, AlertType::Issuance, "1", Some(key)),
+            event(app.id, AlertType::Renewal, "2", None),
+            event(app.id, AlertType::Issuance, "3", Some(key)),
+        ]
+    };
+
+    let by_worker = store.enqueue(&batch("w")).await.unwrap();
+    assert_eq!(state_counts(&store).await.pending, 0, "without render settings the worker fans out");
+    assert_eq!(fan_out_all(&store).await, 2);
+    let worker_made = what_fan_out_made(&store, &by_worker[..2]).await;
+    assert_eq!(worker_made.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1], "{worker_made:?}");
+
+    exec(&store, "DELETE FROM certhook_certificates").await;
+    let by_enqueue = fanning.enqueue(&batch("e")).await.unwrap();
+    assert_eq!(by_enqueue[0], by_enqueue[2], "the repeat answers with the first event's id");
+    let counts = state_counts(&store).await;
+    assert_eq!((counts.pending, counts.held), (2, 2), "the enqueue's deliveries exist as it returns");
+    assert_eq!(fan_out_all(&store).await, 0, "its rows were stored fanned out");
+    assert_eq!(what_fan_out_made(&store, &by_enqueue[..2]).await, worker_made);
+    let certificates = store.list_certificates(app.id, &certhook_store::CertificateQuery::first(10)).await.unwrap();
+    assert_eq!(certificates.len(), 2, "the inventory is updated as by the worker: {certificates:?}");
+
+    // A repeat of a whole batch stores and fans out nothing.
+    assert_eq!(fanning.enqueue(&batch("e")[..1]).await.unwrap()[0], by_enqueue[0]);
+    assert_eq!(store.status().await.unwrap().events.total, 4);
+    let counts = state_counts(&store).await;
+    assert_eq!((counts.pending, counts.held), (0, 2), "no new deliveries");
+
+    // A fan-out that fails takes its enqueue back with it: nothing is stored.
+    exec(&store, "ALTER TABLE certhook_messages RENAME TO certhook_messages_away").await;
+    let failed = fanning.enqueue(&[event(app.id, AlertType::Issuance, "9", None)]).await;
+    exec(&store, "ALTER TABLE certhook_messages_away RENAME TO certhook_messages").await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(store.status().await.unwrap().events.total, 4, "the event went with its fan-out");
+}
+
+async fn a_large_enqueue_fans_out_across_chunks_and_a_huge_one_leaves_it_to_serve(store: Store) {
+    let fanning =
+        store.clone().with_settings(certhook_store::StoreSettings { render: Some(settings()), ..Default::default() });
+    let app = app(&store).await;
+    let issued = alert(&store, &app, AlertType::Issuance, "issued").await;
+    channel(&store, &issued, ChannelState::Active).await;
+    // 2,300 events, more than one insert and one fan-out statement take; the last 200
+    // repeat the keys of the first 200 (and, certificate by certificate, update them).
+    let events: Vec<_> = (0..2_300)
+        .map(|i| {
+            let key = format!("k{}", i % 2_100);
+            event(app.id, AlertType::Issuance, &(i % 2_100).to_string(), Some(key.as_str()))
+        })
+        .collect();
+    let ids = fanning.enqueue(&events).await.unwrap();
+    assert!((0..200).all(|i| ids[2_100 + i] == ids[i]), "repeats answer with the first event's id");
+    assert_eq!(state_counts(&store).await.pending, 2_100, "one delivery per stored event");
+    assert_eq!(fan_out_all(&store).await, 0);
+    let listed = store.list_certificates(app.id, &certhook_store::CertificateQuery::first(3_000)).await.unwrap();
+    assert_eq!(listed.len(), 2_100);
+
+    // One more than an enqueue fans out itself: stored unfanned, for serve's fan-out.
+    let events: Vec<_> = (0..5_001).map(|i| event(app.id, AlertType::Issuance, &format!("b{i}"), None)).collect();
+    fanning.enqueue(&events).await.unwrap();
+    assert_eq!(state_counts(&store).await.pending, 2_100);
+    assert_eq!(fan_out_all(&store).await, 5_001);
+    assert_eq!(state_counts(&store).await.pending, 7_101);
 }
 
 async fn paused_and_unverified_channels_hold_deliveries_until_active(store: Store) {
