@@ -15,7 +15,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Store> {
 /// [`open`] for `serve`: on PostgreSQL, events posted to its API are also fanned out in
 /// the transaction that stores them, rendered with its settings. There the API's enqueues
 /// and serve's claims write beside each other, and one channel's deliveries of posted
-/// events went out 16–18 % faster; on SQLite the enqueue would hold the one writer while
+/// events went out 17–25 % faster; on SQLite the enqueue would hold the one writer while
 /// it renders, and measured no gain while batch ingest fell by a third (BENCHMARKS.md,
 /// "sixth session"). Commands leave fan-out to serve, whose `public_url` and
 /// `event_type_prefix` are the ones that count (a shell may not have its configuration),

@@ -68,8 +68,9 @@ pub fn committers(kind: BackendKind) -> usize {
     }
 }
 
-/// One committer: gathers what is waiting (the others wait for the receiver meanwhile),
-/// writes it, and goes back for more.
+/// One committer. The receiver is shared behind a lock so that one committer gathers the
+/// next group while another commits its own; each group is everything waiting when the
+/// lock came free.
 async fn run(store: Store, rx: Jobs) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_REQUESTS);
     while rx.lock().await.recv_many(&mut batch, MAX_REQUESTS).await > 0 {

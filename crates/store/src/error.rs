@@ -89,6 +89,10 @@ impl StoreError {
                     // full included), 57P (the server is shutting down or starting).
                     return match code.as_ref() {
                         "53100" => Some("the database or its disk is full"),
+                        // A deadlock or serialization failure broke this transaction for
+                        // another's sake (two group commits with overlapping keys): the
+                        // same write succeeds when sent again.
+                        "40P01" | "40001" => Some("the database was busy with a conflicting write"),
                         c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
                             Some("the database is unavailable")
                         }

@@ -473,6 +473,8 @@ impl<D: Driver> Backend<D> {
                 })
                 .collect();
             let mut planned = self.plan(tx, settings, &parsed, Vec::new(), &mut cache).await?;
+            // Upserted above, once and in key order; a chunk's own upsert could lock them
+            // out of order.
             planned.batch.certificates.clear();
             self.write_planned(tx, planned).await?;
         }

@@ -20,8 +20,8 @@ const ENQUEUE_CHUNK: usize = 1_000;
 impl<D: Driver> Backend<D> {
     /// Enqueues a batch of events, all or nothing, and returns their ids in input order.
     /// With render settings (see [`crate::StoreSettings::render`]) the new events of a
-    /// batch of at most [`ENQUEUE_FAN_OUT_MAX`] are fanned out in the same transaction:
-    /// their deliveries exist once this returns.
+    /// batch of at most 5,000 are fanned out in the same transaction: their deliveries
+    /// exist once this returns.
     ///
     /// The commit is on stable storage before this returns (see [`Driver::begin_durable`]).
     pub async fn enqueue(&self, events: &[NewEvent], progress: &mut (dyn FnMut(usize) + Send)) -> Result<Vec<Uuid>> {
@@ -37,10 +37,11 @@ impl<D: Driver> Backend<D> {
     }
 }
 
-/// Events an enqueue fans out itself at most: the group commit's largest group. A larger
-/// batch (one huge request) is left to serve's fan-out task, which sends the first
-/// deliveries while it fans out the rest, and keeps the enqueue's transaction (on SQLite,
-/// its hold of the one writer) as short as a group's.
+/// Events an enqueue fans out itself at most: the group commit's largest group, which the
+/// API's requests (1,000 events at most) stay within. A library caller's larger batch is
+/// left to serve's fan-out task, which sends the first deliveries while it fans out the
+/// rest, so the enqueue's transaction (on SQLite, its hold of the one writer) stays as
+/// short as a group's.
 const ENQUEUE_FAN_OUT_MAX: usize = 5_000;
 
 /// An event that an enqueue stored (not an idempotent repeat of an earlier one).

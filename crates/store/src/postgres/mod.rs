@@ -285,6 +285,27 @@ mod tests {
         db.drop_database().await.unwrap();
     }
 
+    /// A transaction PostgreSQL breaks to end a deadlock reads as the database being busy
+    /// (the API answers 503 and the producer sends it again), not as an internal error.
+    #[tokio::test]
+    async fn a_deadlock_victim_reads_as_busy_for_a_retry() {
+        let Some((db, store)) = scratch_store("certhook_deadlock").await else { return };
+        let setup = "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)";
+        sqlx::raw_sql(setup).execute(store.pool()).await.unwrap();
+        let lock = |id: i32| sqlx::query("UPDATE t SET id = id WHERE id = $1").bind(id);
+        let (mut one, mut two) = (store.pool().begin().await.unwrap(), store.pool().begin().await.unwrap());
+        lock(1).execute(&mut *one).await.unwrap();
+        lock(2).execute(&mut *two).await.unwrap();
+        // Each now waits for the other's row; PostgreSQL breaks one of them.
+        let (a, b) = tokio::join!(lock(2).execute(&mut *one), lock(1).execute(&mut *two));
+        let victim = a.err().or(b.err()).expect("one of the two is broken");
+        let error = crate::StoreError::Database(victim);
+        assert_eq!(error.unavailable(), Some("the database was busy with a conflicting write"), "{error}");
+        drop((one, two));
+        store.close().await;
+        db.drop_database().await.unwrap();
+    }
+
     /// The hot path's writes (all of which can be written again) commit without waiting
     /// for the WAL flush; an enqueue's and an operator's wait as the server is set to, and
     /// the hot path's setting ends with its transaction.

@@ -529,7 +529,7 @@ async fn a_large_enqueue_fans_out_across_chunks_and_a_huge_one_leaves_it_to_serv
     let issued = alert(&store, &app, AlertType::Issuance, "issued").await;
     channel(&store, &issued, ChannelState::Active).await;
     // 2,300 events, more than one insert and one fan-out statement take; the last 200
-    // repeat the keys of the first 200 (and, certificate by certificate, update them).
+    // repeat the keys of the first 200, so they are not stored.
     let events: Vec<_> = (0..2_300)
         .map(|i| {
             let key = format!("k{}", i % 2_100);
