@@ -34,8 +34,8 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the tasks writing to `store` (see [`committers`]); they end when every
-    /// handle is dropped.
+    /// Starts the tasks writing to `store` (two on PostgreSQL, one on SQLite); they end
+    /// when every handle is dropped.
     pub fn spawn(store: Store) -> GroupCommit {
         let (jobs, rx) = mpsc::channel(4 * MAX_REQUESTS);
         let rx = Arc::new(Mutex::new(rx));
@@ -61,7 +61,7 @@ impl GroupCommit {
 /// writes their deliveries), so one transaction is mostly serve's work, then mostly the
 /// database's: on PostgreSQL two overlap those halves. SQLite's one writer would only make
 /// the second wait.
-pub fn committers(kind: BackendKind) -> usize {
+fn committers(kind: BackendKind) -> usize {
     match kind {
         BackendKind::Sqlite => 1,
         BackendKind::Postgres => 2,

@@ -254,17 +254,12 @@ struct ParsedEvent {
 }
 
 impl ParsedEvent {
-    /// An event of one certificate, as the API takes it.
+    /// An event of one certificate, as the API takes it: all but an expiration (which the
+    /// inventory's own scan found) update the inventory.
     fn single(alert_type: AlertType, application_id: Uuid, certificate: Certificate) -> ParsedEvent {
-        let upsert = updates_inventory(alert_type);
+        let upsert = alert_type != AlertType::Expiration;
         ParsedEvent { alert_type, application_id, certificates: vec![certificate], upsert }
     }
-}
-
-/// Whether an event of one certificate updates the inventory: all but an expiration, which
-/// the inventory's own scan found.
-fn updates_inventory(alert_type: AlertType) -> bool {
-    alert_type != AlertType::Expiration
 }
 
 /// Reads an outbox row: what the producer API wrote, or what a PKI inserted by plain SQL
@@ -424,10 +419,11 @@ impl<D: Driver> Backend<D> {
         self.fan_out_locked(settings, limit).await
     }
 
-    /// Fans out the events an enqueue just stored, in its transaction (`tx`), a chunk at a
-    /// time: they were checked as they came in, so they are planned as parsed. Their rows
-    /// were stored as fanned out; what the plan refuses (an application deleted since) gets
-    /// its reason as a worker's fan-out would write it.
+    /// Fans out the events an enqueue just stored, in its transaction (`tx`), as one batch
+    /// (an enqueue fans out at most 5,000, and `write_planned` bounds each statement): they
+    /// were checked as they came in, so they are planned as parsed. Their rows were stored
+    /// as fanned out; what the plan refuses (an application deleted since) gets its reason
+    /// as a worker's fan-out would write it.
     pub(crate) async fn fan_out_enqueued(
         &self,
         tx: &mut sqlx::Transaction<'static, D::Db>,
@@ -435,49 +431,34 @@ impl<D: Driver> Backend<D> {
         events: &[NewEvent],
         inserted: &[Inserted],
     ) -> Result<()> {
-        let mut cache = FanOutCache::default();
-        // The inventory first, all of it in one key order: upserted chunk by chunk, two
-        // enqueues with overlapping certificates could lock them in opposite orders.
-        let mut certificates = Vec::new();
-        for row in inserted {
-            let ev = &events[row.index];
-            let app = ev.application_id.to_string();
-            if updates_inventory(ev.event_type) && cache.app_live(self, tx, &app).await? {
-                certificates.push((app, &ev.certificate));
-            }
-        }
-        self.write_certificates(tx, certificates.iter().map(|(app, c)| certificate_row(app, c)).collect()).await?;
-        for chunk in inserted.chunks(FAN_OUT_CHUNK) {
-            let pending: Vec<PendingEvent> = chunk
-                .iter()
-                .map(|row| {
-                    let ev = &events[row.index];
-                    PendingEvent {
-                        id: row.id.to_string(),
-                        application_id: ev.application_id.to_string(),
-                        event_type: ev.event_type.as_str().to_string(),
-                        certificate: None,
-                        certificates: None,
-                        alert_id: None,
-                        occurred_at: row.occurred_at,
-                        created_at: row.created_at,
-                    }
-                })
-                .collect();
-            let parsed: Vec<(&PendingEvent, ParsedEvent)> = pending
-                .iter()
-                .zip(chunk)
-                .map(|(p, row)| {
-                    let ev = &events[row.index];
-                    (p, ParsedEvent::single(ev.event_type, ev.application_id, ev.certificate.clone()))
-                })
-                .collect();
-            let mut planned = self.plan(tx, settings, &parsed, Vec::new(), &mut cache).await?;
-            // Upserted above, once and in key order; a chunk's own upsert could lock them
-            // out of order.
-            planned.batch.certificates.clear();
-            self.write_planned(tx, planned).await?;
-        }
+        let pending: Vec<PendingEvent> = inserted
+            .iter()
+            .map(|row| {
+                let ev = &events[row.index];
+                PendingEvent {
+                    id: row.id.to_string(),
+                    application_id: ev.application_id.to_string(),
+                    event_type: ev.event_type.as_str().to_string(),
+                    certificate: None,
+                    certificates: None,
+                    alert_id: None,
+                    occurred_at: row.occurred_at,
+                    created_at: row.created_at,
+                }
+            })
+            .collect();
+        let parsed: Vec<(&PendingEvent, ParsedEvent)> = pending
+            .iter()
+            .zip(inserted)
+            .map(|(p, row)| {
+                let ev = &events[row.index];
+                (p, ParsedEvent::single(ev.event_type, ev.application_id, ev.certificate.clone()))
+            })
+            .collect();
+        // One plan, so one inventory upsert in key order: chunk by chunk, two enqueues
+        // with overlapping certificates could lock them in opposite orders.
+        let planned = self.plan(tx, settings, &parsed, Vec::new(), &mut FanOutCache::default()).await?;
+        self.write_planned(tx, planned).await?;
         Ok(())
     }
 
